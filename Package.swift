@@ -1,0 +1,95 @@
+// swift-tools-version: 6.1
+// swiftkata: a secure container runtime for containerd and Kubernetes (one VM per pod).
+import PackageDescription
+
+let package = Package(
+    name: "swiftkata",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "TTRPC", targets: ["TTRPC"]),
+        .library(name: "ContainerdAPI", targets: ["ContainerdAPI"]),
+        .library(name: "AgentAPI", targets: ["AgentAPI"]),
+        .executable(name: "ttrpc-bench", targets: ["TTRPCBench"]),
+        .executable(name: "ttrpc-fuzz", targets: ["TTRPCFuzz"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // ttrpc: containerd's RPC protocol, wire-compatible with github.com/containerd/ttrpc.
+        .target(
+            name: "TTRPC",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // containerd's task v2, events and types APIs (generated), with typed service protocols.
+        .target(
+            name: "ContainerdAPI",
+            dependencies: [
+                "TTRPC",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        // swiftkata's own host <-> guest agent protocol (generated from agent.proto).
+        .target(
+            name: "AgentAPI",
+            dependencies: [
+                "TTRPC",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["agent.proto"]
+        ),
+        // Echo service shared by the benchmark, the fuzz target and the tests.
+        .target(
+            name: "TTRPCTestSupport",
+            dependencies: [
+                "TTRPC",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Tests/Support/TTRPCTestSupport"
+        ),
+        .executableTarget(
+            name: "TTRPCBench",
+            dependencies: [
+                "TTRPC", "TTRPCTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/TTRPCBench"
+        ),
+        .executableTarget(
+            name: "TTRPCFuzz",
+            dependencies: ["TTRPC", "TTRPCTestSupport"],
+            path: "Tests/Fuzz/TTRPCFuzz"
+        ),
+        .testTarget(
+            name: "TTRPCTests",
+            dependencies: [
+                "TTRPC", "TTRPCTestSupport",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "ContainerdAPITests",
+            dependencies: ["ContainerdAPI", "TTRPC"]
+        ),
+        .testTarget(
+            name: "AgentAPITests",
+            dependencies: ["AgentAPI", "TTRPC"]
+        ),
+        .testTarget(
+            name: "InteropTests",
+            dependencies: ["TTRPC", "TTRPCTestSupport"],
+            path: "Tests/Interop",
+            exclude: ["ttrpc-peer", "build-peer.sh"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,119 @@
+import Logging
+import NIOCore
+import NIOPosix
+import SwiftProtobuf
+
+/// A ttrpc client on one connection. Calls may run concurrently; each has its own stream id.
+public final class TTRPCClient: Sendable {
+    private let channel: any Channel
+    private let handler: NIOLoopBound<TTRPCClientHandler>
+
+    private init(channel: any Channel, handler: NIOLoopBound<TTRPCClientHandler>) {
+        self.channel = channel
+        self.handler = handler
+    }
+
+    /// Dials a unix socket.
+    public static func connect(
+        unixSocketPath path: String,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "ttrpc.client")
+    ) async throws -> TTRPCClient {
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in install(on: channel, logger: logger) }
+            .connect(unixDomainSocketPath: path).get()
+        return try await wrap(channel)
+    }
+
+    /// Uses an already-connected socket (for example a vsock connection). Takes ownership of `fd`.
+    public static func connect(
+        connectedSocket fd: CInt,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "ttrpc.client")
+    ) async throws -> TTRPCClient {
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in install(on: channel, logger: logger) }
+            .withConnectedSocket(fd).get()
+        return try await wrap(channel)
+    }
+
+    /// Uses a stream that is not a socket, such as a character device. Takes ownership of `fd`.
+    public static func connect(
+        streamDescriptor fd: CInt,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "ttrpc.client")
+    ) async throws -> TTRPCClient {
+        let channel = try await NIOPipeBootstrap(group: group)
+            .channelInitializer { channel in install(on: channel, logger: logger) }
+            .takingOwnershipOfDescriptor(inputOutput: fd).get()
+        return try await wrap(channel)
+    }
+
+    private static func install(on channel: any Channel, logger: Logger) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandlers(
+                ByteToMessageHandler(TTRPCFrameDecoder(maxPayloadSize: TTRPCWire.maxPayloadSize)),
+                TTRPCClientHandler(logger: logger))
+        }
+    }
+
+    private static func wrap(_ channel: any Channel) async throws -> TTRPCClient {
+        let handler = try await channel.eventLoop.submit {
+            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: TTRPCClientHandler.self), eventLoop: channel.eventLoop)
+        }.get()
+        return TTRPCClient(channel: channel, handler: handler)
+    }
+
+    /// Calls `service`.`method` with an encoded request and returns the encoded reply.
+    /// - Parameter timeout: sent to the server as `timeout_nano`; the call fails with
+    ///   DeadlineExceeded when no reply arrived in time.
+    public func call(
+        service: String, method: String, payload: ByteBuffer,
+        metadata: TTRPCMetadata = [:], timeout: Duration? = nil
+    ) async throws -> ByteBuffer {
+        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
+        let deadline = timeout.map { NIODeadline.now() + TimeAmount($0) }
+        let call = TTRPCOutboundCall(
+            request: TTRPCRequest(service: service, method: method, payload: payload, metadata: metadata),
+            promise: promise, deadline: deadline)
+        channel.writeAndFlush(call).whenFailure { error in promise.fail(TTRPCError(.unavailable, "ttrpc: closed: \(error)")) }
+        let future = promise.futureResult
+        return try await withTaskCancellationHandler {
+            try await future.get()
+        } onCancel: { [handler, channel] in
+            channel.eventLoop.execute { handler.value.cancel(future) }
+        }
+    }
+
+    /// Calls a method with typed protobuf messages.
+    public func call<Request: Message, Response: Message>(
+        service: String, method: String, request: Request, responseType: Response.Type = Response.self,
+        metadata: TTRPCMetadata = [:], timeout: Duration? = nil
+    ) async throws -> Response {
+        let payload = try request.serializedBuffer()
+        let reply = try await call(service: service, method: method, payload: payload, metadata: metadata, timeout: timeout)
+        do {
+            return try Response(serializedBuffer: reply)
+        } catch {
+            throw TTRPCError(.dataLoss, "\(service).\(method): reply does not decode: \(error)")
+        }
+    }
+
+    /// Closes the connection; pending calls fail with `ttrpc: closed`.
+    public func close() async {
+        try? await channel.close()
+    }
+
+    /// Completes when the connection is gone.
+    public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
+
+    /// Whether the connection is still open.
+    public var isActive: Bool { channel.isActive }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,136 @@
+import Logging
+import NIOCore
+
+/// Serves ttrpc requests on one connection.
+///
+/// Every request runs in its own task, so a parked call (containerd's `Wait`) never blocks the others;
+/// replies go out in completion order on the request's stream id. All state lives on the channel's
+/// event loop.
+final class TTRPCServerHandler: ChannelInboundHandler {
+    typealias InboundIn = TTRPCInboundFrame
+    typealias OutboundOut = ByteBuffer
+
+    private let services: [String: TTRPCServiceDefinition]
+    private let maxConcurrentCalls: Int
+    private let logger: Logger
+    private var inflight: [UInt32: Task<Void, Never>] = [:]
+    private var lastStreamID: UInt32 = 0
+    private var flusher = FlushCoalescer()
+
+    init(services: [String: TTRPCServiceDefinition], maxConcurrentCalls: Int, logger: Logger) {
+        self.services = services
+        self.maxConcurrentCalls = maxConcurrentCalls
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .oversized(let header):
+            guard header.type == .request else { return }
+            reply(context, streamID: header.streamID, .failure(TTRPCError(
+                .resourceExhausted,
+                "message length \(header.length) exceed maximum message size of \(TTRPCWire.maxPayloadSize)")))
+        case .frame(let header, let payload):
+            // Like ttrpc 1.2, frames other than requests (data, stray responses) are ignored.
+            guard header.type == .request else { return }
+            handleRequest(context, streamID: header.streamID, payload: payload)
+        }
+    }
+
+    private func handleRequest(_ context: ChannelHandlerContext, streamID: UInt32, payload: ByteBuffer) {
+        guard streamID % 2 == 1 else {
+            return reply(context, streamID: streamID, .failure(TTRPCError(.invalidArgument, "StreamID must be odd for client initiated streams")))
+        }
+        guard inflight[streamID] == nil else {
+            return reply(context, streamID: streamID, .failure(TTRPCError(.invalidArgument, "stream \(streamID) is already in use")))
+        }
+        let request: TTRPCRequest
+        do {
+            request = try TTRPCRequest(decoding: payload)
+        } catch {
+            return reply(context, streamID: streamID, .failure(TTRPCError(.invalidArgument, "request does not decode: \(error)")))
+        }
+        guard let service = services[request.service] else {
+            return reply(context, streamID: streamID, .failure(TTRPCError(.unimplemented, "service \(request.service)")))
+        }
+        guard let method = service.methods[request.method] else {
+            return reply(context, streamID: streamID, .failure(TTRPCError(.unimplemented, "method \(request.method)")))
+        }
+        guard inflight.count < maxConcurrentCalls else {
+            return reply(context, streamID: streamID, .failure(TTRPCError(.resourceExhausted, "too many concurrent calls on this connection (limit \(maxConcurrentCalls))")))
+        }
+        lastStreamID = max(lastStreamID, streamID)
+
+        var deadline: NIODeadline?
+        if request.timeoutNanos > 0 {
+            deadline = .now() + .nanoseconds(request.timeoutNanos)
+        }
+        let callContext = TTRPCCallContext(
+            service: request.service, method: request.method, metadata: request.metadata, deadline: deadline)
+        let eventLoop = context.eventLoop
+        let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
+        inflight[streamID] = Task {
+            let result: Result<ByteBuffer, any Error>
+            do {
+                result = .success(try await method(request.payload, callContext))
+            } catch {
+                result = .failure(error)
+            }
+            eventLoop.execute {
+                let (handler, context) = loopBound.value
+                handler.finish(context, streamID: streamID, result)
+            }
+        }
+        if let deadline {
+            eventLoop.scheduleTask(deadline: deadline) {
+                let (handler, context) = loopBound.value
+                guard let task = handler.inflight.removeValue(forKey: streamID) else { return }
+                task.cancel()
+                handler.reply(context, streamID: streamID, .failure(TTRPCError(.deadlineExceeded, "context deadline exceeded")))
+            }
+        }
+    }
+
+    private func finish(_ context: ChannelHandlerContext, streamID: UInt32, _ result: Result<ByteBuffer, any Error>) {
+        // Gone when the deadline already answered or the connection closed.
+        guard inflight.removeValue(forKey: streamID) != nil else { return }
+        reply(context, streamID: streamID, result)
+    }
+
+    private func reply(_ context: ChannelHandlerContext, streamID: UInt32, _ result: Result<ByteBuffer, any Error>) {
+        guard context.channel.isActive else { return }
+        var response: TTRPCResponse
+        switch result {
+        case .success(let payload):
+            response = TTRPCResponse(payload: payload)
+        case .failure(let error):
+            let status = TTRPCError(mapping: error)
+            if status.code == .unknown || status.code == .internal {
+                logger.debug("ttrpc call failed", metadata: ["stream": "\(streamID)", "error": "\(status)"])
+            }
+            response = TTRPCResponse(status: status, payload: ByteBuffer())
+        }
+        var frame = context.channel.allocator.buffer(
+            capacity: TTRPCWire.headerSize + response.payload.readableBytes + 64 + (response.status?.message.utf8.count ?? 0))
+        let length = frame.writeTTRPCFrame(streamID: streamID, type: .response) { response.encode(into: &$0) }
+        // Never send a frame the peer must refuse: a ttrpc 1.2 server drops the connection when its own
+        // reply is too large, which containerd reads as shim death. Send ResourceExhausted instead.
+        if length > TTRPCWire.maxPayloadSize {
+            let status = TTRPCError(.resourceExhausted, "reply of \(length) bytes exceeds the maximum message size of \(TTRPCWire.maxPayloadSize)")
+            frame.clear()
+            frame.writeTTRPCFrame(streamID: streamID, type: .response) { TTRPCResponse(status: status, payload: ByteBuffer()).encode(into: &$0) }
+        }
+        flusher.write(frame, context: context, handler: self, coalescer: \.flusher)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        for task in inflight.values { task.cancel() }
+        inflight.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("ttrpc connection error, closing", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,95 @@
+import NIOCore
+import SwiftProtobuf
+
+/// What a handler knows about the call it serves.
+public struct TTRPCCallContext: Sendable {
+    public var service: String
+    public var method: String
+    public var metadata: TTRPCMetadata
+    /// When the caller stops waiting, if it sent a deadline.
+    public var deadline: NIODeadline?
+
+    public init(service: String, method: String, metadata: TTRPCMetadata = [:], deadline: NIODeadline? = nil) {
+        self.service = service
+        self.method = method
+        self.metadata = metadata
+        self.deadline = deadline
+    }
+}
+
+/// A method handler on encoded bytes: request payload in, reply payload out.
+public typealias TTRPCRawHandler = @Sendable (ByteBuffer, TTRPCCallContext) async throws -> ByteBuffer
+
+/// A named ttrpc service: its methods by name.
+public struct TTRPCServiceDefinition: Sendable {
+    public let name: String
+    public private(set) var methods: [String: TTRPCRawHandler] = [:]
+
+    public init(name: String) { self.name = name }
+
+    public mutating func addRawMethod(_ method: String, _ handler: @escaping TTRPCRawHandler) {
+        methods[method] = handler
+    }
+
+    /// Registers a typed unary method. A payload that does not decode is answered with `Internal`,
+    /// as containerd's Go server does.
+    public mutating func addMethod<Request: Message, Response: Message>(
+        _ method: String,
+        _ handler: @escaping @Sendable (Request, TTRPCCallContext) async throws -> Response
+    ) {
+        let serviceName = name
+        methods[method] = { payload, context in
+            let request: Request
+            do {
+                request = try Request(serializedBytes: ProtoBytes(payload))
+            } catch {
+                throw TTRPCError(.internal, "\(serviceName).\(method): request does not decode: \(error)")
+            }
+            let response = try await handler(request, context)
+            return try response.serializedBytes(as: ProtoBytes.self).buffer
+        }
+    }
+}
+
+/// A `ByteBuffer` that SwiftProtobuf can decode from and serialize into without an extra copy.
+public struct ProtoBytes: SwiftProtobufContiguousBytes {
+    public var buffer: ByteBuffer
+
+    public init(_ buffer: ByteBuffer) { self.buffer = buffer }
+
+    public init(repeating: UInt8, count: Int) {
+        buffer = ByteBuffer(repeating: repeating, count: count)
+    }
+
+    public init<S: Sequence>(_ sequence: S) where S.Element == UInt8 {
+        buffer = ByteBuffer(bytes: sequence)
+    }
+
+    public var count: Int { buffer.readableBytes }
+
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try buffer.withUnsafeReadableBytes(body)
+    }
+
+    public mutating func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        try buffer.withUnsafeMutableReadableBytes(body)
+    }
+}
+
+extension Message {
+    /// Encodes the message into a `ByteBuffer`.
+    public func serializedBuffer() throws -> ByteBuffer {
+        try serializedBytes(as: ProtoBytes.self).buffer
+    }
+
+    /// Decodes a message from a `ByteBuffer` without copying it first.
+    public init(serializedBuffer buffer: ByteBuffer) throws {
+        try self.init(serializedBytes: ProtoBytes(buffer))
+    }
+}
+
+extension Message {
+    fileprivate func serializedBytes(as: ProtoBytes.Type) throws -> ProtoBytes {
+        try serializedBytes()
+    }
+}

@@ -1,0 +1,33 @@
+import NIOCore
+import SwiftProtobuf
+import TTRPC
+
+/// The test service shared with the Go reference peer (`Tests/Interop/ttrpc-peer`):
+/// `swiftkata.test.v1.Echo` with Echo, Fail, Metadata and Sleep.
+public enum EchoService {
+    public static let name = "swiftkata.test.v1.Echo"
+
+    public static func definition() -> TTRPCServiceDefinition {
+        var service = TTRPCServiceDefinition(name: name)
+        service.addMethod("Echo") { (request: Google_Protobuf_BytesValue, _) in request }
+        service.addMethod("Fail") { (request: Google_Protobuf_StringValue, _) -> Google_Protobuf_StringValue in
+            let parts = request.value.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, let code = Int32(parts[0]) else {
+                throw TTRPCError(.invalidArgument, "Fail wants \"<code>:<message>\", got \(request.value)")
+            }
+            throw TTRPCError(TTRPCStatusCode(rawValue: code), String(parts[1]))
+        }
+        service.addMethod("Metadata") { (request: Google_Protobuf_StringValue, context) in
+            Google_Protobuf_StringValue(context.metadata[request.value].joined(separator: ","))
+        }
+        service.addMethod("Sleep") { (request: Google_Protobuf_StringValue, context) in
+            guard let milliseconds = Int64(request.value.hasSuffix("ms") ? String(request.value.dropLast(2)) : "") else {
+                throw TTRPCError(.invalidArgument, "Sleep wants \"<n>ms\", got \(request.value)")
+            }
+            let remaining = context.deadline.map { ($0 - .now()).nanoseconds / 1_000_000 }
+            try await Task.sleep(for: .milliseconds(milliseconds))
+            return Google_Protobuf_StringValue(remaining.map { "slept deadline=\($0)" } ?? "slept nodeadline")
+        }
+        return service
+    }
+}
