@@ -21,8 +21,8 @@ public enum EchoService {
             Google_Protobuf_StringValue(context.metadata[request.value].joined(separator: ","))
         }
         service.addMethod("Sleep") { (request: Google_Protobuf_StringValue, context) in
-            guard let milliseconds = Int64(request.value.hasSuffix("ms") ? String(request.value.dropLast(2)) : "") else {
-                throw TTRPCError(.invalidArgument, "Sleep wants \"<n>ms\", got \(request.value)")
+            guard let milliseconds = parseDuration(request.value) else {
+                throw TTRPCError(.invalidArgument, "Sleep wants a duration like 200ms or 5s, got \(request.value)")
             }
             let remaining = context.deadline.map { ($0 - .now()).nanoseconds / 1_000_000 }
             try await Task.sleep(for: .milliseconds(milliseconds))
@@ -30,4 +30,11 @@ public enum EchoService {
         }
         return service
     }
+}
+
+/// Parses the Go durations the peer sends ("200ms", "5s") into milliseconds.
+private func parseDuration(_ text: String) -> Int64? {
+    if text.hasSuffix("ms") { return Int64(text.dropLast(2)) }
+    if text.hasSuffix("s") { return Int64(text.dropLast()).map { $0 * 1000 } }
+    return nil
 }
