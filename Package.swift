@@ -17,7 +17,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // ttrpc: containerd's RPC protocol, wire-compatible with github.com/containerd/ttrpc.
@@ -66,8 +65,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "TTRPCFuzz",
-            dependencies: ["TTRPC", "TTRPCTestSupport"],
-            path: "Tests/Fuzz/TTRPCFuzz"
+            dependencies: [
+                "TTRPC", "TTRPCTestSupport", "AgentAPI", "ContainerdAPI",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Tests/Fuzz/TTRPCFuzz",
+            exclude: ["corpus"]
         ),
         .testTarget(
             name: "TTRPCTests",

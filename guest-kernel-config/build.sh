@@ -4,7 +4,7 @@
 # in, no modules.
 #
 # Result (cached, outside the repository):
-#   ${SWIFTKATA_CACHE:-/var/cache/swiftkata}/kernel/<key>/{bzImage,vmlinux,config,kernel-release}
+#   ${SWIFTKATA_CACHE:-/var/cache/swiftkata}/kernel/<key>/{bzImage,vmlinux,config,kernel-release,System.map}
 # where <key> = sha256(fragment names + contents, this script, linux-source-6.1's version).
 #
 # Usage: build.sh [--force] [--print-path]
@@ -157,6 +157,7 @@ cp "$obj/arch/x86/boot/bzImage" "$tmp_out/bzImage"
 # Uncompressed kernel with the PVH entry point (QEMU can boot it with -kernel).
 objcopy --strip-all "$obj/vmlinux" "$tmp_out/vmlinux"
 cp "$obj/.config" "$tmp_out/config"
+cp "$obj/System.map" "$tmp_out/System.map"   # no KALLSYMS: decode guest oopses with this
 printf '%s\n' "$release" >"$tmp_out/kernel-release"
 rm -rf "$out_dir"
 mv "$tmp_out" "$out_dir"

@@ -22,13 +22,14 @@
 #                     every feature the runtime needs is there, print the report
 #                     and exit non-zero on any missing feature
 #   --no-virtiofs     with --verify: leave out the virtio-fs device and its checks
+#   -o FILE           save the serial console output of the last run in FILE
 # Default command line:
 #   console=ttyS0 quiet noapictimer random.trust_cpu=on panic=-1
 # Per-run figures go to stderr; the median (ms) is the last line of stdout.
 set -euo pipefail
 
 runs=7 machine=pc accel=tcg smp=1 mem=256 extra_qemu="" initrd="" defaults=0
-agent_port=0 verify=0 virtiofs=1
+agent_port=0 verify=0 virtiofs=1 console_out=""
 cmdline="console=ttyS0 quiet noapictimer random.trust_cpu=on panic=-1"
 append=""
 usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -46,6 +47,7 @@ while [ $# -gt 0 ]; do
 	-a) append=$2; shift 2 ;;
 	-q) extra_qemu=$2; shift 2 ;;
 	-i) initrd=$2; shift 2 ;;
+	-o) console_out=$2; shift 2 ;;
 	--defaults) defaults=1; shift ;;
 	--agent-port) agent_port=1; shift ;;
 	--verify) verify=1; shift ;;
@@ -150,6 +152,9 @@ qemu+=(-kernel "$kernel")
 
 mmio=0
 case "$machine" in microvm*) mmio=1 ;; esac
+# microvm's virtio-mmio transports default to legacy virtio, which vhost-user
+# (virtiofsd) refuses: ask for modern (virtio 1.0) transports.
+[ "$mmio" = 1 ] && qemu+=(-global virtio-mmio.force-legacy=false)
 dev() { # virtio device name for this machine type: $1 = base name (e.g. virtio-serial)
 	if [ "$mmio" = 1 ]; then printf '%s-device' "$1"; else printf '%s-pci' "$1"; fi
 }
@@ -238,14 +243,15 @@ ok, exits, failures = [], [], 0
 for i in range(runs):
     ms, exit_ms, out, err = one_run()
     if err:
+        open(logpath, "wb").write(out)
         failures += 1
         sys.stderr.write("run %d: FAILED: %s\n--- console tail ---\n%s\n---\n"
                          % (i + 1, err, out[-2000:].decode(errors="replace")))
         continue
+    open(logpath, "wb").write(out)
     ok.append(ms); exits.append(exit_ms)
     sys.stderr.write("run %d: init %.0f ms, qemu exited %.0f ms\n" % (i + 1, ms, exit_ms))
     if verify:
-        open(logpath, "wb").write(out)
         text = out.decode(errors="replace").replace("\r", "")
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         lines = {}
@@ -308,5 +314,11 @@ sys.stderr.write("boot-to-init over %d ok runs (%d failed): median %.0f ms, min 
 print("%.0f" % med)
 sys.exit(0 if failures == 0 else 3)
 PY
-
+if [ -n "$console_out" ] && [ -f "$work/console.log" ]; then
+	cp "$work/console.log" "$console_out"
+fi
+if [ "$rc" != 0 ] && [ -s "$work/virtiofsd.log" ]; then
+	printf -- '--- virtiofsd log ---\n' >&2
+	tail -n 20 "$work/virtiofsd.log" >&2
+fi
 exit "$rc"

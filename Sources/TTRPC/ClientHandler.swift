@@ -26,7 +26,7 @@ final class TTRPCClientHandler: ChannelDuplexHandler {
     private var pending: [UInt32: Pending] = [:]
     private var nextStreamID: UInt32 = 1
     private var closedError: TTRPCError?
-    private var flusher = FlushCoalescer()
+    private let flusher = FlushCoalescer()
     private let logger: Logger
 
     init(logger: Logger) { self.logger = logger }
@@ -63,7 +63,7 @@ final class TTRPCClientHandler: ChannelDuplexHandler {
         }
         pending[streamID] = Pending(promise: call.promise, timer: timer)
         let written = context.eventLoop.makePromise(of: Void.self)
-        flusher.write(frame, context: context, handler: self, promise: written, coalescer: \.flusher)
+        flusher.write(frame, context: context, promise: written)
         written.futureResult.whenFailure { [loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)] error in
             loopBound.value.complete(streamID, .failure(TTRPCError(.unavailable, "ttrpc: write failed: \(error)")))
         }

@@ -10,7 +10,7 @@ import Darwin
 
 /// A ttrpc server: a set of services served on listeners or on already-connected streams.
 public final class TTRPCServer: Sendable {
-    private let services: [String: TTRPCServiceDefinition]
+    private let router: TTRPCRequestRouter
     private let group: any EventLoopGroup
     private let logger: Logger
     private let maxConcurrentCallsPerConnection: Int
@@ -21,7 +21,7 @@ public final class TTRPCServer: Sendable {
         maxConcurrentCallsPerConnection: Int = 1024,
         logger: Logger = Logger(label: "ttrpc.server")
     ) {
-        self.services = Dictionary(services.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
+        self.router = TTRPCRequestRouter(services: services)
         self.group = group
         self.maxConcurrentCallsPerConnection = maxConcurrentCallsPerConnection
         self.logger = logger
@@ -32,7 +32,7 @@ public final class TTRPCServer: Sendable {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandlers(
                 ByteToMessageHandler(TTRPCFrameDecoder(maxPayloadSize: TTRPCWire.maxPayloadSize)),
-                TTRPCServerHandler(services: services, maxConcurrentCalls: maxConcurrentCallsPerConnection, logger: logger))
+                TTRPCServerHandler(router: router, maxConcurrentCalls: maxConcurrentCallsPerConnection, logger: logger))
         }
     }
 

@@ -10,15 +10,14 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     typealias InboundIn = TTRPCInboundFrame
     typealias OutboundOut = ByteBuffer
 
-    private let services: [String: TTRPCServiceDefinition]
+    private let router: TTRPCRequestRouter
     private let maxConcurrentCalls: Int
     private let logger: Logger
     private var inflight: [UInt32: Task<Void, Never>] = [:]
-    private var lastStreamID: UInt32 = 0
-    private var flusher = FlushCoalescer()
+    private let flusher = FlushCoalescer()
 
-    init(services: [String: TTRPCServiceDefinition], maxConcurrentCalls: Int, logger: Logger) {
-        self.services = services
+    init(router: TTRPCRequestRouter, maxConcurrentCalls: Int, logger: Logger) {
+        self.router = router
         self.maxConcurrentCalls = maxConcurrentCalls
         self.logger = logger
     }
@@ -38,41 +37,28 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     }
 
     private func handleRequest(_ context: ChannelHandlerContext, streamID: UInt32, payload: ByteBuffer) {
-        guard streamID % 2 == 1 else {
-            return reply(context, streamID: streamID, .failure(TTRPCError(.invalidArgument, "StreamID must be odd for client initiated streams")))
+        let method: TTRPCRawHandler
+        let argument: ByteBuffer
+        let callContext: TTRPCCallContext
+        switch router.route(streamID: streamID, payload: payload) {
+        case .reject(let error):
+            return reply(context, streamID: streamID, .failure(error))
+        case .call(let handler, let payload, let context):
+            (method, argument, callContext) = (handler, payload, context)
         }
         guard inflight[streamID] == nil else {
             return reply(context, streamID: streamID, .failure(TTRPCError(.invalidArgument, "stream \(streamID) is already in use")))
         }
-        let request: TTRPCRequest
-        do {
-            request = try TTRPCRequest(decoding: payload)
-        } catch {
-            return reply(context, streamID: streamID, .failure(TTRPCError(.invalidArgument, "request does not decode: \(error)")))
-        }
-        guard let service = services[request.service] else {
-            return reply(context, streamID: streamID, .failure(TTRPCError(.unimplemented, "service \(request.service)")))
-        }
-        guard let method = service.methods[request.method] else {
-            return reply(context, streamID: streamID, .failure(TTRPCError(.unimplemented, "method \(request.method)")))
-        }
         guard inflight.count < maxConcurrentCalls else {
-            return reply(context, streamID: streamID, .failure(TTRPCError(.resourceExhausted, "too many concurrent calls on this connection (limit \(maxConcurrentCalls))")))
+            return reply(context, streamID: streamID, .failure(TTRPCError(
+                .resourceExhausted, "too many concurrent calls on this connection (limit \(maxConcurrentCalls))")))
         }
-        lastStreamID = max(lastStreamID, streamID)
-
-        var deadline: NIODeadline?
-        if request.timeoutNanos > 0 {
-            deadline = .now() + .nanoseconds(request.timeoutNanos)
-        }
-        let callContext = TTRPCCallContext(
-            service: request.service, method: request.method, metadata: request.metadata, deadline: deadline)
         let eventLoop = context.eventLoop
         let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
         inflight[streamID] = Task {
             let result: Result<ByteBuffer, any Error>
             do {
-                result = .success(try await method(request.payload, callContext))
+                result = .success(try await method(argument, callContext))
             } catch {
                 result = .failure(error)
             }
@@ -81,7 +67,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
                 handler.finish(context, streamID: streamID, result)
             }
         }
-        if let deadline {
+        if let deadline = callContext.deadline {
             eventLoop.scheduleTask(deadline: deadline) {
                 let (handler, context) = loopBound.value
                 guard let task = handler.inflight.removeValue(forKey: streamID) else { return }
@@ -120,7 +106,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             frame.clear()
             frame.writeTTRPCFrame(streamID: streamID, type: .response) { TTRPCResponse(status: status, payload: ByteBuffer()).encode(into: &$0) }
         }
-        flusher.write(frame, context: context, handler: self, coalescer: \.flusher)
+        flusher.write(frame, context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -1,0 +1,46 @@
+# swiftkata: common entry points. `make test` is the README's test command and what CI runs.
+SHELL := /bin/bash
+SWIFT ?= swift
+FUZZ_SCRATCH ?= .build-fuzz
+FUZZ_FLAGS := -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld
+FUZZ_SECONDS ?= 60
+FUZZ_CORPUS ?= $(FUZZ_SCRATCH)/corpus
+
+.PHONY: build test unit-test fuzz-smoke fuzz bench-ttrpc go-peer generate
+
+build:
+	$(SWIFT) build
+
+go-peer:
+	Tests/Interop/build-peer.sh .build/interop
+
+## The whole suite: unit + interop tests, then a short libFuzzer run.
+test: go-peer
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+	$(SWIFT) run ttrpc-fuzz Tests/Fuzz/TTRPCFuzz/corpus
+	$(MAKE) fuzz-smoke
+
+unit-test:
+	$(SWIFT) test
+
+## Short libFuzzer run of the ttrpc frame decoder + request dispatch (CI).
+fuzz-smoke:
+	$(SWIFT) build --scratch-path $(FUZZ_SCRATCH) --product ttrpc-fuzz $(FUZZ_FLAGS)
+	mkdir -p $(FUZZ_CORPUS) && cp -n Tests/Fuzz/TTRPCFuzz/corpus/* $(FUZZ_CORPUS)/
+	$(FUZZ_SCRATCH)/debug/ttrpc-fuzz $(FUZZ_CORPUS) -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
+	    -artifact_prefix=$(FUZZ_SCRATCH)/ 2>&1 | grep -E '^(#[0-9]+ +DONE|Done|==|SUMMARY|INFO: seed)' || true
+	@test -z "$$(ls $(FUZZ_SCRATCH)/crash-* $(FUZZ_SCRATCH)/timeout-* $(FUZZ_SCRATCH)/leak-* 2>/dev/null)" \
+	    || { echo "fuzzer found a failing input:"; ls $(FUZZ_SCRATCH)/crash-* $(FUZZ_SCRATCH)/timeout-* $(FUZZ_SCRATCH)/leak-* 2>/dev/null; exit 1; }
+
+## Long fuzz run: make fuzz FUZZ_SECONDS=600
+fuzz: fuzz-smoke
+
+## Swift ttrpc vs containerd's Go ttrpc, side by side.
+bench-ttrpc: go-peer
+	$(SWIFT) build -c release --product ttrpc-bench
+	.build/release/ttrpc-bench --go-peer .build/interop/ttrpc-peer
+
+## Regenerates Sources/*/Generated (needs protoc; builds protoc-gen-swift once, minutes). Never in CI.
+generate:
+	scripts/generate-protos.sh

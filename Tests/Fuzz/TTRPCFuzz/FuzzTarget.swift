@@ -1,0 +1,72 @@
+import AgentAPI
+import ContainerdAPI
+import Dispatch
+import NIOCore
+import SwiftProtobuf
+import TTRPC
+import TTRPCTestSupport
+
+/// One fuzz input: the first byte picks how the rest is chunked, the rest is a byte stream as a
+/// ttrpc peer would send it. Every frame goes through the same parser and request router the server
+/// uses; requests are dispatched to real handlers; responses and the agent replies the shim decodes
+/// from the (untrusted) guest are decoded.
+enum FuzzTarget {
+    /// A small payload limit so short inputs reach the oversized-frame path too.
+    static let maxPayloadSize = 4096
+
+    static let router: TTRPCRequestRouter = {
+        var echo = TTRPCServiceDefinition(name: EchoService.name)
+        for (name, handler) in EchoService.definition().methods where name != "Sleep" {
+            echo.addRawMethod(name, handler)
+        }
+        var decode = TTRPCServiceDefinition(name: "swiftkata.fuzz.Decode")
+        decode.addMethod("CreateTask") { (request: Containerd_Task_V2_CreateTaskRequest, _) in Google_Protobuf_Empty() }
+        decode.addMethod("CreateContainer") { (request: Swiftkata_Agent_V1_CreateContainerRequest, _) in Google_Protobuf_Empty() }
+        decode.addMethod("Forward") { (request: Containerd_Services_Events_Ttrpc_V1_ForwardRequest, _) in Google_Protobuf_Empty() }
+        return TTRPCRequestRouter(services: [echo, decode])
+    }()
+
+    static func run(_ input: UnsafeRawBufferPointer) {
+        guard let first = input.first else { return }
+        let chunkSize = Int(first % 64) + 1
+        var parser = TTRPCFrameParser(maxPayloadSize: maxPayloadSize)
+        var pending = ByteBuffer()
+        var offset = 1
+        while offset < input.count {
+            let end = min(input.count, offset + chunkSize)
+            pending.writeBytes(UnsafeRawBufferPointer(rebasing: input[offset..<end]))
+            offset = end
+            while let frame = parser.next(from: &pending) { handle(frame) }
+        }
+    }
+
+    private static func handle(_ frame: TTRPCInboundFrame) {
+        guard case .frame(let header, let payload) = frame else { return }
+        switch header.type {
+        case .request:
+            guard case .call(let handler, let argument, let context) = router.route(streamID: header.streamID, payload: payload) else { return }
+            let done = DispatchSemaphore(value: 0)
+            Task {
+                _ = try? await handler(argument, context)
+                done.signal()
+            }
+            done.wait()
+        case .response:
+            guard let response = try? TTRPCResponse(decoding: payload) else { return }
+            _ = try? Swiftkata_Agent_V1_ReadOutputResponse(serializedBuffer: response.payload)
+            _ = try? Swiftkata_Agent_V1_WaitProcessResponse(serializedBuffer: response.payload)
+            _ = try? Swiftkata_Agent_V1_StatsContainerResponse(serializedBuffer: response.payload)
+            _ = try? Swiftkata_Agent_V1_ListProcessesResponse(serializedBuffer: response.payload)
+        default:
+            return
+        }
+    }
+}
+
+#if FUZZING
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    FuzzTarget.run(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
+#endif
