@@ -63,7 +63,7 @@ final class TTRPCClientHandler: ChannelDuplexHandler {
         }
         pending[streamID] = Pending(promise: call.promise, timer: timer)
         let written = context.eventLoop.makePromise(of: Void.self)
-        flusher.write(frame, context: context, promise: written)
+        flusher.write(frame, context: context, promise: written, othersPending: pending.count > 1)
         written.futureResult.whenFailure { [loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)] error in
             loopBound.value.complete(streamID, .failure(TTRPCError(.unavailable, "ttrpc: write failed: \(error)")))
         }

@@ -1,14 +1,20 @@
 import NIOCore
 
 /// Batches flushes: frames written during one event-loop tick go out in a single `writev`.
-/// Many replies (or calls) completing together then cost one syscall instead of one each.
-/// Owned by one channel handler and used only on its event loop.
+/// Many replies (or calls) completing together then cost one syscall instead of one each, while a
+/// lone call is flushed at once and pays no extra hop. Owned by one channel handler and used only
+/// on its event loop.
 final class FlushCoalescer {
     private var flushScheduled = false
 
-    /// Writes `frame` now and makes sure a flush follows at the end of this tick.
-    func write(_ frame: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+    /// Writes `frame` and flushes it now when `othersPending` is false; otherwise makes sure a flush
+    /// follows at the end of this tick, so frames of concurrent calls share one syscall.
+    func write(_ frame: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil, othersPending: Bool) {
         context.write(NIOAny(frame), promise: promise)
+        guard othersPending else {
+            if !flushScheduled { context.flush() }
+            return
+        }
         guard !flushScheduled else { return }
         flushScheduled = true
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)

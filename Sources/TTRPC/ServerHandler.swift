@@ -62,9 +62,14 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             } catch {
                 result = .failure(error)
             }
-            eventLoop.execute {
+            if eventLoop.inEventLoop {
                 let (handler, context) = loopBound.value
                 handler.finish(context, streamID: streamID, result)
+            } else {
+                eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    handler.finish(context, streamID: streamID, result)
+                }
             }
         }
         if let deadline = callContext.deadline {
@@ -106,7 +111,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             frame.clear()
             frame.writeTTRPCFrame(streamID: streamID, type: .response) { TTRPCResponse(status: status, payload: ByteBuffer()).encode(into: &$0) }
         }
-        flusher.write(frame, context: context)
+        flusher.write(frame, context: context, othersPending: !inflight.isEmpty)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
