@@ -6,7 +6,8 @@ FUZZ_FLAGS := -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -Xcl
 FUZZ_SECONDS ?= 60
 FUZZ_CORPUS ?= $(FUZZ_SCRATCH)/corpus
 
-.PHONY: build test unit-test fuzz-smoke fuzz bench-ttrpc go-peer generate
+.PHONY: build test unit-test guest fuzz-smoke fuzz bench-ttrpc go-peer generate
+GUEST_ENV = SWIFTKATA_KERNEL=$$(tail -n1 .build/guest-kernel.path) SWIFTKATA_IMAGE=$$(tail -n1 .build/guest-image.path)
 
 build:
 	$(SWIFT) build
@@ -14,15 +15,21 @@ build:
 go-peer:
 	Tests/Interop/build-peer.sh .build/interop
 
-## The whole suite: unit + interop tests, then a short libFuzzer run.
-test: go-peer
+## Guest kernel (cached by its inputs under /var/cache/swiftkata) and guest image (initrd with the agent).
+guest:
+	@mkdir -p .build
+	guest-kernel-config/build.sh > .build/guest-kernel.path
+	guest-agent/build-image.sh > .build/guest-image.path
+
+## The whole suite: unit, interop and guest boot tests, then a short libFuzzer run.
+test: go-peer guest
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	$(GUEST_ENV) $(SWIFT) test
 	$(SWIFT) run ttrpc-fuzz Tests/Fuzz/TTRPCFuzz/corpus
 	$(MAKE) fuzz-smoke
 
 unit-test:
-	$(SWIFT) test
+	$(SWIFT) test --skip GuestTests
 
 ## Short libFuzzer run of the ttrpc frame decoder + request dispatch (CI).
 fuzz-smoke:

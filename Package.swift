@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "TTRPC", targets: ["TTRPC"]),
         .library(name: "ContainerdAPI", targets: ["ContainerdAPI"]),
         .library(name: "AgentAPI", targets: ["AgentAPI"]),
+        .executable(name: "swiftkata-agent", targets: ["swiftkata-agent"]),
         .executable(name: "ttrpc-bench", targets: ["TTRPCBench"]),
         .executable(name: "ttrpc-fuzz", targets: ["TTRPCFuzz"]),
     ],
@@ -45,6 +46,18 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             exclude: ["agent.proto"]
+        ),
+        // The guest agent: PID 1 in the pod's VM. Kept free of full Foundation (no ICU in the image).
+        .executableTarget(
+            name: "swiftkata-agent",
+            dependencies: [
+                "TTRPC", "AgentAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "guest-agent/Sources/swiftkata-agent"
         ),
         // Echo service shared by the benchmark, the fuzz target and the tests.
         .target(
@@ -86,6 +99,10 @@ let package = Package(
         .testTarget(
             name: "AgentAPITests",
             dependencies: ["AgentAPI", "TTRPC"]
+        ),
+        .testTarget(
+            name: "GuestTests",
+            dependencies: ["TTRPC", "AgentAPI", "TTRPCTestSupport"]
         ),
         .testTarget(
             name: "InteropTests",

@@ -1,0 +1,81 @@
+import Glibc
+
+/// The file systems PID 1 mounts before anything else runs.
+enum GuestSetup {
+    struct MountError: Error, CustomStringConvertible {
+        var target: String
+        var errno: Int32
+        var description: String { "mount \(target): \(String(cString: strerror(errno)))" }
+    }
+
+    private struct Entry {
+        var source: String
+        var target: String
+        var type: String
+        var flags: UInt
+        var data: String?
+    }
+
+    private static let nosuid = UInt(MS_NOSUID), nodev = UInt(MS_NODEV), noexec = UInt(MS_NOEXEC)
+
+    private static let entries: [Entry] = [
+        Entry(source: "proc", target: "/proc", type: "proc", flags: nosuid | nodev | noexec),
+        Entry(source: "sysfs", target: "/sys", type: "sysfs", flags: nosuid | nodev | noexec),
+        Entry(source: "devtmpfs", target: "/dev", type: "devtmpfs", flags: nosuid, data: "mode=0755"),
+        Entry(source: "devpts", target: "/dev/pts", type: "devpts", flags: nosuid | noexec, data: "newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        Entry(source: "shm", target: "/dev/shm", type: "tmpfs", flags: nosuid | nodev, data: "mode=1777"),
+        Entry(source: "tmpfs", target: "/run", type: "tmpfs", flags: nosuid | nodev, data: "mode=0755"),
+        Entry(source: "tmpfs", target: "/tmp", type: "tmpfs", flags: nosuid | nodev, data: "mode=1777"),
+        Entry(source: "cgroup2", target: "/sys/fs/cgroup", type: "cgroup2", flags: nosuid | nodev | noexec, data: "nsdelegate"),
+    ]
+
+    /// Mounts /proc, /sys, /dev, /dev/pts, /dev/shm, /run, /tmp and the cgroup v2 hierarchy.
+    static func mountEssentials() throws {
+        for entry in entries {
+            mkdir(entry.target, 0o755)
+            let result = entry.data.map { data in mount(entry.source, entry.target, entry.type, entry.flags, data) }
+                ?? mount(entry.source, entry.target, entry.type, entry.flags, nil)
+            if result != 0 && errno != EBUSY {
+                throw MountError(target: entry.target, errno: errno)
+            }
+        }
+        // /dev/ptmx must point at this devpts instance.
+        unlink("/dev/ptmx")
+        symlink("pts/ptmx", "/dev/ptmx")
+        // Give containers cgroup controllers: enable every available one for child groups.
+        enableCgroupControllers(at: "/sys/fs/cgroup")
+    }
+
+    /// Writes "+cpu +memory +pids ..." into cgroup.subtree_control for the controllers present.
+    static func enableCgroupControllers(at path: String) {
+        guard let available = readSmallFile("\(path)/cgroup.controllers") else { return }
+        let request = available.split(whereSeparator: { $0 == " " || $0 == "\n" }).map { "+\($0)" }.joined(separator: " ")
+        _ = writeSmallFile("\(path)/cgroup.subtree_control", request)
+    }
+}
+
+/// Reads a small text file (procfs, sysfs, cgroupfs) in one go; nil when it cannot be read.
+func readSmallFile(_ path: String, limit: Int = 65536) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes = [UInt8](repeating: 0, count: limit)
+    var total = 0
+    while total < limit {
+        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, limit - total) }
+        if count < 0 && errno == EINTR { continue }
+        if count <= 0 { break }
+        total += count
+    }
+    return String(decoding: bytes[0..<total], as: UTF8.self)
+}
+
+/// Writes a small text file (sysfs, cgroupfs); false when the write failed.
+@discardableResult
+func writeSmallFile(_ path: String, _ text: String) -> Bool {
+    let fd = open(path, O_WRONLY | O_CLOEXEC)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    let bytes = Array(text.utf8)
+    return bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count
+}

@@ -1,0 +1,91 @@
+import Glibc
+import Synchronization
+
+/// Reaps every child of PID 1 (container processes and re-parented orphans) and delivers exit
+/// statuses to whoever waits for a pid. Exits that arrive before anyone asked are kept, so a
+/// process that dies right after it was spawned is never lost.
+final class Reaper: Sendable {
+    /// An exit status as the OCI runtime reports it: the code, or 128 + signal.
+    struct Exit: Sendable, Equatable {
+        var status: UInt32
+        var exitedAtNanos: Int64
+    }
+
+    private struct State {
+        var exits: [pid_t: Exit] = [:]
+        var waiters: [pid_t: [CheckedContinuation<Exit, Never>]] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// Blocks SIGCHLD in the calling thread (call before any other thread starts).
+    static func blockChildSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGCHLD)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    /// Starts the reaping thread.
+    func start() {
+        var thread = pthread_t()
+        let unmanaged = Unmanaged.passRetained(self)
+        pthread_create(&thread, nil, { context in
+            let reaper = Unmanaged<Reaper>.fromOpaque(context!).takeRetainedValue()
+            reaper.run()
+            return nil
+        }, unmanaged.toOpaque())
+        pthread_detach(thread)
+    }
+
+    private func run() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGCHLD)
+        while true {
+            var signal: Int32 = 0
+            sigwait(&set, &signal)
+            reapAll()
+        }
+    }
+
+    private func reapAll() {
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid <= 0 { return }
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            let exit = Exit(status: Reaper.exitStatus(status), exitedAtNanos: Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))
+            let waiters = state.withLock { state -> [CheckedContinuation<Exit, Never>] in
+                state.exits[pid] = exit
+                return state.waiters.removeValue(forKey: pid) ?? []
+            }
+            for waiter in waiters { waiter.resume(returning: exit) }
+        }
+    }
+
+    /// The code a shell would report: the exit code, or 128 + signal for a signal death.
+    static func exitStatus(_ status: Int32) -> UInt32 {
+        let signal = status & 0x7f
+        if signal == 0 { return UInt32((status >> 8) & 0xff) }
+        return 128 + UInt32(signal)
+    }
+
+    /// Waits until `pid` has exited.
+    func wait(for pid: pid_t) async -> Exit {
+        await withCheckedContinuation { continuation in
+            let exit = state.withLock { state -> Exit? in
+                if let exit = state.exits[pid] { return exit }
+                state.waiters[pid, default: []].append(continuation)
+                return nil
+            }
+            if let exit { continuation.resume(returning: exit) }
+        }
+    }
+
+    /// Forgets a pid's exit once nobody will ask again (the process was deleted).
+    func forget(_ pid: pid_t) {
+        state.withLock { _ = $0.exits.removeValue(forKey: pid) }
+    }
+}
