@@ -47,11 +47,16 @@ let package = Package(
             ],
             exclude: ["agent.proto"]
         ),
+        // What the guest agent applies: OCI spec model and its translation into spawn plans.
+        .target(
+            name: "AgentRuntime",
+            path: "guest-agent/Sources/AgentRuntime"
+        ),
         // The guest agent: PID 1 in the pod's VM. Kept free of full Foundation (no ICU in the image).
         .executableTarget(
             name: "swiftkata-agent",
             dependencies: [
-                "TTRPC", "AgentAPI",
+                "TTRPC", "AgentAPI", "AgentRuntime",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -99,6 +104,10 @@ let package = Package(
         .testTarget(
             name: "AgentAPITests",
             dependencies: ["AgentAPI", "TTRPC"]
+        ),
+        .testTarget(
+            name: "AgentRuntimeTests",
+            dependencies: ["AgentRuntime"]
         ),
         .testTarget(
             name: "GuestTests",

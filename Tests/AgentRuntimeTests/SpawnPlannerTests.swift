@@ -1,0 +1,116 @@
+import AgentRuntime
+import Testing
+
+@Suite("OCI spec → spawn plan")
+struct SpawnPlannerTests {
+    /// A spec shaped like containerd's default (`ctr run`) config.json.
+    static let containerdDefault = #"""
+    {
+      "ociVersion": "1.0.2-dev",
+      "process": {
+        "user": {"uid": 1000, "gid": 1000, "additionalGids": [10, 20]},
+        "args": ["sh", "-c", "echo hi"],
+        "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+        "cwd": "/work",
+        "capabilities": {
+          "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+          "effective": ["CAP_CHOWN", "CAP_KILL"],
+          "permitted": ["CAP_CHOWN", "CAP_KILL"]
+        },
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 512}],
+        "noNewPrivileges": true,
+        "oomScoreAdj": 100
+      },
+      "root": {"path": "rootfs", "readonly": true},
+      "hostname": "web-1",
+      "mounts": [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]},
+        {"destination": "/etc/hosts", "type": "bind", "source": "/run/swiftkata/shared/c1/hosts", "options": ["rbind", "rprivate", "ro"]}
+      ],
+      "linux": {
+        "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}],
+        "maskedPaths": ["/proc/kcore", "/sys/firmware"],
+        "readonlyPaths": ["/proc/sys"],
+        "resources": {"memory": {"limit": 67108864}, "pids": {"limit": 64}}
+      },
+      "unknownField": {"ignored": true}
+    }
+    """#
+
+    @Test func containerdDefaultSpecTranslates() throws {
+        let spec = try OCISpec.decode(Array(Self.containerdDefault.utf8))
+        let plan = try SpawnPlanner.container(spec: spec, rootfs: "/run/swiftkata/shared/c1/rootfs")
+        #expect(plan.argv == ["sh", "-c", "echo hi"])
+        #expect(plan.cwd == "/work")
+        #expect(plan.uid == 1000 && plan.gid == 1000 && plan.additionalGids == [10, 20])
+        #expect(plan.capabilities.bounding == (1 << 0) | (1 << 5) | (1 << 10))
+        #expect(plan.capabilities.effective == (1 << 0) | (1 << 5))
+        #expect(plan.capabilities.ambient == 0)
+        #expect(plan.rlimits == [.init(resource: 7, soft: 512, hard: 1024)])
+        #expect(plan.noNewPrivileges)
+        #expect(plan.oomScoreAdj == 100)
+        #expect(plan.rootfsReadonly)
+        #expect(plan.hostname == "web-1")
+        #expect(plan.createDefaultDevices)
+        #expect(plan.maskedPaths == ["/proc/kcore", "/sys/firmware"])
+        #expect(plan.readonlyPaths == ["/proc/sys"])
+        // mount | pid | uts | ipc; the network namespace stays the VM's (shared by the pod).
+        #expect(plan.cloneFlags == 0x0002_0000 | 0x2000_0000 | 0x0400_0000 | 0x0800_0000)
+    }
+
+    @Test func mountOptionsBecomeFlagsPropagationAndData() throws {
+        let spec = try OCISpec.decode(Array(Self.containerdDefault.utf8))
+        let plan = try SpawnPlanner.container(spec: spec, rootfs: "/r")
+        let proc = plan.mounts[0]
+        #expect(proc.type == "proc" && proc.flags == 2 | 8 | 4 && proc.data == nil)
+        let dev = plan.mounts[1]
+        #expect(dev.flags == 2 | (1 << 24))
+        #expect(dev.data == "mode=755,size=65536k")
+        #expect(plan.mounts[2].type == "cgroup2")
+        let hosts = plan.mounts[3]
+        #expect(hosts.type == nil)
+        #expect(hosts.flags == 4096 | 16384 | 1)
+        #expect(hosts.propagation == (1 << 18) | 16384)
+    }
+
+    @Test(arguments: [
+        (#"{"process": {"args": []}}"#, "process.args: missing or empty"),
+        (#"{"process": {"args": ["sh"], "cwd": "work"}}"#, "process.cwd: work is not absolute"),
+        (#"{"process": {"args": ["sh"], "env": ["NOEQUALS"]}}"#, "process.env: \"NOEQUALS\" is not NAME=value"),
+        (#"{"process": {"args": ["sh"], "capabilities": {"bounding": ["CAP_FLY"]}}}"#, "process.capabilities.bounding: unknown capability CAP_FLY"),
+        (#"{"process": {"args": ["sh"], "rlimits": [{"type": "RLIMIT_BOGUS", "hard": 1, "soft": 1}]}}"#, "process.rlimits: unknown rlimit RLIMIT_BOGUS"),
+        (#"{"process": {"args": ["sh"], "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1, "soft": 2}]}}"#, "process.rlimits: RLIMIT_NOFILE soft limit 2 exceeds hard limit 1"),
+        (#"{"process": {"args": ["sh"], "oomScoreAdj": 5000}}"#, "process.oomScoreAdj: 5000 is outside -1000...1000"),
+        (#"{"process": {"args": ["sh"]}, "mounts": [{"destination": "relative", "type": "tmpfs"}]}"#, "mounts[0].destination: relative is not absolute"),
+        (#"{"process": {"args": ["sh"]}, "mounts": [{"destination": "/x", "type": "bind"}]}"#, "mounts[0].source: missing for the bind mount of /x"),
+        (#"{"process": {"args": ["sh"]}, "linux": {"namespaces": [{"type": "user"}]}}"#, "linux.namespaces: not supported: user namespaces (the VM is the isolation boundary)"),
+        (#"{"process": {"args": ["sh"]}, "linux": {"maskedPaths": ["proc/kcore"]}}"#, "linux.maskedPaths: proc/kcore is not absolute"),
+        (#"{"hostname": "x"}"#, "process: missing"),
+    ])
+    func badSpecsAreRejectedNamingTheField(_ json: String, _ message: String) throws {
+        let spec = try OCISpec.decode(Array(json.utf8))
+        let error = #expect(throws: SpecError.self) { try SpawnPlanner.container(spec: spec, rootfs: "/r") }
+        #expect(error?.description == message)
+    }
+
+    @Test func malformedJSONIsAClearError() {
+        let error = #expect(throws: SpecError.self) { try OCISpec.decode(Array("{\"process\": ".utf8)) }
+        #expect(error?.description.hasPrefix("config.json does not decode") == true)
+    }
+
+    @Test func execProcessUsesItsOwnUserAndTerminal() throws {
+        let process = try OCIProcess.decode(Array(#"{"args": ["ls"], "terminal": true, "user": {"uid": 5, "gid": 6}}"#.utf8))
+        let plan = try SpawnPlanner.exec(process: process)
+        #expect(plan.terminal && plan.uid == 5 && plan.gid == 6)
+        #expect(plan.cloneFlags == 0 && plan.rootfs == nil)
+    }
+
+    @Test func resourcesDecode() throws {
+        let resources = try OCIResources.decode(Array(#"{"memory": {"limit": 1048576}, "cpu": {"quota": 50000, "period": 100000}, "pids": {"limit": 10}}"#.utf8))
+        #expect(resources.memory?.limit == 1_048_576)
+        #expect(resources.cpu?.quota == 50_000)
+        #expect(resources.pids?.limit == 10)
+    }
+}

@@ -1,0 +1,188 @@
+/// Everything the C spawner needs to start one process, derived from an OCI spec and validated.
+public struct SpawnPlan: Sendable, Equatable {
+    public struct MountStep: Sendable, Equatable {
+        public var source: String?
+        public var destination: String
+        /// nil for bind mounts.
+        public var type: String?
+        public var flags: UInt
+        public var propagation: UInt
+        public var data: String?
+    }
+
+    public struct Limit: Sendable, Equatable {
+        public var resource: Int32
+        public var soft: UInt64
+        public var hard: UInt64
+
+        public init(resource: Int32, soft: UInt64, hard: UInt64) {
+            self.resource = resource
+            self.soft = soft
+            self.hard = hard
+        }
+    }
+
+    /// Capability sets as bitmasks (bit n = CAP number n).
+    public struct CapabilitySets: Sendable, Equatable {
+        public var bounding: UInt64 = 0
+        public var effective: UInt64 = 0
+        public var permitted: UInt64 = 0
+        public var inheritable: UInt64 = 0
+        public var ambient: UInt64 = 0
+    }
+
+    public var cloneFlags: UInt = 0
+    public var rootfs: String?
+    public var rootfsReadonly = false
+    public var mounts: [MountStep] = []
+    public var maskedPaths: [String] = []
+    public var readonlyPaths: [String] = []
+    public var hostname: String?
+    public var createDefaultDevices = false
+
+    public var argv: [String] = []
+    public var env: [String] = []
+    public var cwd = "/"
+    public var uid: UInt32 = 0
+    public var gid: UInt32 = 0
+    public var additionalGids: [UInt32] = []
+    public var capabilities = CapabilitySets()
+    public var noNewPrivileges = false
+    public var rlimits: [Limit] = []
+    public var oomScoreAdj: Int?
+    public var umask: UInt32 = 0o022
+    public var terminal = false
+}
+
+/// Translates OCI specs into spawn plans, rejecting what cannot be applied with a message naming
+/// the field.
+public enum SpawnPlanner {
+    /// Namespaces every container gets. The network namespace is the VM's own, shared by the pod.
+    static let containerNamespaces: UInt = LinuxNames.namespaceFlags["mount"]! | LinuxNames.namespaceFlags["pid"]!
+        | LinuxNames.namespaceFlags["uts"]! | LinuxNames.namespaceFlags["ipc"]!
+
+    /// A new container whose root file system is at `rootfs` (already resolved inside the shared fs).
+    public static func container(spec: OCISpec, rootfs: String) throws(SpecError) -> SpawnPlan {
+        guard let process = spec.process else { throw .invalid(field: "process", reason: "missing") }
+        var plan = try exec(process: process)
+        plan.cloneFlags = containerNamespaces
+        for namespace in spec.linux?.namespaces ?? [] {
+            switch namespace.type {
+            case "mount", "pid", "uts", "ipc", "network":
+                continue
+            case "cgroup":
+                plan.cloneFlags |= LinuxNames.namespaceFlags["cgroup"]!
+            case "user":
+                throw .unsupported(field: "linux.namespaces", reason: "user namespaces (the VM is the isolation boundary)")
+            default:
+                throw .invalid(field: "linux.namespaces", reason: "unknown namespace type \(namespace.type)")
+            }
+        }
+        guard rootfs.hasPrefix("/") else { throw .invalid(field: "root.path", reason: "\(rootfs) is not absolute") }
+        plan.rootfs = rootfs
+        plan.rootfsReadonly = spec.root?.readonly ?? false
+        plan.hostname = spec.hostname
+        if let hostname = spec.hostname, hostname.utf8.count > 64 {
+            throw .invalid(field: "hostname", reason: "longer than 64 bytes")
+        }
+        for (index, mount) in (spec.mounts ?? []).enumerated() {
+            plan.mounts.append(try mountStep(mount, field: "mounts[\(index)]"))
+        }
+        plan.createDefaultDevices = plan.mounts.contains { $0.destination == "/dev" }
+        plan.maskedPaths = try absolutePaths(spec.linux?.maskedPaths, field: "linux.maskedPaths")
+        plan.readonlyPaths = try absolutePaths(spec.linux?.readonlyPaths, field: "linux.readonlyPaths")
+        return plan
+    }
+
+    /// A process: the init of a container (completed by `container`) or an exec into one.
+    public static func exec(process: OCIProcess) throws(SpecError) -> SpawnPlan {
+        var plan = SpawnPlan()
+        guard let args = process.args, let first = args.first, !first.isEmpty else {
+            throw .invalid(field: "process.args", reason: "missing or empty")
+        }
+        plan.argv = args
+        plan.env = process.env ?? []
+        for variable in plan.env where !variable.contains("=") {
+            throw .invalid(field: "process.env", reason: "\"\(variable)\" is not NAME=value")
+        }
+        plan.cwd = process.cwd ?? "/"
+        guard plan.cwd.hasPrefix("/") else { throw .invalid(field: "process.cwd", reason: "\(plan.cwd) is not absolute") }
+        plan.uid = process.user?.uid ?? 0
+        plan.gid = process.user?.gid ?? 0
+        plan.additionalGids = process.user?.additionalGids ?? []
+        plan.umask = process.user?.umask ?? 0o022
+        plan.terminal = process.terminal ?? false
+        plan.noNewPrivileges = process.noNewPrivileges ?? false
+        plan.oomScoreAdj = process.oomScoreAdj
+        if let adj = process.oomScoreAdj, !(-1000...1000).contains(adj) {
+            throw .invalid(field: "process.oomScoreAdj", reason: "\(adj) is outside -1000...1000")
+        }
+        if let caps = process.capabilities {
+            plan.capabilities.bounding = try capabilityMask(caps.bounding, field: "process.capabilities.bounding")
+            plan.capabilities.effective = try capabilityMask(caps.effective, field: "process.capabilities.effective")
+            plan.capabilities.permitted = try capabilityMask(caps.permitted, field: "process.capabilities.permitted")
+            plan.capabilities.inheritable = try capabilityMask(caps.inheritable, field: "process.capabilities.inheritable")
+            plan.capabilities.ambient = try capabilityMask(caps.ambient, field: "process.capabilities.ambient")
+        }
+        for limit in process.rlimits ?? [] {
+            guard let resource = LinuxNames.rlimits[limit.type] else {
+                throw .invalid(field: "process.rlimits", reason: "unknown rlimit \(limit.type)")
+            }
+            guard limit.soft <= limit.hard else {
+                throw .invalid(field: "process.rlimits", reason: "\(limit.type) soft limit \(limit.soft) exceeds hard limit \(limit.hard)")
+            }
+            plan.rlimits.append(.init(resource: resource, soft: limit.soft, hard: limit.hard))
+        }
+        return plan
+    }
+
+    static func capabilityMask(_ names: [String]?, field: String) throws(SpecError) -> UInt64 {
+        var mask: UInt64 = 0
+        for name in names ?? [] {
+            guard let bit = LinuxNames.capabilities[name] else {
+                throw .invalid(field: field, reason: "unknown capability \(name)")
+            }
+            mask |= 1 << UInt64(bit)
+        }
+        return mask
+    }
+
+    static func absolutePaths(_ paths: [String]?, field: String) throws(SpecError) -> [String] {
+        let paths = paths ?? []
+        for path in paths where !path.hasPrefix("/") {
+            throw .invalid(field: field, reason: "\(path) is not absolute")
+        }
+        return paths
+    }
+
+    static func mountStep(_ mount: OCISpec.Mount, field: String) throws(SpecError) -> SpawnPlan.MountStep {
+        guard mount.destination.hasPrefix("/") else {
+            throw .invalid(field: "\(field).destination", reason: "\(mount.destination) is not absolute")
+        }
+        var flags: UInt = 0
+        var propagation: UInt = 0
+        var data: [String] = []
+        for option in mount.options ?? [] {
+            if let (set, clear) = LinuxNames.mountOptions[option] {
+                flags = (flags | set) & ~clear
+            } else if let value = LinuxNames.propagationOptions[option] {
+                propagation = value
+            } else {
+                data.append(option)
+            }
+        }
+        let isBind = mount.type == "bind" || flags & LinuxNames.MountFlag.bind != 0
+        var type = isBind ? nil : mount.type
+        if isBind { flags |= LinuxNames.MountFlag.bind }
+        // A cgroup v1 mount request lands on the unified hierarchy: the guest runs cgroup v2 only.
+        if type == "cgroup" { type = "cgroup2" }
+        if !isBind && (type ?? "").isEmpty {
+            throw .invalid(field: "\(field).type", reason: "missing for a non-bind mount of \(mount.destination)")
+        }
+        if isBind && (mount.source ?? "").isEmpty {
+            throw .invalid(field: "\(field).source", reason: "missing for the bind mount of \(mount.destination)")
+        }
+        return .init(source: mount.source, destination: mount.destination, type: type, flags: flags,
+                     propagation: propagation, data: data.isEmpty ? nil : data.joined(separator: ","))
+    }
+}
