@@ -33,7 +33,7 @@ for arg in "$@"; do
 	case "$arg" in
 	--force) force=1 ;;
 	--print-path) print_only=1 ;;
-	-h|--help) sed -n '2,17p' "$self" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,16p' "$self" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument: $arg (try --help)" ;;
 	esac
 done

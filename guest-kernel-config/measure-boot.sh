@@ -23,16 +23,19 @@
 #                     and exit non-zero on any missing feature
 #   --no-virtiofs     with --verify: leave out the virtio-fs device and its checks
 #   -o FILE           save the serial console output of the last run in FILE
-# Default command line:
-#   console=ttyS0 quiet noapictimer random.trust_cpu=on panic=-1
+# Default command line (TCG):
+#   pc, q35:  console=ttyS0 quiet noapictimer acpi=noirq random.trust_cpu=on panic=-1
+#   microvm:  console=ttyS0 quiet random.trust_cpu=on panic=-1 tsc_early_khz=<host TSC kHz>
+#             (microvm has no usable PIT/HPET clockevent, so no noapictimer; without
+#             tsc_early_khz TSC calibration fails there and most boots hang)
 # Per-run figures go to stderr; the median (ms) is the last line of stdout.
 set -euo pipefail
 
 runs=7 machine=pc accel=tcg smp=1 mem=256 extra_qemu="" initrd="" defaults=0
 agent_port=0 verify=0 virtiofs=1 console_out=""
-cmdline="console=ttyS0 quiet noapictimer random.trust_cpu=on panic=-1"
+cmdline=""
 append=""
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { printf 'measure-boot.sh: error: %s\n' "$*" >&2; exit 2; }
 
 args=()
@@ -60,6 +63,16 @@ done
 [ "${#args[@]}" -eq 1 ] || { usage >&2; exit 2; }
 kernel=$(readlink -f "${args[0]}")
 [ -r "$kernel" ] || die "no kernel at ${args[0]}"
+if [ -z "$cmdline" ]; then
+	case "$machine" in
+	microvm*)
+		tsc_khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
+		[ -n "$tsc_khz" ] || die "cannot read the host TSC frequency from /proc/cpuinfo; pass -c"
+		cmdline="console=ttyS0 quiet random.trust_cpu=on panic=-1 tsc_early_khz=$tsc_khz" ;;
+	*)
+		cmdline="console=ttyS0 quiet noapictimer acpi=noirq random.trust_cpu=on panic=-1" ;;
+	esac
+fi
 [ -n "$append" ] && cmdline="$cmdline $append"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not installed"
 python=/usr/bin/python3
