@@ -52,11 +52,22 @@ let package = Package(
             name: "AgentRuntime",
             path: "guest-agent/Sources/AgentRuntime"
         ),
+        // Creates container processes: namespaces, mounts, credentials, seccomp, exec. C, so that no
+        // Swift code runs between fork and exec.
+        .target(
+            name: "CContainerSpawn",
+            path: "guest-agent/Sources/CContainerSpawn"
+        ),
+        // Linux calls Swift's Glibc module does not expose (pipe2, ptys, pidfd_open).
+        .target(
+            name: "CGuestSys",
+            path: "guest-agent/Sources/CGuestSys"
+        ),
         // The guest agent: PID 1 in the pod's VM. Kept free of full Foundation (no ICU in the image).
         .executableTarget(
             name: "swiftkata-agent",
             dependencies: [
-                "TTRPC", "AgentAPI", "AgentRuntime",
+                "TTRPC", "AgentAPI", "AgentRuntime", "CContainerSpawn", "CGuestSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

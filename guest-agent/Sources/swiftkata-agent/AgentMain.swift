@@ -31,7 +31,8 @@ struct AgentMain {
         let reaper = Reaper()
         reaper.start()
 
-        let service = AgentService(reaper: reaper, logger: logger)
+        let containers = ContainerManager(reaper: reaper, sharedRoot: "/run/swiftkata/shared", logger: logger)
+        let service = AgentService(reaper: reaper, containers: containers, logger: logger)
         let server = TTRPCServer(services: [service.serviceDefinition], logger: logger)
         await AgentTransport.serveForever(server: server, logger: logger)
     }

@@ -1,18 +1,22 @@
 import AgentAPI
+import FoundationEssentials
+import AgentRuntime
 import Glibc
 import Logging
+import NIOCore
 import SwiftProtobuf
 import TTRPC
 
-/// The agent API as served in the guest.
-///
-/// Health works; sandbox and container methods answer `Unimplemented` until the container runtime
-/// lands (issue "The guest"), so a shim talking to this agent gets a clear status, never a hang.
+/// The agent API as served in the guest. Every request is validated here: the host is trusted less
+/// than nothing by PID 1, since a crash of PID 1 panics the guest kernel.
 struct AgentService: Swiftkata_Agent_V1_AgentService {
     let reaper: Reaper
+    let containers: ContainerManager
     let logger: Logger
 
     static let version = "0.1.0"
+    /// Largest OCI spec or process JSON accepted.
+    static let maxSpecBytes = 1 << 20
 
     func health(_ request: Swiftkata_Agent_V1_HealthRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_HealthResponse {
         var response = Swiftkata_Agent_V1_HealthResponse()
@@ -27,26 +31,159 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
         return response
     }
 
-    private func notYet(_ method: String) -> TTRPCError {
-        TTRPCError(.unimplemented, "\(method): not implemented by this agent yet")
+    func createSandbox(_ request: Swiftkata_Agent_V1_CreateSandboxRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
+        if !request.hostname.isEmpty {
+            guard request.hostname.utf8.count <= 64 else { throw TTRPCError(.invalidArgument, "hostname longer than 64 bytes") }
+            guard sethostname(request.hostname, request.hostname.utf8.count) == 0 else {
+                throw TTRPCError(.internal, "sethostname: \(String(cString: strerror(errno)))")
+            }
+        }
+        if request.hasSharedFs && request.sharedFs.type != .sharedFilesystemNone {
+            try SharedFilesystem.mount(request.sharedFs, at: containers.sharedRoot)
+        }
+        return Google_Protobuf_Empty()
     }
 
-    func createSandbox(_ request: Swiftkata_Agent_V1_CreateSandboxRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { throw notYet("CreateSandbox") }
-    func destroySandbox(_ request: Swiftkata_Agent_V1_DestroySandboxRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { throw notYet("DestroySandbox") }
-    func createContainer(_ request: Swiftkata_Agent_V1_CreateContainerRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_CreateContainerResponse { throw notYet("CreateContainer") }
-    func startContainer(_ request: Swiftkata_Agent_V1_StartContainerRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_StartContainerResponse { throw notYet("StartContainer") }
-    func removeContainer(_ request: Swiftkata_Agent_V1_RemoveContainerRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { throw notYet("RemoveContainer") }
-    func pauseContainer(_ request: Swiftkata_Agent_V1_PauseContainerRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { throw notYet("PauseContainer") }
-    func resumeContainer(_ request: Swiftkata_Agent_V1_ResumeContainerRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { throw notYet("ResumeContainer") }
-    func updateContainer(_ request: Swiftkata_Agent_V1_UpdateContainerRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { throw notYet("UpdateContainer") }
-    func statsContainer(_ request: Swiftkata_Agent_V1_StatsContainerRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_StatsContainerResponse { throw notYet("StatsContainer") }
-    func listProcesses(_ request: Swiftkata_Agent_V1_ListProcessesRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_ListProcessesResponse { throw notYet("ListProcesses") }
-    func execProcess(_ request: Swiftkata_Agent_V1_ExecProcessRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_ExecProcessResponse { throw notYet("ExecProcess") }
-    func signalProcess(_ request: Swiftkata_Agent_V1_SignalProcessRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { throw notYet("SignalProcess") }
-    func waitProcess(_ request: Swiftkata_Agent_V1_WaitProcessRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_WaitProcessResponse { throw notYet("WaitProcess") }
-    func resizeTty(_ request: Swiftkata_Agent_V1_ResizeTtyRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { throw notYet("ResizeTty") }
-    func writeStdin(_ request: Swiftkata_Agent_V1_WriteStdinRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_WriteStdinResponse { throw notYet("WriteStdin") }
-    func closeStdin(_ request: Swiftkata_Agent_V1_CloseStdinRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { throw notYet("CloseStdin") }
-    func readOutput(_ request: Swiftkata_Agent_V1_ReadOutputRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_ReadOutputResponse { throw notYet("ReadOutput") }
-    func getOOMEvent(_ request: Swiftkata_Agent_V1_GetOOMEventRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_OOMEvent { throw notYet("GetOOMEvent") }
+    func destroySandbox(_ request: Swiftkata_Agent_V1_DestroySandboxRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
+        throw TTRPCError(.unimplemented, "DestroySandbox: not implemented by this agent yet")
+    }
+
+    func createContainer(_ request: Swiftkata_Agent_V1_CreateContainerRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_CreateContainerResponse {
+        guard request.ociSpec.count <= Self.maxSpecBytes else { throw TTRPCError(.invalidArgument, "OCI spec larger than \(Self.maxSpecBytes) bytes") }
+        var response = Swiftkata_Agent_V1_CreateContainerResponse()
+        response.pid = UInt32(try await containers.create(
+            id: request.containerID, spec: Array(request.ociSpec), terminal: request.terminal, stdin: request.stdin))
+        return response
+    }
+
+    func startContainer(_ request: Swiftkata_Agent_V1_StartContainerRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_StartContainerResponse {
+        var response = Swiftkata_Agent_V1_StartContainerResponse()
+        response.pid = UInt32(try await containers.start(id: request.containerID))
+        return response
+    }
+
+    func removeContainer(_ request: Swiftkata_Agent_V1_RemoveContainerRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
+        try await containers.remove(id: request.containerID)
+        return Google_Protobuf_Empty()
+    }
+
+    func pauseContainer(_ request: Swiftkata_Agent_V1_PauseContainerRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
+        try await containers.setPaused(id: request.containerID, true)
+        return Google_Protobuf_Empty()
+    }
+
+    func resumeContainer(_ request: Swiftkata_Agent_V1_ResumeContainerRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
+        try await containers.setPaused(id: request.containerID, false)
+        return Google_Protobuf_Empty()
+    }
+
+    func updateContainer(_ request: Swiftkata_Agent_V1_UpdateContainerRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
+        guard request.resources.count <= Self.maxSpecBytes else { throw TTRPCError(.invalidArgument, "resources larger than \(Self.maxSpecBytes) bytes") }
+        let resources: OCIResources
+        do { resources = try OCIResources.decode(Array(request.resources)) } catch { throw TTRPCError(.invalidArgument, error.description) }
+        do { try await containers.cgroup(id: request.containerID).apply(resources) } catch let error as Cgroup.CgroupError {
+            throw TTRPCError(.failedPrecondition, error.description)
+        }
+        return Google_Protobuf_Empty()
+    }
+
+    func statsContainer(_ request: Swiftkata_Agent_V1_StatsContainerRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_StatsContainerResponse {
+        let cgroup = try await containers.cgroup(id: request.containerID)
+        var stats = Swiftkata_Agent_V1_CgroupStats()
+        stats.cpuStat = cgroup.keyValues("cpu.stat")
+        stats.memoryStat = cgroup.keyValues("memory.stat")
+        stats.memoryEvents = cgroup.keyValues("memory.events")
+        stats.memoryCurrent = UInt64(cgroup.read("memory.current")?.trimmingTrailingNewlines ?? "") ?? 0
+        stats.memoryMax = UInt64(cgroup.read("memory.max")?.trimmingTrailingNewlines ?? "") ?? 0
+        stats.pidsCurrent = UInt64(cgroup.read("pids.current")?.trimmingTrailingNewlines ?? "") ?? 0
+        stats.pidsMax = UInt64(cgroup.read("pids.max")?.trimmingTrailingNewlines ?? "") ?? 0
+        var response = Swiftkata_Agent_V1_StatsContainerResponse()
+        response.cgroup = stats
+        return response
+    }
+
+    func listProcesses(_ request: Swiftkata_Agent_V1_ListProcessesRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_ListProcessesResponse {
+        let cgroup = try await containers.cgroup(id: request.containerID)
+        var response = Swiftkata_Agent_V1_ListProcessesResponse()
+        response.processes = cgroup.pids().prefix(4096).map { pid in
+            var info = Swiftkata_Agent_V1_ProcessInfo()
+            info.pid = UInt32(pid)
+            info.command = readSmallFile("/proc/\(pid)/comm")?.trimmingTrailingNewlines ?? ""
+            return info
+        }
+        return response
+    }
+
+    func execProcess(_ request: Swiftkata_Agent_V1_ExecProcessRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_ExecProcessResponse {
+        guard request.process.count <= Self.maxSpecBytes else { throw TTRPCError(.invalidArgument, "process spec larger than \(Self.maxSpecBytes) bytes") }
+        var response = Swiftkata_Agent_V1_ExecProcessResponse()
+        response.pid = UInt32(try await containers.exec(
+            id: request.containerID, execID: request.execID, process: Array(request.process),
+            terminal: request.terminal, stdin: request.stdin))
+        return response
+    }
+
+    func signalProcess(_ request: Swiftkata_Agent_V1_SignalProcessRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
+        try await containers.signal(id: request.containerID, execID: request.execID, signal: Int32(clamping: request.signal), all: request.all)
+        return Google_Protobuf_Empty()
+    }
+
+    func waitProcess(_ request: Swiftkata_Agent_V1_WaitProcessRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_WaitProcessResponse {
+        let process = try await containers.process(id: request.containerID, execID: request.execID)
+        let exit = await reaper.wait(for: process.pid)
+        var response = Swiftkata_Agent_V1_WaitProcessResponse()
+        response.exitStatus = exit.status
+        response.exitedAt = Google_Protobuf_Timestamp(seconds: exit.exitedAtNanos / 1_000_000_000, nanos: Int32(exit.exitedAtNanos % 1_000_000_000))
+        return response
+    }
+
+    func resizeTty(_ request: Swiftkata_Agent_V1_ResizeTtyRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
+        let process = try await containers.process(id: request.containerID, execID: request.execID)
+        do { try process.io.resize(rows: UInt16(clamping: request.rows), columns: UInt16(clamping: request.columns)) } catch {
+            throw TTRPCError(.failedPrecondition, "\(error)")
+        }
+        return Google_Protobuf_Empty()
+    }
+
+    func writeStdin(_ request: Swiftkata_Agent_V1_WriteStdinRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_WriteStdinResponse {
+        let process = try await containers.process(id: request.containerID, execID: request.execID)
+        var response = Swiftkata_Agent_V1_WriteStdinResponse()
+        do { response.written = UInt32(try await process.io.write(ByteBuffer(bytes: request.data))) } catch {
+            throw TTRPCError(.failedPrecondition, "writing stdin of \(request.containerID): \(error)")
+        }
+        return response
+    }
+
+    func closeStdin(_ request: Swiftkata_Agent_V1_CloseStdinRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
+        let process = try await containers.process(id: request.containerID, execID: request.execID)
+        await process.io.closeStdin()
+        return Google_Protobuf_Empty()
+    }
+
+    func readOutput(_ request: Swiftkata_Agent_V1_ReadOutputRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_ReadOutputResponse {
+        let process = try await containers.process(id: request.containerID, execID: request.execID)
+        let pipe: OutputPipe
+        switch request.stream {
+        case .stdout: pipe = process.io.stdout
+        case .stderr:
+            guard let stderr = process.io.stderr else {
+                // With a terminal everything goes to stdout; stderr is empty and ended.
+                var response = Swiftkata_Agent_V1_ReadOutputResponse()
+                response.eof = true
+                return response
+            }
+            pipe = stderr
+        case .UNRECOGNIZED(let value): throw TTRPCError(.invalidArgument, "unknown output stream \(value)")
+        }
+        let limit = request.maxBytes == 0 ? AgentProtocol.maxOutputChunk : min(Int(request.maxBytes), AgentProtocol.maxOutputChunk)
+        let (bytes, eof) = await pipe.read(max: limit)
+        var response = Swiftkata_Agent_V1_ReadOutputResponse()
+        response.data = Data(bytes.readableBytesView)
+        response.eof = eof
+        return response
+    }
+
+    func getOOMEvent(_ request: Swiftkata_Agent_V1_GetOOMEventRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_OOMEvent {
+        throw TTRPCError(.unimplemented, "GetOOMEvent: not implemented by this agent yet")
+    }
 }

@@ -1,0 +1,188 @@
+import AgentAPI
+import Foundation
+import Testing
+import TTRPC
+
+/// Containers inside one real guest (kernel + agent under QEMU), rootfs shared from the host over 9p.
+/// One VM serves every check, as a pod would.
+@Suite("Containers in the guest", .serialized)
+struct GuestContainerTests {
+    /// Runs `body` with a booted guest whose sandbox has the shared fs mounted.
+    static func withPod(_ body: (QEMUGuest, String) async throws -> Void) async throws {
+        let shared = FileManager.default.temporaryDirectory.appendingPathComponent("swiftkata-shared-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: shared) }
+        let guest = try await QEMUGuest.boot(shared: shared)
+        do {
+            _ = try await guest.waitForAgent()
+            var sandbox = Swiftkata_Agent_V1_CreateSandboxRequest()
+            sandbox.sandboxID = "pod"
+            sandbox.hostname = "pod"
+            sandbox.sharedFs.type = .sharedFilesystem9P
+            sandbox.sharedFs.tag = "shared"
+            _ = try await guest.agentClient.createSandbox(sandbox, timeout: .seconds(30))
+            try await body(guest, shared)
+        } catch {
+            print("console:\n\(guest.consoleLog)")
+            await guest.shutdown()
+            throw error
+        }
+        await guest.shutdown()
+    }
+
+    struct Run {
+        var pid: UInt32
+        var stdout: String
+        var stderr: String
+        var exitStatus: UInt32
+    }
+
+    /// Creates and starts container `id`, optionally feeds stdin, collects output and the exit status.
+    static func run(_ guest: QEMUGuest, shared: String, id: String, args: [String], stdin: String? = nil) async throws -> Run {
+        try BusyboxRootfs.make(at: "\(shared)/\(id)/rootfs")
+        let agent = guest.agentClient
+        var create = Swiftkata_Agent_V1_CreateContainerRequest()
+        create.containerID = id
+        create.ociSpec = BusyboxRootfs.spec(id: id, args: args)
+        create.stdin = stdin != nil
+        let pid = try await agent.createContainer(create, timeout: .seconds(30)).pid
+        var start = Swiftkata_Agent_V1_StartContainerRequest()
+        start.containerID = id
+        _ = try await agent.startContainer(start, timeout: .seconds(30))
+        if let stdin {
+            var write = Swiftkata_Agent_V1_WriteStdinRequest()
+            write.containerID = id
+            write.data = Data(stdin.utf8)
+            _ = try await agent.writeStdin(write, timeout: .seconds(10))
+            var close = Swiftkata_Agent_V1_CloseStdinRequest()
+            close.containerID = id
+            _ = try await agent.closeStdin(close, timeout: .seconds(10))
+        }
+        async let stdout = readAll(agent, id: id, stream: .stdout)
+        async let stderr = readAll(agent, id: id, stream: .stderr)
+        var wait = Swiftkata_Agent_V1_WaitProcessRequest()
+        wait.containerID = id
+        let exit = try await agent.waitProcess(wait, timeout: .seconds(60))
+        let run = Run(pid: pid, stdout: try await stdout, stderr: try await stderr, exitStatus: exit.exitStatus)
+        var remove = Swiftkata_Agent_V1_RemoveContainerRequest()
+        remove.containerID = id
+        _ = try await agent.removeContainer(remove, timeout: .seconds(30))
+        return run
+    }
+
+    static func readAll(_ agent: Swiftkata_Agent_V1_AgentClient, id: String, execID: String = "", stream: Swiftkata_Agent_V1_OutputStream) async throws -> String {
+        var output = Data()
+        while true {
+            var read = Swiftkata_Agent_V1_ReadOutputRequest()
+            read.containerID = id
+            read.execID = execID
+            read.stream = stream
+            let chunk = try await agent.readOutput(read, timeout: .seconds(60))
+            output.append(chunk.data)
+            if chunk.eof { return String(decoding: output, as: UTF8.self) }
+        }
+    }
+
+    @Test func busyboxContainersRunInTheGuest() async throws {
+        try await Self.withPod { guest, shared in
+            // stdout captured, exit code propagated.
+            let hello = try await Self.run(guest, shared: shared, id: "hello", args: ["sh", "-c", "echo hello from $(hostname); echo oops >&2; exit 3"])
+            #expect(hello.stdout == "hello from hello\n")
+            #expect(hello.stderr == "oops\n")
+            #expect(hello.exitStatus == 3)
+
+            // The guest kernel, not the host's.
+            let uname = try await Self.run(guest, shared: shared, id: "uname", args: ["uname", "-r"])
+            let (_, _, release) = try QEMUGuest.artifacts()
+            #expect(uname.stdout == "\(release)\n")
+
+            // stdin echoed back through cat.
+            let cat = try await Self.run(guest, shared: shared, id: "cat", args: ["cat"], stdin: "ping through stdin\n")
+            #expect(cat.stdout == "ping through stdin\n")
+            #expect(cat.exitStatus == 0)
+
+            // Its own pid namespace: the init is pid 1.
+            let pid = try await Self.run(guest, shared: shared, id: "pidns", args: ["sh", "-c", "echo $$"])
+            #expect(pid.stdout == "1\n")
+        }
+    }
+
+    @Test func killExecAndBadInput() async throws {
+        try await Self.withPod { guest, shared in
+            let agent = guest.agentClient
+            try BusyboxRootfs.make(at: "\(shared)/sleeper/rootfs")
+            var create = Swiftkata_Agent_V1_CreateContainerRequest()
+            create.containerID = "sleeper"
+            create.ociSpec = BusyboxRootfs.spec(id: "sleeper", args: ["sleep", "1000"])
+            _ = try await agent.createContainer(create, timeout: .seconds(30))
+            var start = Swiftkata_Agent_V1_StartContainerRequest()
+            start.containerID = "sleeper"
+            _ = try await agent.startContainer(start, timeout: .seconds(30))
+
+            // An exec sees the container's pid namespace: pid 1 there is the sleeper.
+            var exec = Swiftkata_Agent_V1_ExecProcessRequest()
+            exec.containerID = "sleeper"
+            exec.execID = "probe"
+            exec.process = Data(#"{"args": ["cat", "/proc/1/cmdline"], "env": ["PATH=/bin"], "cwd": "/"}"#.utf8)
+            _ = try await agent.execProcess(exec, timeout: .seconds(30))
+            let cmdline = try await Self.readAll(agent, id: "sleeper", execID: "probe", stream: .stdout)
+            #expect(cmdline == "sleep\u{0}1000\u{0}")
+            var waitExec = Swiftkata_Agent_V1_WaitProcessRequest()
+            waitExec.containerID = "sleeper"
+            waitExec.execID = "probe"
+            #expect(try await agent.waitProcess(waitExec, timeout: .seconds(30)).exitStatus == 0)
+
+            // SIGKILL gives 137.
+            var kill = Swiftkata_Agent_V1_SignalProcessRequest()
+            kill.containerID = "sleeper"
+            kill.signal = 9
+            _ = try await agent.signalProcess(kill, timeout: .seconds(10))
+            var wait = Swiftkata_Agent_V1_WaitProcessRequest()
+            wait.containerID = "sleeper"
+            #expect(try await agent.waitProcess(wait, timeout: .seconds(30)).exitStatus == 137)
+            var remove = Swiftkata_Agent_V1_RemoveContainerRequest()
+            remove.containerID = "sleeper"
+            _ = try await agent.removeContainer(remove, timeout: .seconds(30))
+
+            // Bad input: clear statuses, and the agent keeps serving.
+            var unknown = Swiftkata_Agent_V1_StartContainerRequest()
+            unknown.containerID = "nope"
+            let notFound = await #expect(throws: TTRPCError.self) { try await agent.startContainer(unknown, timeout: .seconds(10)) }
+            #expect(notFound?.code == .notFound)
+
+            var malformed = Swiftkata_Agent_V1_CreateContainerRequest()
+            malformed.containerID = "bad"
+            malformed.ociSpec = Data("{not json".utf8)
+            let badSpec = await #expect(throws: TTRPCError.self) { try await agent.createContainer(malformed, timeout: .seconds(10)) }
+            #expect(badSpec?.code == .invalidArgument)
+
+            var noRootfs = Swiftkata_Agent_V1_CreateContainerRequest()
+            noRootfs.containerID = "ghost"
+            noRootfs.ociSpec = BusyboxRootfs.spec(id: "ghost", args: ["sh"])
+            let missingRoot = await #expect(throws: TTRPCError.self) { try await agent.createContainer(noRootfs, timeout: .seconds(10)) }
+            #expect(missingRoot?.message.contains("does not exist") == true)
+
+            try BusyboxRootfs.make(at: "\(shared)/nobin/rootfs")
+            var noBinary = Swiftkata_Agent_V1_CreateContainerRequest()
+            noBinary.containerID = "nobin"
+            noBinary.ociSpec = BusyboxRootfs.spec(id: "nobin", args: ["/no/such/binary"])
+            let missingBinary = await #expect(throws: TTRPCError.self) { try await agent.createContainer(noBinary, timeout: .seconds(10)) }
+            #expect(missingBinary?.message.contains("/no/such/binary") == true)
+
+            var escape = Swiftkata_Agent_V1_CreateContainerRequest()
+            escape.containerID = "escape"
+            escape.ociSpec = Data(#"{"process": {"args": ["sh"]}, "root": {"path": "../../etc"}}"#.utf8)
+            let escaped = await #expect(throws: TTRPCError.self) { try await agent.createContainer(escape, timeout: .seconds(10)) }
+            #expect(escaped?.code == .invalidArgument)
+
+            var badID = Swiftkata_Agent_V1_CreateContainerRequest()
+            badID.containerID = "../x"
+            badID.ociSpec = BusyboxRootfs.spec(id: "x", args: ["sh"])
+            let invalidID = await #expect(throws: TTRPCError.self) { try await agent.createContainer(badID, timeout: .seconds(10)) }
+            #expect(invalidID?.code == .invalidArgument)
+
+            let health = try await agent.health(.init(), timeout: .seconds(10))
+            #expect(health.apiVersion == AgentProtocol.apiVersion)
+        }
+    }
+}

@@ -1,0 +1,220 @@
+import AgentRuntime
+import CGuestSys
+import Glibc
+import Logging
+import NIOCore
+import TTRPC
+
+/// The containers of this pod and their processes. All bookkeeping is serialised by the actor;
+/// waiting (exits, output) happens outside it, so a parked Wait never blocks other calls.
+actor ContainerManager {
+    struct ManagerError: Error, CustomStringConvertible, Sendable {
+        var code: Code
+        var description: String
+        enum Code: Sendable { case notFound, alreadyExists, invalid, failedPrecondition, internalError }
+    }
+
+    final class Process: Sendable {
+        let pid: pid_t
+        let io: ProcessIO
+        let created: Spawner.Created
+        init(pid: pid_t, io: ProcessIO, created: Spawner.Created) {
+            self.pid = pid
+            self.io = io
+            self.created = created
+        }
+    }
+
+    private final class Container {
+        let id: String
+        let cgroup: Cgroup
+        let initProcess: Process
+        var started = false
+        var execs: [String: Process] = [:]
+        init(id: String, cgroup: Cgroup, initProcess: Process) {
+            self.id = id
+            self.cgroup = cgroup
+            self.initProcess = initProcess
+        }
+    }
+
+    private var containers: [String: Container] = [:]
+    private let reaper: Reaper
+    private let logger: Logger
+    /// Where the pod's shared file system is mounted; container roots live below it.
+    let sharedRoot: String
+
+    init(reaper: Reaper, sharedRoot: String, logger: Logger) {
+        self.reaper = reaper
+        self.sharedRoot = sharedRoot
+        self.logger = logger
+    }
+
+    static func validateID(_ id: String, what: String = "container id") throws(ManagerError) {
+        let allowed = id.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+                || byte == 0x2d || byte == 0x5f || byte == 0x2e
+        }
+        guard !id.isEmpty, id.utf8.count <= 128, allowed, id.first != "." else {
+            throw ManagerError(code: .invalid, description: "\(what) \"\(id.prefix(140))\" is not [A-Za-z0-9_.-]{1,128}")
+        }
+    }
+
+    /// Resolves the spec's root.path (relative to the shared file system) to a directory below it.
+    func resolveRootfs(_ path: String) throws(ManagerError) -> String {
+        let components = path.split(separator: "/")
+        guard !path.hasPrefix("/"), !components.isEmpty, !components.contains(where: { $0 == ".." || $0 == "." }) else {
+            throw ManagerError(code: .invalid, description: "root.path \(path) must be relative to the shared file system, without . or ..")
+        }
+        let resolved = sharedRoot + "/" + components.joined(separator: "/")
+        var info = stat()
+        guard lstat(resolved, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+            throw ManagerError(code: .invalid, description: "rootfs \(path) does not exist in the shared file system")
+        }
+        return resolved
+    }
+
+    func create(id: String, spec specBytes: [UInt8], terminal: Bool, stdin: Bool) async throws -> pid_t {
+        try Self.validateID(id)
+        guard containers[id] == nil else { throw ManagerError(code: .alreadyExists, description: "container \(id): already exists") }
+        let spec: OCISpec
+        var plan: SpawnPlan
+        do {
+            spec = try OCISpec.decode(specBytes)
+            plan = try SpawnPlanner.container(spec: spec, rootfs: try resolveRootfs(spec.root?.path ?? "\(id)/rootfs"))
+        } catch let error as SpecError {
+            throw ManagerError(code: .invalid, description: error.description)
+        }
+        plan.terminal = terminal
+        let cgroup = try Cgroup.create(for: id)
+        do {
+            try cgroup.apply(spec.linux?.resources)
+            let (io, ends) = terminal ? try await ProcessIO.terminal() : try await ProcessIO.pipes(withStdin: stdin)
+            let cgroupFD = try cgroup.openDirectory()
+            defer { close(cgroupFD) }
+            let created: Spawner.Created
+            do {
+                created = try Spawner.spawn(plan, options: .init(stdio: ends, cgroupFD: cgroupFD))
+            } catch {
+                ends.close()
+                await io.close()
+                throw error
+            }
+            ends.close()
+            containers[id] = Container(id: id, cgroup: cgroup, initProcess: Process(pid: created.pid, io: io, created: created))
+            logger.info("container created", metadata: ["container": "\(id)", "pid": "\(created.pid)"])
+            return created.pid
+        } catch {
+            cgroup.remove()
+            throw ManagerError(code: .invalid, description: "creating container \(id): \(error)")
+        }
+    }
+
+    func start(id: String) throws -> pid_t {
+        let container = try lookup(id)
+        guard !container.started else { throw ManagerError(code: .failedPrecondition, description: "container \(id) already started") }
+        do {
+            try Spawner.start(container.initProcess.created)
+        } catch {
+            throw ManagerError(code: .failedPrecondition, description: "starting container \(id): \(error)")
+        }
+        container.started = true
+        return container.initProcess.pid
+    }
+
+    /// Creates and starts an exec inside a started container.
+    func exec(id: String, execID: String, process processBytes: [UInt8], terminal: Bool, stdin: Bool) async throws -> pid_t {
+        let container = try lookup(id)
+        try Self.validateID(execID, what: "exec id")
+        guard container.execs[execID] == nil else { throw ManagerError(code: .alreadyExists, description: "exec \(execID): already exists") }
+        guard container.started else { throw ManagerError(code: .failedPrecondition, description: "container \(id) is not running") }
+        var plan: SpawnPlan
+        do {
+            plan = try SpawnPlanner.exec(process: try OCIProcess.decode(processBytes))
+        } catch {
+            throw ManagerError(code: .invalid, description: error.description)
+        }
+        plan.terminal = terminal
+        let pidfd = guest_pidfd_open(container.initProcess.pid)
+        guard pidfd >= 0 else { throw ManagerError(code: .failedPrecondition, description: "container \(id) init is gone") }
+        defer { close(pidfd) }
+        let cgroupFD = try container.cgroup.openDirectory()
+        defer { close(cgroupFD) }
+        let (io, ends) = terminal ? try await ProcessIO.terminal() : try await ProcessIO.pipes(withStdin: stdin)
+        let created: Spawner.Created
+        do {
+            created = try Spawner.spawn(plan, options: .init(stdio: ends, cgroupFD: cgroupFD, joinPidFD: pidfd))
+            ends.close()
+            try Spawner.start(created)
+        } catch {
+            ends.close()
+            await io.close()
+            throw ManagerError(code: .invalid, description: "exec \(execID) in \(id): \(error)")
+        }
+        container.execs[execID] = Process(pid: created.pid, io: io, created: created)
+        return created.pid
+    }
+
+    func process(id: String, execID: String) throws -> Process {
+        let container = try lookup(id)
+        if execID.isEmpty { return container.initProcess }
+        guard let process = container.execs[execID] else { throw ManagerError(code: .notFound, description: "exec \(execID) in \(id): not found") }
+        return process
+    }
+
+    func signal(id: String, execID: String, signal: Int32, all: Bool) throws {
+        let container = try lookup(id)
+        guard (1...64).contains(signal) else { throw ManagerError(code: .invalid, description: "signal \(signal) is out of range") }
+        if all && execID.isEmpty {
+            for pid in container.cgroup.pids() { kill(pid, signal) }
+            return
+        }
+        let target = try process(id: id, execID: execID)
+        guard kill(target.pid, signal) == 0 else {
+            throw ManagerError(code: .notFound, description: "process \(target.pid): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    func setPaused(id: String, _ paused: Bool) throws {
+        do { try lookup(id).cgroup.freeze(paused) } catch let error as Cgroup.CgroupError {
+            throw ManagerError(code: .failedPrecondition, description: error.description)
+        }
+    }
+
+    func cgroup(id: String) throws -> Cgroup { try lookup(id).cgroup }
+
+    /// Kills what is left, releases stdio and the cgroup. The container is forgotten.
+    func remove(id: String) async throws {
+        let container = try lookup(id)
+        containers[id] = nil
+        try? container.cgroup.killAll()
+        for process in [container.initProcess] + Array(container.execs.values) {
+            kill(process.pid, SIGKILL)
+            await process.io.close()
+            close(process.created.startFD)
+        }
+        for process in [container.initProcess] + Array(container.execs.values) {
+            _ = await reaper.wait(for: process.pid)
+            reaper.forget(process.pid)
+        }
+        container.cgroup.remove()
+        logger.info("container removed", metadata: ["container": "\(id)"])
+    }
+
+    private func lookup(_ id: String) throws(ManagerError) -> Container {
+        guard let container = containers[id] else { throw ManagerError(code: .notFound, description: "container \(id): not found") }
+        return container
+    }
+}
+
+extension ContainerManager.ManagerError: TTRPCStatusConvertible {
+    var ttrpcError: TTRPCError {
+        switch code {
+        case .notFound: TTRPCError(.notFound, description)
+        case .alreadyExists: TTRPCError(.alreadyExists, description)
+        case .invalid: TTRPCError(.invalidArgument, description)
+        case .failedPrecondition: TTRPCError(.failedPrecondition, description)
+        case .internalError: TTRPCError(.internal, description)
+        }
+    }
+}

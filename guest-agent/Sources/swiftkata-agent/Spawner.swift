@@ -1,0 +1,133 @@
+import AgentRuntime
+import CContainerSpawn
+import CGuestSys
+import Glibc
+
+/// Calls the C spawner (`sk_spawn`) for a spawn plan. No Swift runs in the child: all strings and
+/// arrays are laid out in C memory here, before the clone.
+enum Spawner {
+    struct SpawnError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// A created process: its pid, and the handles that let it exec (`start`).
+    struct Created: Sendable {
+        var pid: pid_t
+        var startFD: CInt
+        var statusFD: CInt
+    }
+
+    struct Options {
+        var stdio: ProcessIO.ChildEnds
+        var cgroupFD: CInt = -1
+        var joinPidFD: CInt = -1
+        var seccompFilter: [UInt8]?
+    }
+
+    static func spawn(_ plan: SpawnPlan, options: Options) throws(SpawnError) -> Created {
+        var startPipe: [CInt] = [0, 0]
+        guard guest_pipe_cloexec(&startPipe) == 0 else { throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))") }
+        let arena = CArena()
+        defer { arena.free() }
+
+        var config = sk_spawn_config()
+        config.clone_flags = plan.cloneFlags
+        config.join_pidfd = options.joinPidFD
+        config.cgroup_fd = options.cgroupFD
+        config.rootfs = arena.string(plan.rootfs)
+        config.rootfs_readonly = plan.rootfsReadonly ? 1 : 0
+        let mounts = arena.array(plan.mounts.map { step in
+            sk_mount(source: arena.string(step.source), destination: arena.string(step.destination),
+                     type: arena.string(step.type), flags: step.flags, propagation: step.propagation,
+                     data: arena.string(step.data))
+        })
+        config.mounts = UnsafePointer(mounts)
+        config.mount_count = plan.mounts.count
+        config.masked_paths = arena.stringArray(plan.maskedPaths)
+        config.masked_path_count = plan.maskedPaths.count
+        config.readonly_paths = arena.stringArray(plan.readonlyPaths)
+        config.readonly_path_count = plan.readonlyPaths.count
+        config.hostname = arena.string(plan.hostname)
+        config.create_default_devices = plan.createDefaultDevices ? 1 : 0
+        config.argv = arena.stringArray(plan.argv, nullTerminated: true)
+        config.envp = arena.stringArray(plan.env, nullTerminated: true)
+        config.cwd = arena.string(plan.cwd)
+        config.uid = plan.uid
+        config.gid = plan.gid
+        config.additional_gids = UnsafePointer(arena.array(plan.additionalGids))
+        config.additional_gid_count = plan.additionalGids.count
+        config.cap_bounding = plan.capabilities.bounding
+        config.cap_effective = plan.capabilities.effective
+        config.cap_permitted = plan.capabilities.permitted
+        config.cap_inheritable = plan.capabilities.inheritable
+        config.cap_ambient = plan.capabilities.ambient
+        config.no_new_privileges = plan.noNewPrivileges ? 1 : 0
+        config.rlimits = UnsafePointer(arena.array(plan.rlimits.map { sk_rlimit(resource: $0.resource, soft: $0.soft, hard: $0.hard) }))
+        config.rlimit_count = plan.rlimits.count
+        if let filter = options.seccompFilter {
+            config.seccomp_filter = UnsafeRawPointer(arena.array(filter))
+            config.seccomp_filter_len = filter.count
+        }
+        config.oom_score_adj = Int32(plan.oomScoreAdj ?? 0)
+        config.set_oom_score_adj = plan.oomScoreAdj == nil ? 0 : 1
+        config.umask_value = plan.umask
+        config.stdin_fd = options.stdio.stdin
+        config.stdout_fd = options.stdio.stdout
+        config.stderr_fd = options.stdio.stderr
+        config.terminal = plan.terminal ? 1 : 0
+        config.start_fd = startPipe[0]
+
+        var pid: pid_t = 0
+        var statusFD: CInt = -1
+        var message = [CChar](repeating: 0, count: 512)
+        let result = sk_spawn(&config, &pid, &statusFD, &message, message.count)
+        close(startPipe[0])
+        guard result == 0 else {
+            close(startPipe[1])
+            throw SpawnError(description: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return Created(pid: pid, startFD: startPipe[1], statusFD: statusFD)
+    }
+
+    /// Lets a created process exec; fails with the exec error (e.g. a binary that is not executable).
+    static func start(_ created: Created) throws(SpawnError) {
+        var message = [CChar](repeating: 0, count: 512)
+        guard sk_start(created.startFD, created.statusFD, &message, message.count) == 0 else {
+            throw SpawnError(description: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+    }
+}
+
+/// C allocations that live until `free()`: strings and arrays handed to the spawner.
+private final class CArena {
+    private var releases: [() -> Void] = []
+
+    func string(_ value: String?) -> UnsafePointer<CChar>? {
+        guard let value else { return nil }
+        let copy = strdup(value)!
+        releases.append { Glibc.free(copy) }
+        return UnsafePointer(copy)
+    }
+
+    func array<T>(_ values: [T]) -> UnsafeMutablePointer<T>? {
+        guard !values.isEmpty else { return nil }
+        let pointer = UnsafeMutablePointer<T>.allocate(capacity: values.count)
+        pointer.initialize(from: values, count: values.count)
+        releases.append {
+            pointer.deinitialize(count: values.count)
+            pointer.deallocate()
+        }
+        return pointer
+    }
+
+    func stringArray(_ values: [String], nullTerminated: Bool = false) -> UnsafePointer<UnsafePointer<CChar>?>? {
+        var pointers = values.map { string($0) }
+        if nullTerminated { pointers.append(nil) }
+        return array(pointers).map { UnsafePointer($0) }
+    }
+
+    func free() {
+        for release in releases { release() }
+        releases.removeAll()
+    }
+}
