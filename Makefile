@@ -21,8 +21,10 @@ guest:
 	guest-kernel-config/build.sh > .build/guest-kernel.path
 	guest-agent/build-image.sh > .build/guest-image.path
 
-## The whole suite: unit, interop and guest boot tests, then a short libFuzzer run.
+## The whole suite: C spawner tests (root, on the host), unit, interop and guest tests (real kernel +
+## agent under QEMU), then a short libFuzzer run.
 test: go-peer guest
+	$(MAKE) -C guest-agent/tests-c test
 	$(SWIFT) build --build-tests
 	$(GUEST_ENV) $(SWIFT) test
 	$(SWIFT) run ttrpc-fuzz Tests/Fuzz/TTRPCFuzz/corpus

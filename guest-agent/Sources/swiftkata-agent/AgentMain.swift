@@ -9,8 +9,6 @@ import TTRPC
 @main
 struct AgentMain {
     static func main() async {
-        // Block SIGCHLD before any thread exists, so only the reaper's sigwait sees it.
-        Reaper.blockChildSignals()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .info

@@ -3,6 +3,7 @@ import CGuestSys
 import Glibc
 import Logging
 import NIOCore
+import NIOPosix
 import TTRPC
 
 /// The containers of this pod and their processes. All bookkeeping is serialised by the actor;
@@ -94,8 +95,11 @@ actor ContainerManager {
             defer { close(cgroupFD) }
             let created: Spawner.Created
             do {
-                created = try Spawner.spawn(plan, options: .init(stdio: ends, cgroupFD: cgroupFD))
+                let finalPlan = plan
+                created = try await Self.blocking { try Spawner.spawn(finalPlan, options: .init(stdio: ends, cgroupFD: cgroupFD)) }
+                reaper.childSpawned()
             } catch {
+                reaper.childSpawned()
                 ends.close()
                 await io.close()
                 throw error
@@ -110,15 +114,17 @@ actor ContainerManager {
         }
     }
 
-    func start(id: String) throws -> pid_t {
+    func start(id: String) async throws -> pid_t {
         let container = try lookup(id)
         guard !container.started else { throw ManagerError(code: .failedPrecondition, description: "container \(id) already started") }
+        let created = container.initProcess.created
         do {
-            try Spawner.start(container.initProcess.created)
+            try await Self.blocking { try Spawner.start(created) }
         } catch {
             throw ManagerError(code: .failedPrecondition, description: "starting container \(id): \(error)")
         }
         container.started = true
+        logger.info("container started", metadata: ["container": "\(id)", "pid": "\(container.initProcess.pid)"])
         return container.initProcess.pid
     }
 
@@ -143,9 +149,12 @@ actor ContainerManager {
         let (io, ends) = terminal ? try await ProcessIO.terminal() : try await ProcessIO.pipes(withStdin: stdin)
         let created: Spawner.Created
         do {
-            created = try Spawner.spawn(plan, options: .init(stdio: ends, cgroupFD: cgroupFD, joinPidFD: pidfd))
+            let finalPlan = plan
+            created = try await Self.blocking { try Spawner.spawn(finalPlan, options: .init(stdio: ends, cgroupFD: cgroupFD, joinPidFD: pidfd)) }
+            reaper.childSpawned()
             ends.close()
-            try Spawner.start(created)
+            try await Self.blocking { try Spawner.start(created) }
+            logger.info("exec started", metadata: ["container": "\(id)", "exec": "\(execID)", "pid": "\(created.pid)"])
         } catch {
             ends.close()
             await io.close()
@@ -199,6 +208,12 @@ actor ContainerManager {
         }
         container.cgroup.remove()
         logger.info("container removed", metadata: ["container": "\(id)"])
+    }
+
+    /// Runs a call that blocks until a child reports back (spawn, start) on NIO's thread pool, so the
+    /// event loops (one, with one vCPU) keep serving meanwhile.
+    private static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(body)
     }
 
     private func lookup(_ id: String) throws(ManagerError) -> Container {

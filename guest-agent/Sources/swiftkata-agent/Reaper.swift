@@ -1,9 +1,14 @@
 import Glibc
+import Dispatch
 import Synchronization
 
 /// Reaps every child of PID 1 (container processes and re-parented orphans) and delivers exit
 /// statuses to whoever waits for a pid. Exits that arrive before anyone asked are kept, so a
 /// process that dies right after it was spawned is never lost.
+///
+/// A dedicated thread blocks in waitpid(-1); it does not depend on SIGCHLD reaching it (threads the
+/// Swift runtime starts before `main` would not have the signal blocked). When there is no child
+/// at all, it sleeps until `childSpawned()` says there may be one.
 final class Reaper: Sendable {
     /// An exit status as the OCI runtime reports it: the code, or 128 + signal.
     struct Exit: Sendable, Equatable {
@@ -17,13 +22,12 @@ final class Reaper: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Signalled after every spawn, so the reaping thread wakes when it had no children.
+    private let childrenMayExist = DispatchSemaphore(value: 0)
 
-    /// Blocks SIGCHLD in the calling thread (call before any other thread starts).
-    static func blockChildSignals() {
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGCHLD)
-        pthread_sigmask(SIG_BLOCK, &set, nil)
+    /// Call after creating a child process.
+    func childSpawned() {
+        childrenMayExist.signal()
     }
 
     /// Starts the reaping thread.
@@ -39,21 +43,13 @@ final class Reaper: Sendable {
     }
 
     private func run() {
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGCHLD)
-        while true {
-            var signal: Int32 = 0
-            sigwait(&set, &signal)
-            reapAll()
-        }
-    }
-
-    private func reapAll() {
         while true {
             var status: Int32 = 0
-            let pid = waitpid(-1, &status, WNOHANG)
-            if pid <= 0 { return }
+            let pid = waitpid(-1, &status, 0)
+            if pid < 0 {
+                if errno == ECHILD { childrenMayExist.wait() }
+                continue
+            }
             var now = timespec()
             clock_gettime(CLOCK_REALTIME, &now)
             let exit = Exit(status: Reaper.exitStatus(status), exitedAtNanos: Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))
