@@ -50,7 +50,16 @@ let package = Package(
         // What the guest agent applies: OCI spec model and its translation into spawn plans.
         .target(
             name: "AgentRuntime",
-            path: "guest-agent/Sources/AgentRuntime"
+            dependencies: ["CSeccomp", "CGuestSys"],
+            path: "guest-agent/Sources/AgentRuntime",
+            swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
+        ),
+        // libseccomp (Debian libseccomp-dev), to compile OCI seccomp profiles to BPF.
+        .systemLibrary(
+            name: "CSeccomp",
+            path: "guest-agent/Sources/CSeccomp",
+            pkgConfig: "libseccomp",
+            providers: [.apt(["libseccomp-dev"])]
         ),
         // Creates container processes: namespaces, mounts, credentials, seccomp, exec. C, so that no
         // Swift code runs between fork and exec.
@@ -73,7 +82,10 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "guest-agent/Sources/swiftkata-agent"
+            path: "guest-agent/Sources/swiftkata-agent",
+            // Only what this target imports itself is visible: Foundation (re-exported by generated
+            // protobuf code) must not sneak in and drag ICU's 34 MB of data into the guest image.
+            swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
         ),
         // Echo service shared by the benchmark, the fuzz target and the tests.
         .target(

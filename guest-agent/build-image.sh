@@ -29,7 +29,7 @@ if [[ -f "$image" ]]; then
 fi
 
 # The agent must not pull in full Foundation (ICU data would add ~30 MB to every pod's boot).
-if ldd "$agent" | grep -qiE 'libFoundation|libicu'; then
+if ldd "$agent" | grep -qiE 'libFoundation|libicu' || nm "$agent" 2>/dev/null | grep -q 'icudt[0-9]*_dat'; then
     log "swiftkata-agent links Foundation/ICU; the guest agent must use FoundationEssentials or none"
     exit 1
 fi

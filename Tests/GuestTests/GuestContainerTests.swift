@@ -38,12 +38,12 @@ struct GuestContainerTests {
     }
 
     /// Creates and starts container `id`, optionally feeds stdin, collects output and the exit status.
-    static func run(_ guest: QEMUGuest, shared: String, id: String, args: [String], stdin: String? = nil) async throws -> Run {
+    static func run(_ guest: QEMUGuest, shared: String, id: String, args: [String], stdin: String? = nil, extraLinux: String = "") async throws -> Run {
         try BusyboxRootfs.make(at: "\(shared)/\(id)/rootfs")
         let agent = guest.agentClient
         var create = Swiftkata_Agent_V1_CreateContainerRequest()
         create.containerID = id
-        create.ociSpec = BusyboxRootfs.spec(id: id, args: args)
+        create.ociSpec = BusyboxRootfs.spec(id: id, args: args, extraLinux: extraLinux)
         create.stdin = stdin != nil
         let pid = try await agent.createContainer(create, timeout: .seconds(30)).pid
         var start = Swiftkata_Agent_V1_StartContainerRequest()
@@ -100,6 +100,12 @@ struct GuestContainerTests {
             let cat = try await Self.run(guest, shared: shared, id: "cat", args: ["cat"], stdin: "ping through stdin\n")
             #expect(cat.stdout == "ping through stdin\n")
             #expect(cat.exitStatus == 0)
+
+            // A seccomp profile denying mkdir makes it fail with EPERM; everything else still works.
+            let seccomp = #", "seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#
+            let denied = try await Self.run(guest, shared: shared, id: "seccomp", args: ["sh", "-c", "mkdir /tmp/x; echo status=$?"], extraLinux: seccomp)
+            #expect(denied.stderr.contains("Operation not permitted"))
+            #expect(denied.stdout == "status=1\n")
 
             // Its own pid namespace: the init is pid 1.
             let pid = try await Self.run(guest, shared: shared, id: "pidns", args: ["sh", "-c", "echo $$"])

@@ -143,11 +143,25 @@ public struct OCISeccomp: Codable, Sendable, Equatable {
     public var architectures: [String]?
     public var syscalls: [Rule]?
 
+    public init(defaultAction: String, defaultErrnoRet: UInt32?, architectures: [String]?, syscalls: [Rule]?) {
+        self.defaultAction = defaultAction
+        self.defaultErrnoRet = defaultErrnoRet
+        self.architectures = architectures
+        self.syscalls = syscalls
+    }
+
     public struct Rule: Codable, Sendable, Equatable {
         public var names: [String]
         public var action: String
         public var errnoRet: UInt32?
         public var args: [Arg]?
+
+        public init(names: [String], action: String, errnoRet: UInt32?, args: [Arg]?) {
+            self.names = names
+            self.action = action
+            self.errnoRet = errnoRet
+            self.args = args
+        }
     }
 
     public struct Arg: Codable, Sendable, Equatable {
@@ -155,6 +169,13 @@ public struct OCISeccomp: Codable, Sendable, Equatable {
         public var value: UInt64
         public var valueTwo: UInt64?
         public var op: String
+
+        public init(index: UInt32, value: UInt64, valueTwo: UInt64?, op: String) {
+            self.index = index
+            self.value = value
+            self.valueTwo = valueTwo
+            self.op = op
+        }
     }
 }
 

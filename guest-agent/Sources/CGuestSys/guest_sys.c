@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -36,4 +37,8 @@ int guest_open_pty(int *master, int *slave) {
 
 int guest_pidfd_open(pid_t pid) {
     return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int guest_memfd(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC);
 }

@@ -1,4 +1,5 @@
 import Glibc
+import AgentAPI
 import Logging
 import NIOCore
 import NIOPosix

@@ -1,6 +1,7 @@
 import AgentAPI
 import Glibc
 import Logging
+import NIOCore
 import TTRPC
 
 /// Where the agent listens: vsock port 1024 when the VM has a vsock device, otherwise the

@@ -30,12 +30,15 @@ actor ContainerManager {
         let id: String
         let cgroup: Cgroup
         let initProcess: Process
+        /// The container's seccomp program, applied to its execs too.
+        let seccompFilter: [UInt8]?
         var started = false
         var execs: [String: Process] = [:]
-        init(id: String, cgroup: Cgroup, initProcess: Process) {
+        init(id: String, cgroup: Cgroup, initProcess: Process, seccompFilter: [UInt8]?) {
             self.id = id
             self.cgroup = cgroup
             self.initProcess = initProcess
+            self.seccompFilter = seccompFilter
         }
     }
 
@@ -80,9 +83,11 @@ actor ContainerManager {
         guard containers[id] == nil else { throw ManagerError(code: .alreadyExists, description: "container \(id): already exists") }
         let spec: OCISpec
         var plan: SpawnPlan
+        let seccompFilter: [UInt8]?
         do {
             spec = try OCISpec.decode(specBytes)
             plan = try SpawnPlanner.container(spec: spec, rootfs: try resolveRootfs(spec.root?.path ?? "\(id)/rootfs"))
+            seccompFilter = try spec.linux?.seccomp.map { profile throws(SpecError) in try SeccompCompiler.compile(profile) }
         } catch let error as SpecError {
             throw ManagerError(code: .invalid, description: error.description)
         }
@@ -96,7 +101,7 @@ actor ContainerManager {
             let created: Spawner.Created
             do {
                 let finalPlan = plan
-                created = try await Self.blocking { try Spawner.spawn(finalPlan, options: .init(stdio: ends, cgroupFD: cgroupFD)) }
+                created = try await Self.blocking { try Spawner.spawn(finalPlan, options: .init(stdio: ends, cgroupFD: cgroupFD, seccompFilter: seccompFilter)) }
                 reaper.childSpawned()
             } catch {
                 reaper.childSpawned()
@@ -105,7 +110,7 @@ actor ContainerManager {
                 throw error
             }
             ends.close()
-            containers[id] = Container(id: id, cgroup: cgroup, initProcess: Process(pid: created.pid, io: io, created: created))
+            containers[id] = Container(id: id, cgroup: cgroup, initProcess: Process(pid: created.pid, io: io, created: created), seccompFilter: seccompFilter)
             logger.info("container created", metadata: ["container": "\(id)", "pid": "\(created.pid)"])
             return created.pid
         } catch {
@@ -150,7 +155,8 @@ actor ContainerManager {
         let created: Spawner.Created
         do {
             let finalPlan = plan
-            created = try await Self.blocking { try Spawner.spawn(finalPlan, options: .init(stdio: ends, cgroupFD: cgroupFD, joinPidFD: pidfd)) }
+            let filter = container.seccompFilter
+            created = try await Self.blocking { try Spawner.spawn(finalPlan, options: .init(stdio: ends, cgroupFD: cgroupFD, joinPidFD: pidfd, seccompFilter: filter)) }
             reaper.childSpawned()
             ends.close()
             try await Self.blocking { try Spawner.start(created) }

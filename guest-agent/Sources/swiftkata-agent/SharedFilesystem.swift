@@ -9,7 +9,7 @@ enum SharedFilesystem {
         guard point == defaultPoint else {
             throw TTRPCError(.invalidArgument, "shared file system mount point must be \(defaultPoint), not \(point)")
         }
-        guard !shared.tag.isEmpty, shared.tag.utf8.count <= 36, !shared.tag.contains(",") else {
+        guard !shared.tag.isEmpty, shared.tag.utf8.count <= 36, !shared.tag.utf8.contains(UInt8(ascii: ",")) else {
             throw TTRPCError(.invalidArgument, "shared file system tag \"\(shared.tag)\" is empty, too long or contains a comma")
         }
         makeDirectories(point)

@@ -14,4 +14,7 @@ int guest_open_pty(int *master, int *slave);
 /// pidfd_open(pid, 0); returns the fd or -1 with errno.
 int guest_pidfd_open(pid_t pid);
 
+/// memfd_create(name, MFD_CLOEXEC); returns the fd or -1 with errno.
+int guest_memfd(const char *name);
+
 #endif
