@@ -6,7 +6,7 @@ FUZZ_FLAGS := -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -Xcl
 FUZZ_SECONDS ?= 60
 FUZZ_CORPUS ?= $(FUZZ_SCRATCH)/corpus
 
-.PHONY: build test unit-test guest fuzz-smoke fuzz bench-ttrpc go-peer generate
+.PHONY: build test unit-test guest fuzz-smoke fuzz bench-ttrpc bench-boot go-peer generate
 GUEST_ENV = SWIFTKATA_KERNEL=$$(tail -n1 .build/guest-kernel.path) SWIFTKATA_IMAGE=$$(tail -n1 .build/guest-image.path)
 
 build:
@@ -49,6 +49,10 @@ fuzz: fuzz-smoke
 bench-ttrpc: go-peer
 	$(SWIFT) build -c release --product ttrpc-bench
 	.build/release/ttrpc-bench --go-peer .build/interop/ttrpc-peer
+
+## Boot to agent-ready vs a bare busybox boot of the same kernel, side by side.
+bench-boot: guest
+	guest-agent/bench-boot.py "$$(dirname "$$(tail -n1 .build/guest-kernel.path)")/vmlinux" "$$(tail -n1 .build/guest-image.path)" --runs 9
 
 ## Regenerates Sources/*/Generated (needs protoc; builds protoc-gen-swift once, minutes). Never in CI.
 generate:

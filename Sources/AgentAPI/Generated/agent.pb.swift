@@ -136,6 +136,12 @@ public nonisolated struct Swiftkata_Agent_V1_HealthResponse: Sendable {
   /// Nanoseconds since the guest kernel booted (CLOCK_BOOTTIME).
   public var uptimeNanos: UInt64 = 0
 
+  /// The agent's own resident memory (VmRSS), bytes.
+  public var agentRssBytes: UInt64 = 0
+
+  /// Memory the guest kernel has in use (MemTotal - MemAvailable), bytes.
+  public var guestMemoryUsedBytes: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -765,7 +771,7 @@ nonisolated extension Swiftkata_Agent_V1_HealthRequest: SwiftProtobuf.Message, S
 
 nonisolated extension Swiftkata_Agent_V1_HealthResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HealthResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}api_version\0\u{3}agent_version\0\u{3}kernel_release\0\u{3}uptime_nanos\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}api_version\0\u{3}agent_version\0\u{3}kernel_release\0\u{3}uptime_nanos\0\u{3}agent_rss_bytes\0\u{3}guest_memory_used_bytes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -777,6 +783,8 @@ nonisolated extension Swiftkata_Agent_V1_HealthResponse: SwiftProtobuf.Message, 
       case 2: try { try decoder.decodeSingularStringField(value: &self.agentVersion) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.kernelRelease) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.uptimeNanos) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.agentRssBytes) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.guestMemoryUsedBytes) }()
       default: break
       }
     }
@@ -795,6 +803,12 @@ nonisolated extension Swiftkata_Agent_V1_HealthResponse: SwiftProtobuf.Message, 
     if self.uptimeNanos != 0 {
       try visitor.visitSingularUInt64Field(value: self.uptimeNanos, fieldNumber: 4)
     }
+    if self.agentRssBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.agentRssBytes, fieldNumber: 5)
+    }
+    if self.guestMemoryUsedBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.guestMemoryUsedBytes, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -803,6 +817,8 @@ nonisolated extension Swiftkata_Agent_V1_HealthResponse: SwiftProtobuf.Message, 
     if lhs.agentVersion != rhs.agentVersion {return false}
     if lhs.kernelRelease != rhs.kernelRelease {return false}
     if lhs.uptimeNanos != rhs.uptimeNanos {return false}
+    if lhs.agentRssBytes != rhs.agentRssBytes {return false}
+    if lhs.guestMemoryUsedBytes != rhs.guestMemoryUsedBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -28,7 +28,21 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
         var now = timespec()
         clock_gettime(CLOCK_BOOTTIME, &now)
         response.uptimeNanos = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+        let status = procKilobytes("/proc/self/status")
+        response.agentRssBytes = (status["VmRSS"] ?? 0) * 1024
+        let meminfo = procKilobytes("/proc/meminfo")
+        response.guestMemoryUsedBytes = ((meminfo["MemTotal"] ?? 0) - min(meminfo["MemTotal"] ?? 0, meminfo["MemAvailable"] ?? 0)) * 1024
         return response
+    }
+
+    /// "Name:   123 kB" lines of /proc/self/status or /proc/meminfo, in kB.
+    private func procKilobytes(_ path: String) -> [String: UInt64] {
+        var values: [String: UInt64] = [:]
+        for line in (readSmallFile(path) ?? "").split(separator: "\n") {
+            let parts = line.split(whereSeparator: { $0 == ":" || $0 == " " || $0 == "\t" })
+            if parts.count >= 2, let value = UInt64(parts[1]) { values[String(parts[0])] = value }
+        }
+        return values
     }
 
     func createSandbox(_ request: Swiftkata_Agent_V1_CreateSandboxRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
