@@ -2,7 +2,7 @@ import Foundation
 
 /// A minimal container root file system made from Debian's busybox-static, for tests.
 enum BusyboxRootfs {
-    static let applets = ["sh", "echo", "cat", "sleep", "ls", "mkdir", "uname", "id", "hostname", "true", "false", "head", "dd", "wc", "tr"]
+    static let applets = ["sh", "echo", "cat", "sleep", "ls", "mkdir", "uname", "id", "hostname", "true", "false", "head", "dd", "wc", "tr", "tty", "stty"]
 
     /// Creates `<directory>/bin/busybox` plus applet links and the usual empty top-level directories.
     static func make(at directory: String) throws {

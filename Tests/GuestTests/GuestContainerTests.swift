@@ -38,14 +38,25 @@ struct GuestContainerTests {
     }
 
     /// Creates and starts container `id`, optionally feeds stdin, collects output and the exit status.
-    static func run(_ guest: QEMUGuest, shared: String, id: String, args: [String], stdin: String? = nil, extraLinux: String = "") async throws -> Run {
+    static func run(
+        _ guest: QEMUGuest, shared: String, id: String, args: [String], stdin: String? = nil, extraLinux: String = "",
+        terminal: Bool = false, terminalSize: (rows: UInt32, columns: UInt32)? = nil
+    ) async throws -> Run {
         try BusyboxRootfs.make(at: "\(shared)/\(id)/rootfs")
         let agent = guest.agentClient
         var create = Swiftkata_Agent_V1_CreateContainerRequest()
         create.containerID = id
-        create.ociSpec = BusyboxRootfs.spec(id: id, args: args, extraLinux: extraLinux)
+        create.ociSpec = BusyboxRootfs.spec(id: id, args: args, terminal: terminal, extraLinux: extraLinux)
         create.stdin = stdin != nil
+        create.terminal = terminal
         let pid = try await agent.createContainer(create, timeout: .seconds(30)).pid
+        if let terminalSize {
+            var resize = Swiftkata_Agent_V1_ResizeTtyRequest()
+            resize.containerID = id
+            resize.rows = terminalSize.rows
+            resize.columns = terminalSize.columns
+            _ = try await agent.resizeTty(resize, timeout: .seconds(10))
+        }
         var start = Swiftkata_Agent_V1_StartContainerRequest()
         start.containerID = id
         _ = try await agent.startContainer(start, timeout: .seconds(30))
@@ -106,6 +117,22 @@ struct GuestContainerTests {
             let denied = try await Self.run(guest, shared: shared, id: "seccomp", args: ["sh", "-c", "mkdir /tmp/x; echo status=$?"], extraLinux: seccomp)
             #expect(denied.stderr.contains("Operation not permitted"))
             #expect(denied.stdout == "status=1\n")
+
+            // A terminal: the process has a pty as its controlling tty, sized by ResizeTty.
+            // (The pty is allocated in the agent's devpts, so `tty` cannot name it inside the container's
+            // own devpts instance; isatty and the window size work.)
+            let tty = try await Self.run(guest, shared: shared, id: "tty", args: ["sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo interactive; stty size"],
+                                         terminal: true, terminalSize: (rows: 40, columns: 100))
+            #expect(tty.stdout == "interactive\r\n40 100\r\n")
+            #expect(tty.stderr.isEmpty)
+            #expect(tty.exitStatus == 0)
+
+            // A memory limit produces an OOM kill (137) and an OOM event for that container.
+            async let oom = guest.agentClient.getOOMEvent(.init(), timeout: .seconds(60))
+            let hog = try await Self.run(guest, shared: shared, id: "hog", args: ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+                                         extraLinux: #", "resources": {"memory": {"limit": 16777216}}"#)
+            #expect(hog.exitStatus == 137)
+            #expect(try await oom.containerID == "hog")
 
             // Its own pid namespace: the init is pid 1.
             let pid = try await Self.run(guest, shared: shared, id: "pidns", args: ["sh", "-c", "echo $$"])

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -41,4 +42,28 @@ int guest_pidfd_open(pid_t pid) {
 
 int guest_memfd(const char *name) {
     return memfd_create(name, MFD_CLOEXEC);
+}
+
+int guest_inotify_init(void) {
+    return inotify_init1(IN_CLOEXEC);
+}
+
+int guest_inotify_watch_modify(int fd, const char *path) {
+    return inotify_add_watch(fd, path, IN_MODIFY);
+}
+
+int guest_inotify_read_watches(int fd, int *watches, int capacity) {
+    char buffer[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t length;
+    do {
+        length = read(fd, buffer, sizeof buffer);
+    } while (length < 0 && errno == EINTR);
+    if (length < 0) return -1;
+    int count = 0;
+    for (char *p = buffer; p < buffer + length && count < capacity;) {
+        const struct inotify_event *event = (const struct inotify_event *)p;
+        watches[count++] = event->wd;
+        p += sizeof(struct inotify_event) + event->len;
+    }
+    return count;
 }

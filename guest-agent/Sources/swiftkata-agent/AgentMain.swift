@@ -30,7 +30,9 @@ struct AgentMain {
         let reaper = Reaper()
         reaper.start()
 
-        let containers = ContainerManager(reaper: reaper, sharedRoot: "/run/swiftkata/shared", logger: logger)
+        let oomWatcher = OOMWatcher()
+        oomWatcher.start()
+        let containers = ContainerManager(reaper: reaper, oomWatcher: oomWatcher, sharedRoot: "/run/swiftkata/shared", logger: logger)
         let service = AgentService(reaper: reaper, containers: containers, logger: logger)
         let server = TTRPCServer(services: [service.serviceDefinition], logger: logger)
         await AgentTransport.serveForever(server: server, logger: logger)

@@ -198,6 +198,8 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
     }
 
     func getOOMEvent(_ request: Swiftkata_Agent_V1_GetOOMEventRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_OOMEvent {
-        throw TTRPCError(.unimplemented, "GetOOMEvent: not implemented by this agent yet")
+        var event = Swiftkata_Agent_V1_OOMEvent()
+        event.containerID = await containers.oomWatcher.next()
+        return event
     }
 }

@@ -44,12 +44,14 @@ actor ContainerManager {
 
     private var containers: [String: Container] = [:]
     private let reaper: Reaper
+    let oomWatcher: OOMWatcher
     private let logger: Logger
     /// Where the pod's shared file system is mounted; container roots live below it.
     let sharedRoot: String
 
-    init(reaper: Reaper, sharedRoot: String, logger: Logger) {
+    init(reaper: Reaper, oomWatcher: OOMWatcher, sharedRoot: String, logger: Logger) {
         self.reaper = reaper
+        self.oomWatcher = oomWatcher
         self.sharedRoot = sharedRoot
         self.logger = logger
     }
@@ -111,6 +113,7 @@ actor ContainerManager {
             }
             ends.close()
             containers[id] = Container(id: id, cgroup: cgroup, initProcess: Process(pid: created.pid, io: io, created: created), seccompFilter: seccompFilter)
+            oomWatcher.watch(containerID: id, cgroup: cgroup)
             logger.info("container created", metadata: ["container": "\(id)", "pid": "\(created.pid)"])
             return created.pid
         } catch {
@@ -202,6 +205,7 @@ actor ContainerManager {
     func remove(id: String) async throws {
         let container = try lookup(id)
         containers[id] = nil
+        oomWatcher.unwatch(containerID: id)
         try? container.cgroup.killAll()
         for process in [container.initProcess] + Array(container.execs.values) {
             kill(process.pid, SIGKILL)

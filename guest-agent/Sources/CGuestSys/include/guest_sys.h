@@ -17,4 +17,14 @@ int guest_pidfd_open(pid_t pid);
 /// memfd_create(name, MFD_CLOEXEC); returns the fd or -1 with errno.
 int guest_memfd(const char *name);
 
+/// inotify_init1(IN_CLOEXEC); returns the fd or -1 with errno.
+int guest_inotify_init(void);
+
+/// inotify_add_watch(fd, path, IN_MODIFY); returns the watch descriptor or -1 with errno.
+int guest_inotify_watch_modify(int fd, const char *path);
+
+/// Blocks until events arrive and stores up to `capacity` watch descriptors that fired.
+/// Returns how many, or -1 with errno.
+int guest_inotify_read_watches(int fd, int *watches, int capacity);
+
 #endif
