@@ -216,6 +216,21 @@ struct GuestContainerTests {
 
             let health = try await agent.health(.init(), timeout: .seconds(10))
             #expect(health.apiVersion == AgentProtocol.apiVersion)
+
+            // DestroySandbox removes what is left (a running container included).
+            try BusyboxRootfs.make(at: "\(shared)/left/rootfs")
+            var left = Swiftkata_Agent_V1_CreateContainerRequest()
+            left.containerID = "left"
+            left.ociSpec = BusyboxRootfs.spec(id: "left", args: ["sleep", "1000"])
+            _ = try await agent.createContainer(left, timeout: .seconds(30))
+            var startLeft = Swiftkata_Agent_V1_StartContainerRequest()
+            startLeft.containerID = "left"
+            _ = try await agent.startContainer(startLeft, timeout: .seconds(30))
+            _ = try await agent.destroySandbox(.init(), timeout: .seconds(30))
+            var gone = Swiftkata_Agent_V1_WaitProcessRequest()
+            gone.containerID = "left"
+            let afterDestroy = await #expect(throws: TTRPCError.self) { try await agent.waitProcess(gone, timeout: .seconds(10)) }
+            #expect(afterDestroy?.code == .notFound)
         }
     }
 }

@@ -59,7 +59,12 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
     }
 
     func destroySandbox(_ request: Swiftkata_Agent_V1_DestroySandboxRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
-        throw TTRPCError(.unimplemented, "DestroySandbox: not implemented by this agent yet")
+        await containers.removeAll()
+        // The host destroys the VM next; unmount the shared file system so nothing holds host files.
+        if umount2(containers.sharedRoot, Int32(MNT_DETACH)) != 0 && errno != EINVAL && errno != ENOENT {
+            throw TTRPCError(.internal, "unmounting \(containers.sharedRoot): \(String(cString: strerror(errno)))")
+        }
+        return Google_Protobuf_Empty()
     }
 
     func createContainer(_ request: Swiftkata_Agent_V1_CreateContainerRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_CreateContainerResponse {

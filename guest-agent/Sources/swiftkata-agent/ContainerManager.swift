@@ -201,6 +201,13 @@ actor ContainerManager {
 
     func cgroup(id: String) throws -> Cgroup { try lookup(id).cgroup }
 
+    /// Removes every container (the pod is going away).
+    func removeAll() async {
+        for id in containers.keys.sorted() {
+            try? await remove(id: id)
+        }
+    }
+
     /// Kills what is left, releases stdio and the cgroup. The container is forgotten.
     func remove(id: String) async throws {
         let container = try lookup(id)

@@ -16,8 +16,13 @@ final class Reaper: Sendable {
         var exitedAtNanos: Int64
     }
 
+    /// Exits nobody asked for (intermediate spawner processes, orphans) are kept up to this many;
+    /// beyond it the oldest are dropped, so the table cannot grow without bound.
+    static let maxUnclaimedExits = 4096
+
     private struct State {
         var exits: [pid_t: Exit] = [:]
+        var exitOrder: [pid_t] = []
         var waiters: [pid_t: [CheckedContinuation<Exit, Never>]] = [:]
     }
 
@@ -55,6 +60,12 @@ final class Reaper: Sendable {
             let exit = Exit(status: Reaper.exitStatus(status), exitedAtNanos: Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))
             let waiters = state.withLock { state -> [CheckedContinuation<Exit, Never>] in
                 state.exits[pid] = exit
+                state.exitOrder.append(pid)
+                if state.exitOrder.count > Self.maxUnclaimedExits {
+                    let dropped = state.exitOrder.removeFirst()
+                    // A pid that exited again later (reused) keeps its newer entry.
+                    if !state.exitOrder.contains(dropped) { state.exits[dropped] = nil }
+                }
                 return state.waiters.removeValue(forKey: pid) ?? []
             }
             for waiter in waiters { waiter.resume(returning: exit) }
