@@ -19,9 +19,7 @@ public final class TTRPCClient: Sendable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "ttrpc.client")
     ) async throws -> TTRPCClient {
-        let channel = try await ClientBootstrap(group: group)
-            .channelInitializer { channel in install(on: channel, logger: logger) }
-            .connect(unixDomainSocketPath: path).get()
+        let channel = try await bootstrap(group, logger).connect(unixDomainSocketPath: path).get()
         return try await wrap(channel)
     }
 
@@ -31,8 +29,7 @@ public final class TTRPCClient: Sendable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "ttrpc.client")
     ) async throws -> TTRPCClient {
-        let channel = try await ClientBootstrap(group: group)
-            .channelInitializer { channel in install(on: channel, logger: logger) }
+        let channel = try await bootstrap(group, logger)
             .connect(to: VsockAddress(cid: .init(rawValue: cid), port: .init(rawValue: port))).get()
         return try await wrap(channel)
     }
@@ -43,9 +40,7 @@ public final class TTRPCClient: Sendable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "ttrpc.client")
     ) async throws -> TTRPCClient {
-        let channel = try await ClientBootstrap(group: group)
-            .channelInitializer { channel in install(on: channel, logger: logger) }
-            .withConnectedSocket(fd).get()
+        let channel = try await bootstrap(group, logger).withConnectedSocket(fd).get()
         return try await wrap(channel)
     }
 
@@ -59,6 +54,10 @@ public final class TTRPCClient: Sendable {
             .channelInitializer { channel in install(on: channel, logger: logger) }
             .takingOwnershipOfDescriptor(inputOutput: fd).get()
         return try await wrap(channel)
+    }
+
+    private static func bootstrap(_ group: any EventLoopGroup, _ logger: Logger) -> ClientBootstrap {
+        ClientBootstrap(group: group).channelInitializer { channel in install(on: channel, logger: logger) }
     }
 
     private static func install(on channel: any Channel, logger: Logger) -> EventLoopFuture<Void> {

@@ -67,10 +67,7 @@ enum AgentTransport {
 
     /// Whether /sys/bus/virtio/devices lists a device with this virtio device id.
     static func hasVirtioDevice(id: Int) -> Bool {
-        guard let dir = opendir("/sys/bus/virtio/devices") else { return false }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        for name in directoryEntries("/sys/bus/virtio/devices") {
             guard name.hasPrefix("virtio"),
                   let text = readSmallFile("/sys/bus/virtio/devices/\(name)/device")?.trimmingTrailingNewlines,
                   let value = Int(text.dropFirst(2), radix: 16)
@@ -82,10 +79,7 @@ enum AgentTransport {
 
     /// Finds /dev/vportNpM whose name (in /sys/class/virtio-ports/vportNpM/name) is `name`.
     static func findSerialPort(named name: String) -> String? {
-        guard let dir = opendir("/sys/class/virtio-ports") else { return nil }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let port = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        for port in directoryEntries("/sys/class/virtio-ports") {
             guard port.hasPrefix("vport") else { continue }
             let portName = readSmallFile("/sys/class/virtio-ports/\(port)/name")?.trimmingTrailingNewlines
             if portName == name { return "/dev/\(port)" }
