@@ -119,11 +119,10 @@ struct GuestContainerTests {
             #expect(denied.stdout == "status=1\n")
 
             // A terminal: the process has a pty as its controlling tty, sized by ResizeTty.
-            // (The pty is allocated in the agent's devpts, so `tty` cannot name it inside the container's
-            // own devpts instance; isatty and the window size work.)
-            let tty = try await Self.run(guest, shared: shared, id: "tty", args: ["sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo interactive; stty size"],
+            // The pty comes from the container's own devpts, so `tty` can name it.
+            let tty = try await Self.run(guest, shared: shared, id: "tty", args: ["sh", "-c", "tty; [ -t 0 ] && [ -t 1 ] && echo interactive; stty size"],
                                          terminal: true, terminalSize: (rows: 40, columns: 100))
-            #expect(tty.stdout == "interactive\r\n40 100\r\n")
+            #expect(tty.stdout == "/dev/pts/0\r\ninteractive\r\n40 100\r\n")
             #expect(tty.stderr.isEmpty)
             #expect(tty.exitStatus == 0)
 
@@ -213,6 +212,15 @@ struct GuestContainerTests {
             badID.ociSpec = BusyboxRootfs.spec(id: "x", args: ["sh"])
             let invalidID = await #expect(throws: TTRPCError.self) { try await agent.createContainer(badID, timeout: .seconds(10)) }
             #expect(invalidID?.code == .invalidArgument)
+
+            var withNetwork = Swiftkata_Agent_V1_CreateSandboxRequest()
+            withNetwork.interfaces = [Swiftkata_Agent_V1_NetworkInterface()]
+            let noNetwork = await #expect(throws: TTRPCError.self) { try await agent.createSandbox(withNetwork, timeout: .seconds(10)) }
+            #expect(noNetwork?.code == .unimplemented)
+            var badDNS = Swiftkata_Agent_V1_CreateSandboxRequest()
+            badDNS.dns.nameservers = ["10.0.0.1 evil"]
+            let dnsError = await #expect(throws: TTRPCError.self) { try await agent.createSandbox(badDNS, timeout: .seconds(10)) }
+            #expect(dnsError?.code == .invalidArgument)
 
             let health = try await agent.health(.init(), timeout: .seconds(10))
             #expect(health.apiVersion == AgentProtocol.apiVersion)

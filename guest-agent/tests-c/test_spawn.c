@@ -21,12 +21,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -122,7 +125,8 @@ static void setup_rootfs(void) {
     path_join(p, sizeof(p), rootfs, "bin/busybox");
     copy_file("/bin/busybox", p, 0755);
     const char *applets[] = {"sh", "echo", "cat", "ls", "mkdir", "id", "hostname", "sleep", "true", "false", "grep",
-                             "tr", "cut", "touch", "wc", "pwd", "test", "readlink", "stat", "env", "head"};
+                             "tr", "cut", "touch", "wc", "pwd", "test", "readlink", "stat", "env", "head",
+                             "tty", "stty"};
     for (size_t i = 0; i < sizeof(applets) / sizeof(applets[0]); i++) {
         char link[512];
         snprintf(link, sizeof(link), "%s/bin/%s", rootfs, applets[i]);
@@ -173,6 +177,7 @@ static sk_spawn_config base_config(const char *const *argv) {
     cfg.umask_value = 022;
     cfg.stdin_fd = cfg.stdout_fd = cfg.stderr_fd = -1;
     cfg.start_fd = -1;
+    cfg.console_socket = -1;
     return cfg;
 }
 
@@ -769,6 +774,7 @@ static void test_k_terminal(void) {
     sk_spawn_config cfg = base_config(argv);
     cfg.stdin_fd = cfg.stdout_fd = cfg.stderr_fd = slave;
     cfg.terminal = 1;
+    cfg.console_socket = 0; // a caller that zeroes the struct: fds 0-2 never mean a console socket
     pid_t pid = -1;
     int status_fd = -1;
     char err[512];
@@ -788,6 +794,182 @@ static void test_k_terminal(void) {
         check(strstr(buf, "tty_nr=0\r") == NULL && strstr(buf, "tty_nr=") != NULL, "no controlling terminal");
     }
     close(master);
+    end();
+}
+
+// A container /dev like the OCI default: tmpfs, its own devpts instance (ptmx via pts/ptmx).
+static sk_mount console_mounts[] = {
+    {"proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, 0, NULL},
+    {"tmpfs", "/dev", "tmpfs", MS_NOSUID, 0, "mode=755,size=65536k"},
+    {"devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, 0, "newinstance,ptmxmode=0666,mode=0620"},
+};
+
+/// Reads a pty master until EIO (the slave's last holder is gone) or timeout_ms without data.
+static size_t read_tty(int master, char *buf, size_t len, int timeout_ms) {
+    size_t total = 0;
+    while (total + 1 < len) {
+        struct pollfd pfd = {master, POLLIN, 0};
+        int ready = poll(&pfd, 1, timeout_ms);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready <= 0) break;
+        ssize_t n = read(master, buf + total, len - 1 - total);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        total += (size_t)n;
+    }
+    buf[total] = '\0';
+    return total;
+}
+
+/// True when some line of text starts with prefix.
+static int has_line_starting(const char *text, const char *prefix) {
+    size_t len = strlen(prefix);
+    for (const char *p = text; p != NULL && *p != '\0';) {
+        if (strncmp(p, prefix, len) == 0) return 1;
+        p = strchr(p, '\n');
+        if (p != NULL) p++;
+    }
+    return 0;
+}
+
+/// Spawns cfg with a console socket and a start pipe; receives the master, sets the window to
+/// 40x100, starts, collects the terminal output and reaps the process. Returns the spawn rc.
+static int run_console(sk_spawn_config *cfg, char *out, size_t out_len, int *wstatus, char *err, size_t err_len) {
+    int sv[2], start[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || pipe2(start, O_CLOEXEC) < 0) die("socketpair");
+    cfg->terminal = 1;
+    cfg->console_socket = sv[0];
+    cfg->stdin_fd = cfg->stdout_fd = cfg->stderr_fd = -1;
+    cfg->start_fd = start[0];
+    out[0] = '\0';
+    *wstatus = 0;
+    pid_t pid = -1;
+    int status_fd = -1;
+    int rc = sk_spawn(cfg, &pid, &status_fd, err, err_len);
+    close(sv[0]);
+    close(start[0]);
+    if (rc != 0) {
+        close(start[1]);
+        close(sv[1]);
+        if (pid > 0) waitpid(pid, wstatus, 0);
+        return rc;
+    }
+    int master = -1;
+    if (sk_receive_console(sv[1], &master, err, err_len) != 0) {
+        check(0, "sk_receive_console: %s", err);
+        close(start[1]); // cancels the process
+        sk_start(-1, status_fd, err, err_len);
+        waitpid(pid, wstatus, 0);
+        close(sv[1]);
+        return -1;
+    }
+    close(sv[1]);
+    check((fcntl(master, F_GETFD) & FD_CLOEXEC) != 0, "received master is not O_CLOEXEC");
+    struct winsize ws = {.ws_row = 40, .ws_col = 100};
+    check(ioctl(master, TIOCSWINSZ, &ws) == 0, "TIOCSWINSZ: %s", strerror(errno));
+    check(sk_start(start[1], status_fd, err, err_len) == 0, "sk_start: %s", err);
+    read_tty(master, out, out_len, 10000);
+    close(master);
+    if (waitpid(pid, wstatus, 0) != pid) perror("waitpid");
+    return 0;
+}
+
+static void test_o_console_socket(void) {
+    begin("o: console socket: the container's own pty (tty, stty size, owner, controlling tty)");
+    const char *argv[] = {"sh", "-c",
+                          "tty; stty size; stat -c 'owner=%u:%g mode=%a' $(tty); "
+                          "echo tty_nr=$(cut -d' ' -f7 /proc/self/stat); echo fds=$(ls /proc/self/fd | tr '\\n' ' ')",
+                          NULL};
+    sk_spawn_config cfg = base_config(argv);
+    cfg.mounts = console_mounts;
+    cfg.mount_count = 3;
+    cfg.uid = 1000;
+    cfg.gid = 1000;
+    cfg.cap_effective = cfg.cap_permitted = 0;
+    char out[4096], err[512];
+    int ws;
+    int rc = run_console(&cfg, out, sizeof(out), &ws, err, sizeof(err));
+    printf("    output:\n%s", out);
+    check(rc == 0, "sk_spawn: %s", err);
+    check(exited_with(ws, 0), "exit status 0x%x", ws);
+    check(has_line_starting(out, "/dev/pts/0\r"), "tty is not /dev/pts/0 of the container's devpts");
+    check(has_line_starting(out, "40 100\r"), "window size 40x100 not seen by stty size");
+    check(strstr(out, "owner=1000:1000 mode=620") != NULL, "slave owner/mode");
+    check(strstr(out, "tty_nr=0\r") == NULL && strstr(out, "tty_nr=") != NULL, "no controlling terminal");
+    check(strstr(out, "fds=0 1 2 3\r") != NULL, "an fd other than stdio reached the container");
+
+    // Without a devpts on /dev/pts there is no pty to open: a message, like the other steps.
+    {
+        const char *true_argv[] = {"true", NULL};
+        sk_spawn_config bad = base_config(true_argv);
+        rc = run_console(&bad, out, sizeof(out), &ws, err, sizeof(err));
+        printf("    no devpts:   rc=%d '%s'\n", rc, err);
+        check(rc == -1 && strcmp(err, "console: open /dev/ptmx: No such file or directory") == 0,
+              "no devpts: rc=%d err='%s'", rc, err);
+        check(exited_with(ws, 127), "exit status 0x%x", ws);
+    }
+    // sk_receive_console on a socket closed without a message, and on a message without an fd.
+    {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) die("socketpair");
+        int master = 123;
+        if (write(sv[0], "x", 1) != 1) die("write");
+        rc = sk_receive_console(sv[1], &master, err, sizeof(err));
+        check(rc == -1 && master == -1 && strstr(err, "without a file descriptor"), "no fd: rc=%d '%s'", rc, err);
+        close(sv[0]);
+        rc = sk_receive_console(sv[1], &master, err, sizeof(err));
+        check(rc == -1 && master == -1 && strstr(err, "closed"), "closed: rc=%d '%s'", rc, err);
+        close(sv[1]);
+    }
+    end();
+}
+
+static void test_o2_console_exec(void) {
+    begin("o2: console socket for an exec into a running container (its devpts, uid 1000)");
+    const char *init_argv[] = {"sleep", "1000", NULL};
+    sk_spawn_config init_cfg = base_config(init_argv);
+    init_cfg.mounts = console_mounts;
+    init_cfg.mount_count = 3;
+    pid_t init_pid = -1;
+    int status_fd = -1;
+    char err[512];
+    int rc = sk_spawn(&init_cfg, &init_pid, &status_fd, err, sizeof(err));
+    check(rc == 0, "spawn init: %s", err);
+    if (rc != 0) {
+        end();
+        return;
+    }
+    rc = sk_start(-1, status_fd, err, sizeof(err));
+    check(rc == 0, "start init: %s", err);
+    int pidfd = (int)syscall(SYS_pidfd_open, init_pid, 0);
+    check(pidfd >= 0, "pidfd_open: %s", strerror(errno));
+
+    const char *argv[] = {"sh", "-c",
+                          "tty; stty size; stat -c 'owner=%u:%g mode=%a' $(tty); "
+                          "echo tty_nr=$(cut -d' ' -f7 /proc/self/stat); echo pid=$$",
+                          NULL};
+    sk_spawn_config cfg = base_config(argv);
+    cfg.clone_flags = 0;
+    cfg.join_pidfd = pidfd;
+    cfg.rootfs = NULL;
+    cfg.uid = 1000;
+    cfg.gid = 1000;
+    cfg.cap_effective = cfg.cap_permitted = 0;
+    char out[4096];
+    int ws;
+    rc = run_console(&cfg, out, sizeof(out), &ws, err, sizeof(err));
+    printf("    output:\n%s", out);
+    check(rc == 0, "sk_spawn exec: %s", err);
+    check(exited_with(ws, 0), "exit status 0x%x", ws);
+    check(has_line_starting(out, "/dev/pts/0\r"), "tty is not /dev/pts/0 of the container's devpts");
+    check(has_line_starting(out, "40 100\r"), "window size");
+    check(strstr(out, "owner=1000:1000 mode=620") != NULL, "slave owner/mode");
+    check(strstr(out, "tty_nr=0\r") == NULL && strstr(out, "tty_nr=") != NULL, "no controlling terminal");
+    check(strstr(out, "pid=2\r") != NULL, "not in the container's pid namespace");
+    if (pidfd >= 0) close(pidfd);
+    kill(init_pid, SIGKILL);
+    waitpid(init_pid, &ws, 0);
+    reap_strays(); // the exec's intermediate
     end();
 }
 
@@ -910,6 +1092,8 @@ int main(int argc, char **argv) {
     test_i_cgroup();
     test_j_readonly_and_masks();
     test_k_terminal();
+    test_o_console_socket();
+    test_o2_console_exec();
     test_l_concurrent();
     test_m_refusals();
     test_n_escape("chroot");

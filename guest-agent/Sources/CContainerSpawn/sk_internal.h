@@ -56,6 +56,7 @@ typedef struct sk_child {
     int join_pidfd;           // copy of cfg->join_pidfd, moved above 2
     int cgroup_fd;            // exec only: copy of cfg->cgroup_fd (used by the second clone)
     int stdio[3];             // stdio sources, moved above 2; -1 = /dev/null
+    int console_socket;       // cfg->console_socket when terminal && console_socket > 2, else -1
     int devnull;              // /dev/null of the caller's mount namespace, opened in the child
     int cap_last_cap;         // from /proc/sys/kernel/cap_last_cap, read by the parent
     int late_caps;            // install seccomp before the final capset (see sk_spawn.c)

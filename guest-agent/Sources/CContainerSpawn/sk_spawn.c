@@ -14,8 +14,9 @@
 //   exec: setns(pidfd, mnt|uts|ipc|pid|cgroup), then clone3(CLONE_PARENT [| CLONE_INTO_CGROUP]):
 //         the grandchild is the caller's child and lives in the container's pid namespace; the
 //         intermediate sends its pid and _exit(0)s;
-//   then: rlimits, umask, stdio (+ setsid/TIOCSCTTY), keepcaps + bounding set + groups/gid/uid,
-//   capset + ambient, no_new_privs, argv[0] lookup, 'R', wait for start, seccomp, execve.
+//   then: rlimits, umask, stdio (+ setsid/TIOCSCTTY; with a console socket: a pty of the
+//   container's /dev/ptmx whose master goes to the caller over the socket), keepcaps + bounding set +
+//   groups/gid/uid, capset + ambient, no_new_privs, argv[0] lookup, 'R', wait for start, seccomp, execve.
 #include "sk_internal.h"
 
 #include <errno.h>
@@ -29,6 +30,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -53,6 +55,9 @@
 #endif
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
 #endif
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
@@ -259,6 +264,65 @@ static const char *sk_child_lookup(const sk_child *c) {
     sk_child_fail(c, best_err, "exec ", argv0, " (in $PATH)", NULL);
 }
 
+/// Console socket (runc's --console-socket): a pty of the devpts the process sees as /dev/pts (the
+/// container's, since this runs after the pivot or the setns), so that ttyname() finds its terminal.
+/// The slave becomes the controlling terminal and stdin/stdout/stderr; the master goes to the caller.
+static void sk_child_console(const sk_child *c) {
+    const sk_spawn_config *cfg = c->cfg;
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) sk_child_fail(c, errno, "console: open /dev/ptmx", NULL);
+    int unlock = 0;
+    if (ioctl(master, TIOCSPTLCK, &unlock) < 0) sk_child_fail(c, errno, "console: unlock the pty (TIOCSPTLCK)", NULL);
+    unsigned int number = 0;
+    if (ioctl(master, TIOCGPTN, &number) < 0) sk_child_fail(c, errno, "console: pty number (TIOCGPTN)", NULL);
+    sk_msg slave_path;
+    sk_msg_init(&slave_path);
+    sk_msg_add(&slave_path, "/dev/pts/");
+    sk_msg_add_long(&slave_path, (long)number);
+    // The peer of this very master, opened through the devpts mount the master came from: no path
+    // lookup in a tree that the container's processes may have changed (an exec runs as root here,
+    // and the fchown below must not follow a planted link). The fd still reads as /dev/pts/N.
+    int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0) sk_child_fail(c, errno, "console: open ", slave_path.buf, " (TIOCGPTPEER)", NULL);
+    // Owned by the process's user (and group: "tty" cannot be looked up here), as runc does.
+    if (fchown(slave, (uid_t)cfg->uid, (gid_t)cfg->gid) < 0)
+        sk_child_fail(c, errno, "console: chown ", slave_path.buf, NULL);
+    if (fchmod(slave, 0620) < 0) sk_child_fail(c, errno, "console: chmod ", slave_path.buf, NULL);
+    if (setsid() < 0) sk_child_fail(c, errno, "console: setsid", NULL);
+    if (ioctl(slave, TIOCSCTTY, 0) < 0) sk_child_fail(c, errno, "console: ioctl TIOCSCTTY ", slave_path.buf, NULL);
+    for (int i = 0; i < 3; i++) {
+        if (dup2(slave, i) < 0) sk_child_fail(c, errno, "console: dup2 ", slave_path.buf, NULL);
+    }
+    close(slave);
+
+    char payload = 'M';
+    struct iovec iov = {&payload, 1};
+    union {
+        struct cmsghdr header;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof(control.buf);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &master, sizeof(int));
+    ssize_t n;
+    do {
+        n = sendmsg(c->console_socket, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) sk_child_fail(c, errno, "console: send the pty master over the console socket", NULL);
+    if (n != 1) sk_child_fail(c, 0, "console: short send on the console socket", NULL);
+    close(master);
+    close(c->console_socket);
+}
+
 /// Steps common to a new container and an exec, from rlimits to execve.
 static _Noreturn void sk_child_process(sk_child *c) {
     const sk_spawn_config *cfg = c->cfg;
@@ -279,15 +343,20 @@ static _Noreturn void sk_child_process(sk_child *c) {
     umask((mode_t)(cfg->umask_value & 07777));
 
     // (14) stdio: every source is above 2 (see sk_child_main), so dup2 cannot clobber another one.
-    for (int i = 0; i < 3; i++) {
-        int src = c->stdio[i] >= 0 ? c->stdio[i] : c->devnull;
-        if (dup2(src, i) < 0) sk_child_fail(c, errno, "dup2 stdio", NULL);
+    // With a console socket the container's pty replaces them (still root: the slave gets chowned).
+    if (c->console_socket >= 0) {
+        sk_child_console(c);
+    } else {
+        for (int i = 0; i < 3; i++) {
+            int src = c->stdio[i] >= 0 ? c->stdio[i] : c->devnull;
+            if (dup2(src, i) < 0) sk_child_fail(c, errno, "dup2 stdio", NULL);
+        }
     }
     // Whatever else is still open must not reach the container (our status pipe closes at exec).
     if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
         for (int fd = 3; fd < 1024; fd++) (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
-    if (cfg->terminal) {
+    if (cfg->terminal && c->console_socket < 0) {
         if (setsid() < 0) sk_child_fail(c, errno, "setsid", NULL);
         if (ioctl(0, TIOCSCTTY, 0) < 0) sk_child_fail(c, errno, "ioctl TIOCSCTTY", NULL);
     }
@@ -400,8 +469,9 @@ static _Noreturn void sk_child_main(sk_child *c) {
     c->join_pidfd = sk_child_fd_above_stdio(c, c->join_pidfd);
     c->cgroup_fd = sk_child_fd_above_stdio(c, c->cgroup_fd);
     for (int i = 0; i < 3; i++) c->stdio[i] = sk_child_fd_above_stdio(c, c->stdio[i]);
+    c->console_socket = sk_child_fd_above_stdio(c, c->console_socket);
     int keep[] = {c->status_w, c->pid_w, c->start_fd, c->join_pidfd, c->cgroup_fd,
-                  c->stdio[0],  c->stdio[1], c->stdio[2]};
+                  c->stdio[0],  c->stdio[1], c->stdio[2], c->console_socket};
     sk_close_fds_except(keep, sizeof(keep) / sizeof(keep[0]));
 
     umask(022); // for the mount points and files created during setup
@@ -583,6 +653,8 @@ int sk_spawn(const sk_spawn_config *cfg, pid_t *pid_out, int *status_fd_out, cha
     c.stdio[0] = cfg->stdin_fd;
     c.stdio[1] = cfg->stdout_fd;
     c.stdio[2] = cfg->stderr_fd;
+    c.console_socket = cfg->terminal && cfg->console_socket > 2 ? cfg->console_socket : -1;
+    if (c.console_socket >= 0) c.stdio[0] = c.stdio[1] = c.stdio[2] = -1; // replaced by the pty
     c.devnull = -1;
     c.cap_last_cap = sk_read_cap_last_cap();
     c.join_flags = cfg->clone_flags != 0 ? cfg->clone_flags : SK_EXEC_JOIN_FLAGS;
@@ -735,4 +807,71 @@ int sk_start(int start_write_fd, int status_fd, char *error, size_t error_len) {
         return -1;
     }
     return result;
+}
+
+int sk_receive_console(int socket_fd, int *master_out, char *error, size_t error_len) {
+    if (error != NULL && error_len > 0) error[0] = '\0';
+    if (master_out == NULL) {
+        sk_set_error(error, error_len, "console: missing argument", EINVAL);
+        return -1;
+    }
+    *master_out = -1;
+    char payload[1];
+    struct iovec iov = {payload, sizeof(payload)};
+    union {
+        struct cmsghdr header;
+        char buf[CMSG_SPACE(sizeof(int) * 8)];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof(control.buf);
+    ssize_t n;
+    do {
+        n = recvmsg(socket_fd, &msg, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        sk_set_error(error, error_len, "console: recvmsg on the console socket", errno);
+        return -1;
+    }
+    // Keep the first fd received, close any other one (a misbehaving sender must not leak fds here).
+    int master = -1;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+            if (master < 0) {
+                master = fd;
+            } else {
+                close(fd);
+            }
+        }
+    }
+    if (msg.msg_flags & MSG_CTRUNC) {
+        sk_close_if_open(&master);
+        sk_set_error(error, error_len, "console: control message truncated (more fds than expected)", 0);
+        return -1;
+    }
+    if (master < 0) {
+        sk_set_error(error, error_len,
+                     n == 0 ? "console: the console socket was closed before the pty master arrived"
+                            : "console: message without a file descriptor on the console socket",
+                     0);
+        return -1;
+    }
+    (void)fcntl(master, F_SETFD, FD_CLOEXEC); // MSG_CMSG_CLOEXEC did it already; cheap insurance
+    unsigned int number;
+    if (ioctl(master, TIOCGPTN, &number) < 0) {
+        int err = errno;
+        close(master);
+        sk_set_error(error, error_len, "console: the received fd is not a pty master", err);
+        return -1;
+    }
+    *master_out = master;
+    return 0;
 }

@@ -1,3 +1,4 @@
+import CGuestSys
 import Glibc
 import AgentAPI
 import Logging
@@ -10,6 +11,10 @@ import TTRPC
 @main
 struct AgentMain {
     static func main() async {
+        // Before /proc is mounted: no CommandLine here (the runtime may read /proc/self/cmdline).
+        if getpid() == 1 && getenv(rootSwitchedVariable) == nil {
+            switchRootToTmpfs()
+        }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .info
@@ -37,4 +42,31 @@ struct AgentMain {
         let server = TTRPCServer(services: [service.serviceDefinition], logger: logger)
         await AgentTransport.serveForever(server: server, logger: logger)
     }
+
+    /// Set in the environment of the re-executed agent once its root is a tmpfs.
+    static let rootSwitchedVariable = "SWIFTKATA_ROOT_SWITCHED"
+
+    /// The initramfs cannot be pivoted away from, so containers could only chroot out of it. Moving
+    /// its files into a tmpfs root (then re-executing from there) lets every container pivot_root.
+    static func switchRootToTmpfs() {
+        var message = [CChar](repeating: 0, count: 512)
+        switch guest_switch_root_to_tmpfs(&message, message.count) {
+        case 1:
+            setenv(rootSwitchedVariable, "1", 1)
+            var argv: [UnsafeMutablePointer<CChar>?] = [strdup("/init"), nil]
+            execv("/init", &argv)
+            consoleLine("swiftkata-agent: re-exec after switching root failed: \(String(cString: strerror(errno)))")
+        case 0:
+            return
+        default:
+            let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            consoleLine("swiftkata-agent: staying on the initramfs root: \(text)")
+        }
+    }
+}
+
+/// Writes one line to the console (fd 2) before logging is set up.
+func consoleLine(_ text: String) {
+    let bytes = Array((text + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }

@@ -46,6 +46,16 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
     }
 
     func createSandbox(_ request: Swiftkata_Agent_V1_CreateSandboxRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
+        // Pod networking and sysctls arrive with the CRI work; refuse them rather than ignore them.
+        guard request.interfaces.isEmpty, request.routes.isEmpty else {
+            throw TTRPCError(.unimplemented, "CreateSandbox: network interfaces and routes are not supported by this agent yet")
+        }
+        guard request.sysctls.isEmpty else {
+            throw TTRPCError(.unimplemented, "CreateSandbox: sysctls are not supported by this agent yet")
+        }
+        if request.hasDns {
+            try writeResolvConf(request.dns)
+        }
         if !request.hostname.isEmpty {
             guard request.hostname.utf8.count <= 64 else { throw TTRPCError(.invalidArgument, "hostname longer than 64 bytes") }
             guard sethostname(request.hostname, request.hostname.utf8.count) == 0 else {
@@ -56,6 +66,27 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
             try SharedFilesystem.mount(request.sharedFs, at: containers.sharedRoot)
         }
         return Google_Protobuf_Empty()
+    }
+
+    /// The guest's /etc/resolv.conf, from the pod's DNS settings (bounded: 3 servers, 6 search domains).
+    private func writeResolvConf(_ dns: Swiftkata_Agent_V1_DNSConfig) throws {
+        guard dns.nameservers.count <= 3, dns.searches.count <= 6, dns.options.count <= 16 else {
+            throw TTRPCError(.invalidArgument, "DNS: at most 3 nameservers, 6 search domains and 16 options")
+        }
+        let entries = dns.nameservers + dns.searches + dns.options
+        guard entries.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 253 && !$0.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7f }) }) else {
+            throw TTRPCError(.invalidArgument, "DNS: entries must be non-empty words of at most 253 bytes")
+        }
+        var text = dns.nameservers.map { "nameserver \($0)\n" }.joined()
+        if !dns.searches.isEmpty { text += "search \(dns.searches.joined(separator: " "))\n" }
+        if !dns.options.isEmpty { text += "options \(dns.options.joined(separator: " "))\n" }
+        let fd = open("/etc/resolv.conf", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw TTRPCError(.internal, "writing /etc/resolv.conf: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw TTRPCError(.internal, "writing /etc/resolv.conf: \(String(cString: strerror(errno)))")
+        }
     }
 
     func destroySandbox(_ request: Swiftkata_Agent_V1_DestroySandboxRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {

@@ -97,10 +97,11 @@ actor ContainerManager {
         let cgroup = try Cgroup.create(for: id)
         do {
             try cgroup.apply(spec.linux?.resources)
-            let (io, ends) = terminal ? try await ProcessIO.terminal() : try await ProcessIO.pipes(withStdin: stdin)
+            let (pending, ends) = try await ProcessIO.Pending.make(terminal: terminal, stdin: stdin)
             let cgroupFD = try cgroup.openDirectory()
             defer { close(cgroupFD) }
             let created: Spawner.Created
+            let io: ProcessIO
             do {
                 let finalPlan = plan
                 created = try await Self.blocking { try Spawner.spawn(finalPlan, options: .init(stdio: ends, cgroupFD: cgroupFD, seccompFilter: seccompFilter)) }
@@ -108,10 +109,17 @@ actor ContainerManager {
             } catch {
                 reaper.childSpawned()
                 ends.close()
-                await io.close()
+                await pending.cancel()
                 throw error
             }
             ends.close()
+            do {
+                io = try await pending.complete()
+            } catch {
+                kill(created.pid, SIGKILL)
+                close(created.startFD)
+                throw error
+            }
             containers[id] = Container(id: id, cgroup: cgroup, initProcess: Process(pid: created.pid, io: io, created: created), seccompFilter: seccompFilter)
             oomWatcher.watch(containerID: id, cgroup: cgroup)
             logger.info("container created", metadata: ["container": "\(id)", "pid": "\(created.pid)"])
@@ -154,21 +162,35 @@ actor ContainerManager {
         defer { close(pidfd) }
         let cgroupFD = try container.cgroup.openDirectory()
         defer { close(cgroupFD) }
-        let (io, ends) = terminal ? try await ProcessIO.terminal() : try await ProcessIO.pipes(withStdin: stdin)
+        let (pending, ends) = try await ProcessIO.Pending.make(terminal: terminal, stdin: stdin)
+        let finalPlan = plan
+        let filter = container.seccompFilter
         let created: Spawner.Created
         do {
-            let finalPlan = plan
-            let filter = container.seccompFilter
             created = try await Self.blocking { try Spawner.spawn(finalPlan, options: .init(stdio: ends, cgroupFD: cgroupFD, joinPidFD: pidfd, seccompFilter: filter)) }
+        } catch {
             reaper.childSpawned()
             ends.close()
-            try await Self.blocking { try Spawner.start(created) }
-            logger.info("exec started", metadata: ["container": "\(id)", "exec": "\(execID)", "pid": "\(created.pid)"])
+            await pending.cancel()
+            throw ManagerError(code: .invalid, description: "exec \(execID) in \(id): \(error)")
+        }
+        reaper.childSpawned()
+        ends.close()
+        let io: ProcessIO
+        do {
+            io = try await pending.complete()
         } catch {
-            ends.close()
+            kill(created.pid, SIGKILL)
+            close(created.startFD)
+            throw ManagerError(code: .invalid, description: "exec \(execID) in \(id): \(error)")
+        }
+        do {
+            try await Self.blocking { try Spawner.start(created) }
+        } catch {
             await io.close()
             throw ManagerError(code: .invalid, description: "exec \(execID) in \(id): \(error)")
         }
+        logger.info("exec started", metadata: ["container": "\(id)", "exec": "\(execID)", "pid": "\(created.pid)"])
         container.execs[execID] = Process(pid: created.pid, io: io, created: created)
         return created.pid
     }

@@ -47,12 +47,15 @@ final class OOMWatcher: Sendable {
         state.withLock { $0.watched[wd] = Watched(containerID: containerID, cgroup: cgroup, oomKills: kills) }
     }
 
+    /// Stops watching; an OOM kill that inotify has not reported yet is still delivered.
     func unwatch(containerID: String) {
+        let wds = state.withLock { state in state.watched.filter { $0.value.containerID == containerID }.map(\.key) }
+        for wd in wds {
+            check(wd)
+            inotify_rm_watch(fd, wd)
+        }
         state.withLock { state in
-            for (wd, watched) in state.watched where watched.containerID == containerID {
-                inotify_rm_watch(fd, wd)
-                state.watched[wd] = nil
-            }
+            for wd in wds { state.watched[wd] = nil }
         }
     }
 

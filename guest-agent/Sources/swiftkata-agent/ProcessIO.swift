@@ -1,3 +1,4 @@
+import CContainerSpawn
 import CGuestSys
 import Glibc
 import NIOCore
@@ -11,13 +12,58 @@ final class ProcessIO: Sendable {
     private let stdinChannel: (any Channel)?
     private let ptyMaster: CInt?
 
-    /// The child's ends: dup'd onto 0, 1, 2 by the spawner, closed here once it has started.
-    struct ChildEnds {
+    /// The child's ends: dup'd onto 0, 1, 2 by the spawner (or, for a terminal, the socket on which
+    /// the child sends back the master of the pty it opens in its own devpts). Closed once spawned.
+    struct ChildEnds: Sendable {
         var stdin: CInt
         var stdout: CInt
         var stderr: CInt
+        var consoleSocket: CInt = -1
         func close() {
-            for fd in Set([stdin, stdout, stderr]) where fd >= 0 { Glibc.close(fd) }
+            for fd in Set([stdin, stdout, stderr, consoleSocket]) where fd >= 0 { Glibc.close(fd) }
+        }
+    }
+
+    /// Stdio being set up: ready now (pipes), or once the child has sent its pty master (terminal).
+    enum Pending: Sendable {
+        case ready(ProcessIO)
+        case console(socket: CInt)
+
+        /// Prepares stdio for a process about to be spawned.
+        static func make(terminal: Bool, stdin: Bool) async throws -> (Pending, ChildEnds) {
+            if terminal {
+                var fds: [CInt] = [0, 0]
+                guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+                    throw SetupError(description: "console socketpair: \(String(cString: strerror(errno)))")
+                }
+                return (.console(socket: fds[0]), ChildEnds(stdin: -1, stdout: -1, stderr: -1, consoleSocket: fds[1]))
+            }
+            let (io, ends) = try await ProcessIO.pipes(withStdin: stdin)
+            return (.ready(io), ends)
+        }
+
+        /// After a successful spawn: the process's stdio.
+        func complete() async throws -> ProcessIO {
+            switch self {
+            case .ready(let io):
+                return io
+            case .console(let socket):
+                defer { Glibc.close(socket) }
+                var master: CInt = -1
+                var message = [CChar](repeating: 0, count: 256)
+                guard sk_receive_console(socket, &master, &message, message.count) == 0 else {
+                    throw SetupError(description: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+                }
+                return try await ProcessIO.terminal(master: master)
+            }
+        }
+
+        /// The spawn failed: release what was prepared.
+        func cancel() async {
+            switch self {
+            case .ready(let io): await io.close()
+            case .console(let socket): Glibc.close(socket)
+            }
         }
     }
 
@@ -49,21 +95,18 @@ final class ProcessIO: Sendable {
         return (io, ChildEnds(stdin: childStdin, stdout: out.write, stderr: err.write))
     }
 
-    /// A pseudo-terminal: the child gets the slave on 0, 1 and 2; all output arrives on stdout.
-    static func terminal(rows: UInt16 = 24, columns: UInt16 = 80) async throws -> (ProcessIO, ChildEnds) {
-        var master: CInt = -1, slave: CInt = -1
-        guard guest_open_pty(&master, &slave) == 0 else {
-            throw SetupError(description: "allocating a pty: \(String(cString: strerror(errno)))")
-        }
-        var size = winsize(ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0)
-        _ = ioctl(master, UInt(TIOCSWINSZ), &size)
+    /// A pseudo-terminal whose master the child sent back (the slave is the child's 0, 1 and 2, in the
+    /// container's own devpts); all output arrives on stdout. Takes ownership of `master`.
+    static func terminal(master: CInt) async throws -> ProcessIO {
         let readSide = fcntl(master, F_DUPFD_CLOEXEC, 3)
         let writeSide = fcntl(master, F_DUPFD_CLOEXEC, 3)
+        guard readSide >= 0, writeSide >= 0 else {
+            throw SetupError(description: "duplicating the pty master: \(String(cString: strerror(errno)))")
+        }
         let stdinChannel = try await NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .takingOwnershipOfDescriptor(output: writeSide).get()
-        let io = ProcessIO(stdout: try await OutputPipe.reading(fd: readSide), stderr: nil,
-                           stdinChannel: stdinChannel, ptyMaster: master)
-        return (io, ChildEnds(stdin: slave, stdout: slave, stderr: slave))
+        return ProcessIO(stdout: try await OutputPipe.reading(fd: readSide), stderr: nil,
+                         stdinChannel: stdinChannel, ptyMaster: master)
     }
 
     /// Writes to the process's stdin; returns the bytes written.

@@ -75,6 +75,7 @@ enum Spawner {
         config.stdout_fd = options.stdio.stdout
         config.stderr_fd = options.stdio.stderr
         config.terminal = plan.terminal ? 1 : 0
+        config.console_socket = options.stdio.consoleSocket
         config.start_fd = startPipe[0]
 
         var pid: pid_t = 0

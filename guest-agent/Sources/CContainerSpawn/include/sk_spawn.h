@@ -76,13 +76,36 @@ typedef struct sk_spawn_config {
     uint32_t umask_value;        // applied with umask(); use 022 by default
 
     // --- stdio: dup'd onto 0, 1, 2 (-1 = /dev/null) ---
-    int stdin_fd, stdout_fd, stderr_fd;
-    int terminal;                // stdin_fd is a pty slave: setsid + TIOCSCTTY
+    int stdin_fd, stdout_fd, stderr_fd; // ignored (pass -1) when the console socket is used, see below
+    int terminal;                // the process gets a controlling terminal (setsid + TIOCSCTTY): without a
+                                 // console socket stdin_fd must be a pty slave (of the caller's devpts,
+                                 // so `tty` inside the container says "not a tty"); with one, see below
 
     // --- synchronisation ---
     int start_fd;                // child blocks reading 1 byte from it before execve; -1 = exec at once.
                                  // The write end must be O_CLOEXEC; closing it without writing cancels the
                                  // process (it exits 127, sk_start reports "start cancelled ...").
+
+    // --- console (appended last: older callers that zero the struct keep working) ---
+    int console_socket;          // A connected AF_UNIX socket (SOCK_STREAM or SOCK_SEQPACKET), -1 = none.
+                                 // Used only when `terminal` is non-zero AND console_socket > 2 (so that a
+                                 // zero-initialised struct means "none"; callers should still set -1).
+                                 // Like runc's --console-socket: inside the container (a new container:
+                                 // after the mounts and pivot_root; an exec: after joining the namespaces)
+                                 // the child opens the container's /dev/ptmx, unlocks it, opens its slave
+                                 // (TIOCGPTPEER, i.e. /dev/pts/N of the container's devpts), chowns the
+                                 // slave to uid:gid with mode 0620, calls setsid + TIOCSCTTY, dups the
+                                 // slave onto 0, 1 and 2 (stdin_fd/stdout_fd/stderr_fd are ignored) and
+                                 // sends the master over this socket (sendmsg, SCM_RIGHTS, 1 byte of
+                                 // payload). When sk_spawn returns 0 the master is already queued on the
+                                 // socket: receive it with sk_receive_console (it does not block then),
+                                 // and size the window through it (TIOCSWINSZ) before sk_start if wanted.
+                                 // When sk_spawn fails a master may or may not have been queued: close or
+                                 // drain the socket. The container needs a devpts on /dev/pts (typically
+                                 // "newinstance,ptmxmode=0666") and /dev/ptmx (a link to pts/ptmx, as
+                                 // create_default_devices makes); otherwise sk_spawn fails with e.g.
+                                 // "console: open /dev/ptmx: No such file or directory". The socket is
+                                 // not closed by sk_spawn and does not reach the container.
 } sk_spawn_config;
 
 /// Creates the process. On success returns 0, stores its pid (in the caller's pid namespace) in
@@ -103,6 +126,14 @@ int sk_spawn(const sk_spawn_config *config, pid_t *pid_out, int *status_fd_out, 
 /// otherwise. Closes status_fd. start_write_fd may be -1 (no start pipe: only waits for the exec).
 /// EOF on status_fd means the exec happened or the process died before it (its status reaches the reaper).
 int sk_start(int start_write_fd, int status_fd, char *error, size_t error_len);
+
+/// Receives the pty master that a child sent over console_socket (see sk_spawn_config): one
+/// recvmsg of the 1-byte message with its SCM_RIGHTS fd. On success returns 0 and stores the master
+/// (O_CLOEXEC) in *master_out; the caller owns it (read/write the terminal, TIOCSWINSZ to resize).
+/// Returns -1 with a message (and *master_out = -1) when the socket fails or is closed, the message
+/// carries no fd, or the fd is not a pty master. Blocks until a message arrives: call it after
+/// sk_spawn returned 0, when the master is already queued.
+int sk_receive_console(int socket_fd, int *master_out, char *error, size_t error_len);
 
 #ifdef __cplusplus
 }

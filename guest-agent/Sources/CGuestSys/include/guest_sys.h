@@ -27,4 +27,10 @@ int guest_inotify_watch_modify(int fd, const char *path);
 /// Returns how many, or -1 with errno.
 int guest_inotify_read_watches(int fd, int *watches, int capacity);
 
+/// When "/" is the initramfs (where pivot_root is refused), copies its files into a fresh tmpfs,
+/// deletes them from the initramfs to free the memory, moves the tmpfs onto "/" and chroots into it.
+/// Returns 1 when it switched, 0 when "/" was not an initramfs, -1 with a message in `error`.
+/// Call as PID 1 before any other mount; then re-exec so the program runs from the new root.
+int guest_switch_root_to_tmpfs(char *error, size_t error_len);
+
 #endif
