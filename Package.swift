@@ -87,6 +87,11 @@ let package = Package(
             // protobuf code) must not sneak in and drag ICU's 34 MB of data into the guest image.
             swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
         ),
+        // Pod VMs through libvirt: VM description -> domain XML (the C API binding follows).
+        .target(
+            name: "Hypervisor",
+            path: "Sources/Hypervisor"
+        ),
         // Echo service shared by the benchmark, the fuzz target and the tests.
         .target(
             name: "TTRPCTestSupport",
@@ -127,6 +132,11 @@ let package = Package(
         .testTarget(
             name: "AgentAPITests",
             dependencies: ["AgentAPI", "TTRPC"]
+        ),
+        .testTarget(
+            name: "HypervisorTests",
+            dependencies: ["Hypervisor"],
+            exclude: ["Golden"]
         ),
         .testTarget(
             name: "AgentRuntimeTests",

@@ -1,0 +1,124 @@
+/// Renders a `VMDescription` as libvirt domain XML (a transient domain: libvirt forgets it when it stops).
+public enum DomainXML {
+    /// Namespace of swiftkata's `<metadata>` element.
+    public static let metadataNamespace = "https://swiftkata.dev/xmlns/pod/1"
+
+    public static func render(_ vm: VMDescription) throws(VMDescriptionError) -> String {
+        try validate(vm)
+        var xml = "<domain type='\(vm.accelerator == .kvm ? "kvm" : "qemu")'>\n"
+        xml += "  <name>\(escape(VMDescription.domainName(forPod: vm.owner.podID)))</name>\n"
+        xml += "  <metadata>\n"
+        xml += "    <swiftkata:pod xmlns:swiftkata='\(metadataNamespace)'>\n"
+        xml += "      <swiftkata:id>\(escape(vm.owner.podID))</swiftkata:id>\n"
+        xml += "      <swiftkata:namespace>\(escape(vm.owner.namespace))</swiftkata:namespace>\n"
+        xml += "      <swiftkata:created-by>swiftkata</swiftkata:created-by>\n"
+        xml += "    </swiftkata:pod>\n"
+        xml += "  </metadata>\n"
+        xml += "  <memory unit='MiB'>\(vm.memoryMiB)</memory>\n"
+        if case .virtioFS = vm.sharedFilesystem {
+            // virtiofsd maps guest memory: it must be shared, memfd-backed.
+            xml += "  <memoryBacking>\n    <source type='memfd'/>\n    <access mode='shared'/>\n  </memoryBacking>\n"
+        }
+        xml += "  <vcpu>\(vm.vcpus)</vcpu>\n"
+        xml += "  <os>\n"
+        xml += "    <type arch='x86_64' machine='\(escape(vm.machine))'>hvm</type>\n"
+        xml += "    <kernel>\(escape(vm.kernel))</kernel>\n"
+        xml += "    <initrd>\(escape(vm.initrd))</initrd>\n"
+        xml += "    <cmdline>\(escape(vm.kernelCommandLine))</cmdline>\n"
+        xml += "  </os>\n"
+        xml += "  <features>\n    <acpi/>\n  </features>\n"
+        // KVM: the host CPU as is; TCG: everything QEMU can emulate (RDRAND seeds the guest's entropy).
+        xml += vm.accelerator == .kvm ? "  <cpu mode='host-passthrough'/>\n" : "  <cpu mode='maximum'/>\n"
+        xml += "  <clock offset='utc'/>\n"
+        xml += "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n  <on_crash>destroy</on_crash>\n"
+        xml += "  <devices>\n"
+        xml += "    <emulator>\(escape(vm.emulator))</emulator>\n"
+        xml += "    <serial type='file'>\n      <source path='\(escape(vm.consoleLog))'/>\n      <target port='0'/>\n    </serial>\n"
+        switch vm.sharedFilesystem {
+        case .virtioFS(let hostPath, let tag, let virtiofsd):
+            xml += "    <filesystem type='mount' accessmode='passthrough'>\n"
+            xml += "      <driver type='virtiofs' queue='1024'/>\n"
+            xml += "      <binary path='\(escape(virtiofsd))'/>\n"
+            xml += "      <source dir='\(escape(hostPath))'/>\n"
+            xml += "      <target dir='\(escape(tag))'/>\n"
+            xml += "    </filesystem>\n"
+        case .ninep(let hostPath, let tag):
+            xml += "    <filesystem type='mount' accessmode='passthrough'>\n"
+            xml += "      <source dir='\(escape(hostPath))'/>\n"
+            xml += "      <target dir='\(escape(tag))'/>\n"
+            xml += "    </filesystem>\n"
+        case nil:
+            break
+        }
+        switch vm.agentChannel {
+        case .vsock:
+            xml += "    <vsock model='virtio'>\n      <cid auto='yes'/>\n    </vsock>\n"
+        case .virtioSerial(let socketPath, let name):
+            xml += "    <channel type='unix'>\n"
+            xml += "      <source mode='bind' path='\(escape(socketPath))'/>\n"
+            xml += "      <target type='virtio' name='\(escape(name))'/>\n"
+            xml += "    </channel>\n"
+        }
+        if let tap = vm.tap {
+            xml += "    <interface type='ethernet'>\n"
+            xml += "      <mac address='\(escape(tap.macAddress))'/>\n"
+            xml += "      <target dev='\(escape(tap.device))' managed='no'/>\n"
+            xml += "      <model type='virtio'/>\n"
+            xml += "    </interface>\n"
+        }
+        xml += "    <rng model='virtio'>\n      <backend model='random'>/dev/urandom</backend>\n    </rng>\n"
+        xml += "    <memballoon model='none'/>\n"
+        xml += "  </devices>\n"
+        xml += "</domain>\n"
+        return xml
+    }
+
+    static func validate(_ vm: VMDescription) throws(VMDescriptionError) {
+        let id = vm.owner.podID
+        guard !id.isEmpty, id.utf8.count <= 64,
+              id.utf8.allSatisfy({ isWordByte($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") })
+        else { throw .invalid(field: "pod id", reason: "\"\(id.prefix(80))\" is not [A-Za-z0-9_.-]{1,64}") }
+        guard (1...64).contains(vm.vcpus) else { throw .invalid(field: "vcpus", reason: "\(vm.vcpus) is outside 1...64") }
+        guard (64...1_048_576).contains(vm.memoryMiB) else { throw .invalid(field: "memory", reason: "\(vm.memoryMiB) MiB is outside 64 MiB...1 TiB") }
+        for (field, path) in [("kernel", vm.kernel), ("initrd", vm.initrd), ("console log", vm.consoleLog), ("emulator", vm.emulator)] {
+            guard path.hasPrefix("/") else { throw .invalid(field: field, reason: "\(path) is not an absolute path") }
+        }
+        if let tap = vm.tap {
+            let parts = tap.macAddress.split(separator: ":")
+            guard parts.count == 6, parts.allSatisfy({ $0.count == 2 && UInt8($0, radix: 16) != nil }) else {
+                throw .invalid(field: "tap mac address", reason: "\(tap.macAddress) is not aa:bb:cc:dd:ee:ff")
+            }
+            guard !tap.device.isEmpty, tap.device.utf8.count < 16 else {
+                throw .invalid(field: "tap device", reason: "\(tap.device) is not a network interface name")
+            }
+        }
+        switch vm.sharedFilesystem {
+        case .virtioFS(let hostPath, let tag, _), .ninep(let hostPath, let tag):
+            guard hostPath.hasPrefix("/") else { throw .invalid(field: "shared filesystem", reason: "\(hostPath) is not an absolute path") }
+            guard !tag.isEmpty, tag.utf8.count <= 36 else { throw .invalid(field: "shared filesystem tag", reason: "\"\(tag)\" must have 1 to 36 bytes") }
+        case nil:
+            break
+        }
+    }
+
+    private static func isWordByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+    }
+
+    /// Escapes text and attribute values (attributes are single-quoted).
+    static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for character in text {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "'": out += "&apos;"
+            case "\"": out += "&quot;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+}

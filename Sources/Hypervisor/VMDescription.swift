@@ -1,0 +1,86 @@
+/// A pod VM as swiftkata wants it, before it becomes libvirt domain XML.
+public struct VMDescription: Sendable, Equatable {
+    /// How guest code runs: hardware virtualization, or QEMU's emulator.
+    public enum Accelerator: String, Sendable, Equatable {
+        case kvm
+        case tcg
+    }
+
+    /// The pod's host directory as the guest sees it.
+    public enum SharedFilesystem: Sendable, Equatable {
+        /// virtio-fs through libvirt-managed virtiofsd (needs shared memfd memory backing).
+        case virtioFS(hostPath: String, tag: String, virtiofsd: String = "/usr/lib/qemu/virtiofsd")
+        /// 9p over virtio, served by QEMU itself.
+        case ninep(hostPath: String, tag: String)
+    }
+
+    /// The channel carrying the agent's ttrpc.
+    public enum AgentChannel: Sendable, Equatable {
+        /// virtio-vsock with a CID libvirt picks; the agent listens on port 1024.
+        case vsock
+        /// A virtio-serial port named `name`, bound on the host to a unix socket at `socketPath`.
+        case virtioSerial(socketPath: String, name: String)
+    }
+
+    /// A tap device (already created in the pod's network namespace) attached as virtio-net.
+    public struct Tap: Sendable, Equatable {
+        public var device: String
+        public var macAddress: String
+        public init(device: String, macAddress: String) {
+            self.device = device
+            self.macAddress = macAddress
+        }
+    }
+
+    /// What `virsh list` and cleanup use to recognise a swiftkata domain.
+    public struct Owner: Sendable, Equatable {
+        public var podID: String
+        public var namespace: String
+        public init(podID: String, namespace: String) {
+            self.podID = podID
+            self.namespace = namespace
+        }
+    }
+
+    public var owner: Owner
+    public var accelerator: Accelerator
+    public var machine: String = "pc"
+    public var vcpus: Int = 1
+    public var memoryMiB: Int = 256
+    public var kernel: String
+    public var initrd: String
+    public var kernelCommandLine: String
+    public var sharedFilesystem: SharedFilesystem?
+    public var agentChannel: AgentChannel
+    /// The guest's serial console is written here.
+    public var consoleLog: String
+    public var tap: Tap?
+    public var emulator = "/usr/bin/qemu-system-x86_64"
+
+    public init(
+        owner: Owner, accelerator: Accelerator, kernel: String, initrd: String, kernelCommandLine: String,
+        agentChannel: AgentChannel, consoleLog: String
+    ) {
+        self.owner = owner
+        self.accelerator = accelerator
+        self.kernel = kernel
+        self.initrd = initrd
+        self.kernelCommandLine = kernelCommandLine
+        self.agentChannel = agentChannel
+        self.consoleLog = consoleLog
+    }
+
+    /// Domain names are derived from the pod id, so `delete` can always find the VM again.
+    public static func domainName(forPod podID: String) -> String { "swiftkata-\(podID)" }
+}
+
+/// Why a VM description cannot become a domain.
+public enum VMDescriptionError: Error, Equatable, CustomStringConvertible {
+    case invalid(field: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let field, let reason): "\(field): \(reason)"
+        }
+    }
+}

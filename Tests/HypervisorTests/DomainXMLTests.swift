@@ -1,0 +1,92 @@
+import Foundation
+import Hypervisor
+import Testing
+
+/// Domain XML for each option combination: compared with golden files and validated against
+/// libvirt's own schema with `virt-xml-validate` (libvirt-clients).
+@Suite("Domain XML")
+struct DomainXMLTests {
+    static let goldenDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
+
+    static func base(_ accelerator: VMDescription.Accelerator, channel: VMDescription.AgentChannel) -> VMDescription {
+        VMDescription(
+            owner: .init(podID: "3f2a9c", namespace: "k8s.io"), accelerator: accelerator,
+            kernel: "/usr/share/swiftkata/vmlinux", initrd: "/usr/share/swiftkata/swiftkata-initrd.img",
+            kernelCommandLine: "console=ttyS0 quiet noapictimer acpi=noirq random.trust_cpu=on panic=-1",
+            agentChannel: channel, consoleLog: "/run/swiftkata/3f2a9c/console.log")
+    }
+
+    static let cases: [(String, VMDescription)] = {
+        var tcg9p = base(.tcg, channel: .virtioSerial(socketPath: "/run/swiftkata/3f2a9c/agent.sock", name: "io.swiftkata.agent"))
+        tcg9p.sharedFilesystem = .ninep(hostPath: "/run/swiftkata/3f2a9c/shared", tag: "swiftkata")
+        var tcgVirtiofsNet = base(.tcg, channel: .vsock)
+        tcgVirtiofsNet.sharedFilesystem = .virtioFS(hostPath: "/run/swiftkata/3f2a9c/shared", tag: "swiftkata")
+        tcgVirtiofsNet.tap = .init(device: "tap0_kata", macAddress: "02:42:ac:11:00:02")
+        var kvmPlain = base(.kvm, channel: .vsock)
+        kvmPlain.vcpus = 4
+        kvmPlain.memoryMiB = 2048
+        kvmPlain.machine = "q35"
+        return [("tcg-9p-serial", tcg9p), ("tcg-virtiofs-vsock-tap", tcgVirtiofsNet), ("kvm-q35-vsock", kvmPlain)]
+    }()
+
+    @Test(arguments: cases.map(\.0))
+    func matchesGoldenAndLibvirtSchema(_ name: String) throws {
+        let vm = Self.cases.first { $0.0 == name }!.1
+        let xml = try DomainXML.render(vm)
+        let golden = Self.goldenDirectory.appendingPathComponent("\(name).xml")
+        if ProcessInfo.processInfo.environment["SWIFTKATA_UPDATE_GOLDEN"] == "1" {
+            try xml.write(to: golden, atomically: true, encoding: .utf8)
+        }
+        #expect(xml == (try String(contentsOf: golden, encoding: .utf8)))
+
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("swiftkata-domain-\(name)-\(getpid()).xml")
+        try xml.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let validate = Process()
+        validate.executableURL = URL(fileURLWithPath: "/usr/bin/virt-xml-validate")
+        validate.arguments = [file.path, "domain"]
+        let output = Pipe()
+        validate.standardOutput = output
+        validate.standardError = output
+        try validate.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        validate.waitUntilExit()
+        #expect(validate.terminationStatus == 0, "\(text)")
+    }
+
+    @Test func textIsEscaped() throws {
+        var vm = Self.base(.tcg, channel: .vsock)
+        vm.kernelCommandLine = "console=ttyS0 x='<&>\""
+        let xml = try DomainXML.render(vm)
+        #expect(xml.contains("<cmdline>console=ttyS0 x=&apos;&lt;&amp;&gt;&quot;</cmdline>"))
+    }
+
+    @Test func domainNameAndMetadataIdentifyThePod() throws {
+        let xml = try DomainXML.render(Self.base(.tcg, channel: .vsock))
+        #expect(xml.contains("<name>swiftkata-3f2a9c</name>"))
+        #expect(xml.contains("<swiftkata:id>3f2a9c</swiftkata:id>"))
+        #expect(xml.contains("<swiftkata:namespace>k8s.io</swiftkata:namespace>"))
+    }
+
+    @Test(arguments: [
+        ("pod id", "pod id: \"../x\" is not [A-Za-z0-9_.-]{1,64}"),
+        ("vcpus", "vcpus: 0 is outside 1...64"),
+        ("memory", "memory: 16 MiB is outside 64 MiB...1 TiB"),
+        ("kernel", "kernel: vmlinux is not an absolute path"),
+        ("mac", "tap mac address: 02:42 is not aa:bb:cc:dd:ee:ff"),
+        ("tag", "shared filesystem tag: \"\" must have 1 to 36 bytes"),
+    ])
+    func badDescriptionsAreRejected(_ what: String, _ message: String) {
+        var vm = Self.base(.tcg, channel: .vsock)
+        switch what {
+        case "pod id": vm.owner.podID = "../x"
+        case "vcpus": vm.vcpus = 0
+        case "memory": vm.memoryMiB = 16
+        case "kernel": vm.kernel = "vmlinux"
+        case "mac": vm.tap = .init(device: "tap0", macAddress: "02:42")
+        default: vm.sharedFilesystem = .ninep(hostPath: "/srv", tag: "")
+        }
+        let error = #expect(throws: VMDescriptionError.self) { try DomainXML.render(vm) }
+        #expect(error?.description == message)
+    }
+}
