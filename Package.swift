@@ -90,7 +90,15 @@ let package = Package(
         // Pod VMs through libvirt: VM description -> domain XML (the C API binding follows).
         .target(
             name: "Hypervisor",
+            dependencies: ["CLibvirt", "CGuestSys"],
             path: "Sources/Hypervisor"
+        ),
+        // The libvirt C API (Debian libvirt-dev).
+        .systemLibrary(
+            name: "CLibvirt",
+            path: "Sources/CLibvirt",
+            pkgConfig: "libvirt",
+            providers: [.apt(["libvirt-dev"])]
         ),
         // Echo service shared by the benchmark, the fuzz target and the tests.
         .target(
@@ -135,7 +143,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HypervisorTests",
-            dependencies: ["Hypervisor"],
+            dependencies: ["Hypervisor", "TTRPC", "AgentAPI"],
             exclude: ["Golden"]
         ),
         .testTarget(

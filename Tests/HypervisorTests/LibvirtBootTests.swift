@@ -1,0 +1,107 @@
+import AgentAPI
+import Foundation
+import Hypervisor
+import Testing
+import TTRPC
+
+/// Real libvirtd + QEMU booting the real guest kernel and agent image through the libvirt C API.
+@Suite("libvirt boot", .serialized)
+struct LibvirtBootTests {
+    struct Setup {
+        let directory: String
+        let vm: VMDescription
+    }
+
+    static func setup(pod: String) throws -> Setup {
+        let env = ProcessInfo.processInfo.environment
+        guard let bzImage = env["SWIFTKATA_KERNEL"], let image = env["SWIFTKATA_IMAGE"] else {
+            throw LibvirtError(operation: "test setup", message: "SWIFTKATA_KERNEL and SWIFTKATA_IMAGE are not set: run `make test`", code: -1)
+        }
+        let kernel = URL(fileURLWithPath: bzImage).deletingLastPathComponent().appendingPathComponent("vmlinux").path
+        let directory = "/tmp/swiftkata-libvirt-\(pod)"
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: "\(directory)/shared", withIntermediateDirectories: true)
+        // QEMU runs as libvirt's unprivileged user: it must be able to create the agent socket here.
+        chmod(directory, 0o777)
+        var vm = VMDescription(
+            owner: .init(podID: pod, namespace: "swiftkata-test"), accelerator: .tcg, kernel: kernel, initrd: image,
+            kernelCommandLine: "console=ttyS0 quiet noapictimer acpi=noirq random.trust_cpu=on panic=-1",
+            agentChannel: .virtioSerial(socketPath: "\(directory)/agent.sock", name: AgentProtocol.serialPortName),
+            consoleLog: "\(directory)/console.log")
+        vm.sharedFilesystem = .ninep(hostPath: "\(directory)/shared", tag: "swiftkata")
+        return Setup(directory: directory, vm: vm)
+    }
+
+    static func health(socket: String) async throws -> Swiftkata_Agent_V1_HealthResponse {
+        let client = try await TTRPCClient.connect(unixSocketPath: socket)
+        defer { Task { await client.close() } }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            do {
+                return try await Swiftkata_Agent_V1_AgentClient(client).health(.init(), timeout: .seconds(2))
+            } catch where ContinuousClock.now < deadline {
+                continue
+            }
+        }
+    }
+
+    @Test func bootReachAgentKillQEMUAndNothingIsLeft() async throws {
+        let libvirt = try LibvirtConnection()
+        let setup = try Self.setup(pod: "boot-\(getpid())")
+        defer { try? FileManager.default.removeItem(atPath: setup.directory) }
+        let name = VMDescription.domainName(forPod: setup.vm.owner.podID)
+
+        let created = ContinuousClock.now
+        _ = try libvirt.createTransientDomain(xml: try DomainXML.render(setup.vm))
+        let health = try await Self.health(socket: "\(setup.directory)/agent.sock")
+        print("libvirt create -> agent ready: \(ContinuousClock.now - created)")
+        #expect(health.kernelRelease.hasSuffix("-swiftkata"))
+        #expect(try libvirt.swiftkataDomains().contains(name))
+
+        // A QEMU killed with SIGKILL is reported by a lifecycle event within a second.
+        let events = libvirt.events(for: name)
+        let qemu = try #require(libvirt.qemuPID(ofDomain: name))
+        let killed = ContinuousClock.now
+        #expect(kill(qemu, SIGKILL) == 0)
+        var iterator = events.makeAsyncIterator()
+        var stopped: DomainLifecycleEvent?
+        while let event = await iterator.next() {
+            if case .stopped = event { stopped = event; break }
+        }
+        let latency = ContinuousClock.now - killed
+        print("SIGKILL -> lifecycle event \(String(describing: stopped)) after \(latency)")
+        #expect(stopped != nil)
+        #expect(latency < .seconds(1))
+        // libvirt's own event follows once libvirtd has cleaned up; then nothing may be left.
+        var libvirtStopped: DomainLifecycleEvent?
+        while let event = await iterator.next() {
+            if case .stopped = event { libvirtStopped = event; break }
+        }
+        print("libvirt's own event: \(String(describing: libvirtStopped)) after \(ContinuousClock.now - killed)")
+
+        // Nothing left: no domain, no QEMU.
+        #expect(try !libvirt.swiftkataDomains().contains(name))
+        #expect(kill(qemu, 0) != 0)
+        try libvirt.destroyDomain(named: name)  // idempotent once gone
+    }
+
+    @Test func destroyStopsTheDomainAndClearErrorsForBadInput() async throws {
+        let libvirt = try LibvirtConnection()
+        let setup = try Self.setup(pod: "destroy-\(getpid())")
+        defer { try? FileManager.default.removeItem(atPath: setup.directory) }
+        let name = try libvirt.createTransientDomain(xml: try DomainXML.render(setup.vm))
+        let qemu = try #require(libvirt.qemuPID(ofDomain: name))
+        try libvirt.destroyDomain(named: name)
+        #expect(try !libvirt.swiftkataDomains().contains(name))
+        #expect(kill(qemu, 0) != 0)
+
+        var missingKernel = setup.vm
+        missingKernel.kernel = "/nonexistent/vmlinux"
+        let error = #expect(throws: LibvirtError.self) { try libvirt.createTransientDomain(xml: try DomainXML.render(missingKernel)) }
+        #expect(error?.description.contains("/nonexistent/vmlinux") == true)
+        #expect(try !libvirt.swiftkataDomains().contains(name))
+
+        let badURI = #expect(throws: LibvirtError.self) { try LibvirtConnection(uri: "qemu:///nonsense") }
+        #expect(badURI?.description.hasPrefix("connecting to libvirt at qemu:///nonsense") == true)
+    }
+}
