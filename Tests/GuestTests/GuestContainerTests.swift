@@ -81,6 +81,18 @@ struct GuestContainerTests {
         return run
     }
 
+    /// Creates and starts a busybox container that keeps running (for exec, kill and teardown checks).
+    static func createAndStart(_ agent: Swiftkata_Agent_V1_AgentClient, shared: String, id: String, args: [String]) async throws {
+        try BusyboxRootfs.make(at: "\(shared)/\(id)/rootfs")
+        var create = Swiftkata_Agent_V1_CreateContainerRequest()
+        create.containerID = id
+        create.ociSpec = BusyboxRootfs.spec(id: id, args: args)
+        _ = try await agent.createContainer(create, timeout: .seconds(30))
+        var start = Swiftkata_Agent_V1_StartContainerRequest()
+        start.containerID = id
+        _ = try await agent.startContainer(start, timeout: .seconds(30))
+    }
+
     static func readAll(_ agent: Swiftkata_Agent_V1_AgentClient, id: String, execID: String = "", stream: Swiftkata_Agent_V1_OutputStream) async throws -> String {
         var output = Data()
         while true {
@@ -142,14 +154,7 @@ struct GuestContainerTests {
     @Test func killExecAndBadInput() async throws {
         try await Self.withPod { guest, shared in
             let agent = guest.agentClient
-            try BusyboxRootfs.make(at: "\(shared)/sleeper/rootfs")
-            var create = Swiftkata_Agent_V1_CreateContainerRequest()
-            create.containerID = "sleeper"
-            create.ociSpec = BusyboxRootfs.spec(id: "sleeper", args: ["sleep", "1000"])
-            _ = try await agent.createContainer(create, timeout: .seconds(30))
-            var start = Swiftkata_Agent_V1_StartContainerRequest()
-            start.containerID = "sleeper"
-            _ = try await agent.startContainer(start, timeout: .seconds(30))
+            try await Self.createAndStart(agent, shared: shared, id: "sleeper", args: ["sleep", "1000"])
 
             // An exec sees the container's pid namespace: pid 1 there is the sleeper.
             var exec = Swiftkata_Agent_V1_ExecProcessRequest()
@@ -226,14 +231,7 @@ struct GuestContainerTests {
             #expect(health.apiVersion == AgentProtocol.apiVersion)
 
             // DestroySandbox removes what is left (a running container included).
-            try BusyboxRootfs.make(at: "\(shared)/left/rootfs")
-            var left = Swiftkata_Agent_V1_CreateContainerRequest()
-            left.containerID = "left"
-            left.ociSpec = BusyboxRootfs.spec(id: "left", args: ["sleep", "1000"])
-            _ = try await agent.createContainer(left, timeout: .seconds(30))
-            var startLeft = Swiftkata_Agent_V1_StartContainerRequest()
-            startLeft.containerID = "left"
-            _ = try await agent.startContainer(startLeft, timeout: .seconds(30))
+            try await Self.createAndStart(agent, shared: shared, id: "left", args: ["sleep", "1000"])
             _ = try await agent.destroySandbox(.init(), timeout: .seconds(30))
             var gone = Swiftkata_Agent_V1_WaitProcessRequest()
             gone.containerID = "left"
