@@ -6,7 +6,7 @@ FUZZ_FLAGS := -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -Xcl
 FUZZ_SECONDS ?= 60
 FUZZ_CORPUS ?= $(FUZZ_SCRATCH)/corpus
 
-.PHONY: build test unit-test guest fuzz-smoke fuzz bench-ttrpc bench-boot go-peer generate
+.PHONY: build test unit-test guest fuzz-smoke fuzz bench-ttrpc bench-boot bench-hypervisor go-peer generate
 GUEST_ENV = SWIFTKATA_KERNEL=$$(tail -n1 .build/guest-kernel.path) SWIFTKATA_IMAGE=$$(tail -n1 .build/guest-image.path)
 
 build:
@@ -53,6 +53,11 @@ bench-ttrpc: go-peer
 ## Boot to agent-ready vs a bare busybox boot of the same kernel, side by side.
 bench-boot: guest
 	guest-agent/bench-boot.py "$$(dirname "$$(tail -n1 .build/guest-kernel.path)")/vmlinux" "$$(tail -n1 .build/guest-image.path)" --runs 9
+
+## Domain-create -> agent ready through libvirtd vs a bare QEMU boot (needs libvirtd running).
+bench-hypervisor: guest
+	$(SWIFT) build -c release --product hypervisor-bench
+	.build/release/hypervisor-bench "$$(dirname "$$(tail -n1 .build/guest-kernel.path)")/vmlinux" "$$(tail -n1 .build/guest-image.path)" 7
 
 ## Regenerates Sources/*/Generated (needs protoc; builds protoc-gen-swift once, minutes). Never in CI.
 generate:

@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "AgentAPI", targets: ["AgentAPI"]),
         .executable(name: "swiftkata-agent", targets: ["swiftkata-agent"]),
         .executable(name: "ttrpc-bench", targets: ["TTRPCBench"]),
+        .executable(name: "hypervisor-bench", targets: ["HypervisorBench"]),
         .executable(name: "ttrpc-fuzz", targets: ["TTRPCFuzz"]),
     ],
     dependencies: [
@@ -116,6 +117,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/TTRPCBench"
+        ),
+        .executableTarget(
+            name: "HypervisorBench",
+            dependencies: [
+                "Hypervisor", "TTRPC", "AgentAPI",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/HypervisorBench"
         ),
         .executableTarget(
             name: "TTRPCFuzz",
