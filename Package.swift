@@ -129,7 +129,7 @@ let package = Package(
         .executableTarget(
             name: "TTRPCFuzz",
             dependencies: [
-                "TTRPC", "TTRPCTestSupport", "AgentAPI", "ContainerdAPI",
+                "TTRPC", "TTRPCTestSupport", "AgentAPI", "ContainerdAPI", "AgentRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Tests/Fuzz/TTRPCFuzz",

@@ -1,4 +1,5 @@
 import AgentAPI
+import AgentRuntime
 import ContainerdAPI
 import Dispatch
 import NIOCore
@@ -26,8 +27,16 @@ enum FuzzTarget {
         return TTRPCRequestRouter(services: [echo, decode])
     }()
 
+    /// A first byte of 0xFF selects the agent's spec path instead: the rest is an OCI config.json
+    /// that is decoded, planned and (when it has a seccomp profile) compiled to BPF, as CreateContainer does.
+    static let specMode: UInt8 = 0xFF
+
     static func run(_ input: UnsafeRawBufferPointer) {
         guard let first = input.first else { return }
+        if first == specMode {
+            runSpec(Array(input.dropFirst()))
+            return
+        }
         let chunkSize = Int(first % 64) + 1
         var parser = TTRPCFrameParser(maxPayloadSize: maxPayloadSize)
         var pending = ByteBuffer()
@@ -38,6 +47,13 @@ enum FuzzTarget {
             offset = end
             while let frame = parser.next(from: &pending) { handle(frame) }
         }
+    }
+
+    private static func runSpec(_ bytes: [UInt8]) {
+        guard let spec = try? OCISpec.decode(bytes) else { return }
+        _ = try? SpawnPlanner.container(spec: spec, rootfs: "/run/swiftkata/shared/c/rootfs")
+        if let profile = spec.linux?.seccomp { _ = try? SeccompCompiler.compile(profile) }
+        if let process = spec.process { _ = try? SpawnPlanner.exec(process: process) }
     }
 
     private static func handle(_ frame: TTRPCInboundFrame) {
