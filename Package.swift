@@ -91,7 +91,7 @@ let package = Package(
         // Pod VMs through libvirt: VM description -> domain XML (the C API binding follows).
         .target(
             name: "Hypervisor",
-            dependencies: ["CLibvirt", "CGuestSys"],
+            dependencies: ["CLibvirt", "CGuestSys", "TTRPC", "AgentAPI"],
             path: "Sources/Hypervisor"
         ),
         // The libvirt C API (Debian libvirt-dev).
