@@ -2,7 +2,6 @@ import AgentAPI
 import Foundation
 import Hypervisor
 import NIOPosix
-import TTRPC
 
 /// Domain-create call → agent ready, through libvirt, vs a bare `qemu-system-x86_64` boot of the
 /// same kernel and image with the same devices, measured alternately in one run: what libvirt adds.
@@ -80,21 +79,6 @@ struct HypervisorBench {
 
     /// Connects once the socket exists and calls Health until the agent answers.
     static func waitForAgent(socket: String) async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
-        var client: TTRPCClient?
-        while client == nil {
-            guard ContinuousClock.now < deadline else { throw TTRPCError(.deadlineExceeded, "no agent socket at \(socket)") }
-            client = try? await TTRPCClient.connect(unixSocketPath: socket)
-            if client == nil { try await Task.sleep(for: .milliseconds(2)) }
-        }
-        defer { Task { [client] in await client?.close() } }
-        while true {
-            do {
-                _ = try await Swiftkata_Agent_V1_AgentClient(client!).health(.init(), timeout: .seconds(2))
-                return
-            } catch where ContinuousClock.now < deadline {
-                continue
-            }
-        }
+        _ = try await AgentReadiness.waitForHealth(socketPath: socket, deadline: .now + .seconds(60)).get()
     }
 }

@@ -41,25 +41,14 @@ public enum KVMBootProbe {
             if qemu.isRunning { kill(qemu.processIdentifier, SIGKILL) }
             qemu.waitUntilExit()
         }
-        let deadline = started + timeout
-        var client: TTRPCClient?
-        while ContinuousClock.now < deadline {
-            guard qemu.isRunning else {
-                let message = String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
-                return (false, "QEMU exited: \(message.split(separator: "\n").first.map(String.init) ?? "status \(qemu.terminationStatus)")")
-            }
-            if client == nil { client = try? await TTRPCClient.connect(unixSocketPath: socket) }
-            if let client {
-                let remaining = deadline - ContinuousClock.now
-                if (try? await Swiftkata_Agent_V1_AgentClient(client).health(.init(), timeout: min(remaining, .seconds(1)))) != nil {
-                    await client.close()
-                    return (true, "agent ready after \(ContinuousClock.now - started)")
-                }
-            } else {
-                try? await Task.sleep(for: .milliseconds(5))
-            }
+        let result = await AgentReadiness.waitForHealth(socketPath: socket, deadline: started + timeout, isAlive: { qemu.isRunning })
+        if case .success = result {
+            return (true, "agent ready after \(ContinuousClock.now - started)")
         }
-        await client?.close()
+        if !qemu.isRunning {
+            let message = String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
+            return (false, "QEMU exited: \(message.split(separator: "\n").first.map(String.init) ?? "status \(qemu.terminationStatus)")")
+        }
         return (false, "no agent answer within \(timeout)")
     }
 }

@@ -194,16 +194,7 @@ public final class LibvirtConnection: @unchecked Sendable {
 
     /// The QEMU process id of a running domain, read from libvirt's pid file.
     public func qemuPID(ofDomain name: String) -> pid_t? {
-        guard let bytes = try? readAll("/run/libvirt/qemu/\(name).pid") else { return nil }
-        return pid_t(String(decoding: bytes.filter { $0 >= 0x30 && $0 <= 0x39 }, as: UTF8.self))
+        guard let text = readText("/run/libvirt/qemu/\(name).pid") else { return nil }
+        return pid_t(text.filter(\.isNumber))
     }
-}
-
-private func readAll(_ path: String) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw LibvirtError(operation: "open \(path)", message: "errno \(errno)", code: -1) }
-    defer { close(fd) }
-    var bytes = [UInt8](repeating: 0, count: 64)
-    let count = read(fd, &bytes, bytes.count)
-    return count > 0 ? Array(bytes[0..<count]) : []
 }

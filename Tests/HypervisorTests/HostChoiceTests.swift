@@ -21,7 +21,7 @@ struct HostChoiceTests {
         let cache = "/tmp/swiftkata-probe-test-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: cache) }
         let kernel = "/tmp/swiftkata-probe-kernel-\(getpid())"
-        FileManager.default.createFile(atPath: kernel, contents: Data("k".utf8))
+        #expect(FileManager.default.createFile(atPath: kernel, contents: Data("k".utf8)))
         defer { try? FileManager.default.removeItem(atPath: kernel) }
         let calls = Counter()
         let probe = AcceleratorProbe(cacheDirectory: cache) {

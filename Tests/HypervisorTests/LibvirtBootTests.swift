@@ -33,16 +33,7 @@ struct LibvirtBootTests {
     }
 
     static func health(socket: String) async throws -> Swiftkata_Agent_V1_HealthResponse {
-        let client = try await TTRPCClient.connect(unixSocketPath: socket)
-        defer { Task { await client.close() } }
-        let deadline = ContinuousClock.now + .seconds(60)
-        while true {
-            do {
-                return try await Swiftkata_Agent_V1_AgentClient(client).health(.init(), timeout: .seconds(2))
-            } catch where ContinuousClock.now < deadline {
-                continue
-            }
-        }
+        try await AgentReadiness.waitForHealth(socketPath: socket, deadline: .now + .seconds(60)).get()
     }
 
     @Test func bootReachAgentKillQEMUAndNothingIsLeft() async throws {

@@ -59,7 +59,7 @@ struct AgentMain {
         case 0:
             return
         default:
-            let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let text = String(cMessage: message)
             consoleLine("swiftkata-agent: staying on the initramfs root: \(text)")
         }
     }

@@ -91,3 +91,10 @@ func directoryEntries(_ path: String) -> [String] {
     }
     return names
 }
+
+extension String {
+    /// The NUL-terminated message a C helper wrote into `buffer`.
+    init(cMessage buffer: [CChar]) {
+        self.init(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -52,7 +52,7 @@ final class ProcessIO: Sendable {
                 var master: CInt = -1
                 var message = [CChar](repeating: 0, count: 256)
                 guard sk_receive_console(socket, &master, &message, message.count) == 0 else {
-                    throw SetupError(description: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+                    throw SetupError(description: String(cMessage: message))
                 }
                 return try await ProcessIO.terminal(master: master)
             }

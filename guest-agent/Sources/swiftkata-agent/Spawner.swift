@@ -85,7 +85,7 @@ enum Spawner {
         close(startPipe[0])
         guard result == 0 else {
             close(startPipe[1])
-            throw SpawnError(description: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            throw SpawnError(description: String(cMessage: message))
         }
         return Created(pid: pid, startFD: startPipe[1], statusFD: statusFD)
     }
@@ -94,7 +94,7 @@ enum Spawner {
     static func start(_ created: Created) throws(SpawnError) {
         var message = [CChar](repeating: 0, count: 512)
         guard sk_start(created.startFD, created.statusFD, &message, message.count) == 0 else {
-            throw SpawnError(description: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            throw SpawnError(description: String(cMessage: message))
         }
     }
 }
