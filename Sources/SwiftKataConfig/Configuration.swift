@@ -1,0 +1,79 @@
+import Hypervisor
+
+/// swiftkata's configuration (`/etc/swiftkata/configuration.toml`). Every default lives here, so an
+/// empty or missing default file means "all defaults".
+public struct Configuration: Sendable, Equatable {
+    /// How pod VMs are built and started.
+    public struct HypervisorSection: Sendable, Equatable {
+        public var libvirtURI = "qemu:///system"
+        public var accelerator = AcceleratorSetting.auto
+        public var machine = "pc"
+        public var vcpus = 1
+        public var memoryMiB = 256
+        public var kernel = "/usr/share/swiftkata/vmlinux"
+        public var image = "/usr/share/swiftkata/swiftkata-initrd.img"
+        /// Appended to `baseKernelParameters`.
+        public var kernelParameters = ""
+        public var sharedFilesystem = SharedFilesystemSetting.virtioFS
+        public var virtiofsd = "/usr/lib/qemu/virtiofsd"
+        public var emulator = "/usr/bin/qemu-system-x86_64"
+
+        /// What the guest kernel always gets: serial console, fast TCG boot, seeded RNG, and a halt
+        /// (not a reboot) on panic so a crashed guest ends its domain.
+        public static let baseKernelParameters = "console=ttyS0 quiet noapictimer acpi=noirq random.trust_cpu=on panic=-1"
+
+        public var kernelCommandLine: String {
+            kernelParameters.isEmpty ? Self.baseKernelParameters : "\(Self.baseKernelParameters) \(kernelParameters)"
+        }
+    }
+
+    /// How the shim reaches the guest agent.
+    public struct AgentSection: Sendable, Equatable {
+        public var transport = AgentTransportSetting.auto
+        /// From domain creation to the agent's first answer.
+        public var dialTimeoutMilliseconds = 20_000
+        /// Longest wait for one agent call (except the calls that wait for a process by design).
+        public var callTimeoutMilliseconds = 30_000
+    }
+
+    /// The shim's own behaviour.
+    public struct RuntimeSection: Sendable, Equatable {
+        public var debug = false
+        /// Apply the OCI spec's seccomp profile inside the guest.
+        public var guestSeccomp = true
+        /// Per-pod host state (shared directories, agent sockets, console logs).
+        public var stateDirectory = "/run/swiftkata"
+    }
+
+    public var hypervisor = HypervisorSection()
+    public var agent = AgentSection()
+    public var runtime = RuntimeSection()
+
+    public init() {}
+
+    /// The default location of the configuration file.
+    public static let defaultPath = "/etc/swiftkata/configuration.toml"
+    /// Environment variable naming another configuration file.
+    public static let pathEnvironmentVariable = "SWIFTKATA_CONFIG"
+}
+
+/// The guest's view of the pod directory.
+public enum SharedFilesystemSetting: String, Sendable, CaseIterable {
+    case virtioFS = "virtio-fs"
+    case ninep = "9p"
+}
+
+/// A configuration that cannot be used, naming the file and key at fault.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var path: String
+    public var line: Int?
+    public var key: String?
+    public var message: String
+
+    public var description: String {
+        var location = path
+        if let line { location += ":\(line)" }
+        if let key { return "\(location): \(key): \(message)" }
+        return "\(location): \(message)"
+    }
+}

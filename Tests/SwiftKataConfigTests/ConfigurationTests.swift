@@ -1,0 +1,95 @@
+import Hypervisor
+import SwiftKataConfig
+import Testing
+
+@Suite struct ConfigurationTests {
+    @Test func emptyFileMeansDefaults() throws {
+        #expect(try Configuration.parse("", path: "c.toml") == Configuration())
+        #expect(try Configuration.parse("# only a comment\n\n", path: "c.toml") == Configuration())
+    }
+
+    @Test func missingDefaultFileMeansDefaults() throws {
+        #expect(try Configuration.load(path: "/nonexistent/configuration.toml", mayBeMissing: true) == Configuration())
+        #expect(throws: ConfigurationError.self) { try Configuration.load(path: "/nonexistent/configuration.toml") }
+    }
+
+    @Test func everyKeyIsRead() throws {
+        let text = """
+            [hypervisor]
+            libvirt_uri = "qemu:///session"   # a comment
+            accelerator = "tcg"
+            machine = 'q35'
+            vcpus = 2
+            memory_mib = 1_024
+            kernel = "/k/vmlinux"
+            image = "/k/initrd.img"
+            kernel_params = "debug loglevel=7"
+            shared_fs = "9p"
+            virtiofsd = "/opt/virtiofsd"
+            emulator = "/opt/qemu"
+
+            [agent]
+            transport = "virtio-serial"
+            dial_timeout_ms = 5000
+            call_timeout_ms = 7000
+
+            [runtime]
+            debug = true
+            guest_seccomp = false
+            state_dir = "/run/sk"
+            """
+        let configuration = try Configuration.parse(text, path: "c.toml")
+        #expect(configuration.hypervisor.libvirtURI == "qemu:///session")
+        #expect(configuration.hypervisor.accelerator == .tcg)
+        #expect(configuration.hypervisor.machine == "q35")
+        #expect(configuration.hypervisor.vcpus == 2)
+        #expect(configuration.hypervisor.memoryMiB == 1024)
+        #expect(configuration.hypervisor.kernel == "/k/vmlinux")
+        #expect(configuration.hypervisor.image == "/k/initrd.img")
+        #expect(configuration.hypervisor.kernelCommandLine.hasSuffix("panic=-1 debug loglevel=7"))
+        #expect(configuration.hypervisor.sharedFilesystem == .ninep)
+        #expect(configuration.hypervisor.virtiofsd == "/opt/virtiofsd")
+        #expect(configuration.hypervisor.emulator == "/opt/qemu")
+        #expect(configuration.agent.transport == .virtioSerial)
+        #expect(configuration.agent.dialTimeoutMilliseconds == 5000)
+        #expect(configuration.agent.callTimeoutMilliseconds == 7000)
+        #expect(configuration.runtime.debug)
+        #expect(!configuration.runtime.guestSeccomp)
+        #expect(configuration.runtime.stateDirectory == "/run/sk")
+    }
+
+    @Test(arguments: [
+        ("[hypervisor]\nvcpu = 2\n", "c.toml:2: hypervisor.vcpu: unknown key"),
+        ("[hypervisors]\n", "c.toml:1: unknown table [hypervisors]"),
+        ("debug = true\n", "c.toml:1: debug: unknown key"),
+        ("[hypervisor]\naccelerator = \"fast\"\n", "c.toml:2: hypervisor.accelerator: \"fast\" is not one of \"auto\", \"kvm\", \"tcg\""),
+        ("[hypervisor]\nvcpus = \"2\"\n", "c.toml:2: hypervisor.vcpus: expected an integer, found string"),
+        ("[hypervisor]\nvcpus = 0\n", "c.toml:2: hypervisor.vcpus: 0 is out of range 1...64"),
+        ("[hypervisor]\nkernel = \"vmlinux\"\n", "c.toml:2: hypervisor.kernel: \"vmlinux\" must be an absolute path"),
+        ("[runtime]\ndebug = yes\n", "c.toml:2: \"yes\" is not a TOML value"),
+        ("[agent]\ntransport = \"vsock\"\ntransport = \"auto\"\n", "c.toml:3: key \"transport\" is set twice"),
+        ("[agent\n", "c.toml:1: expected ']'"),
+        ("[runtime]\nstate_dir = \"/run\n", "c.toml:2: unterminated string"),
+    ])
+    func badInputNamesFileLineAndKey(text: String, expected: String) {
+        #expect {
+            try Configuration.parse(text, path: "c.toml")
+        } throws: { error in
+            "\(error)".hasPrefix(expected)
+        }
+    }
+
+    @Test func configPathPrecedence() {
+        #expect(Configuration.resolvePath(runtimeOptionPath: "/a.toml", environment: ["SWIFTKATA_CONFIG": "/b.toml"]) == ("/a.toml", false))
+        #expect(Configuration.resolvePath(runtimeOptionPath: nil, environment: ["SWIFTKATA_CONFIG": "/b.toml"]) == ("/b.toml", false))
+        #expect(Configuration.resolvePath(runtimeOptionPath: "", environment: [:]) == (Configuration.defaultPath, true))
+    }
+
+    @Test func tomlValues() throws {
+        let document = try TOMLDocument(parsing: "a = [1, 2,\n  3] # c\nb = \"x\\ty\\u00e9\"\nc = 1.5\n\"q k\" = 'lit\\n'\n")
+        #expect(document.tables[""]?["a"]?.value == .array([.integer(1), .integer(2), .integer(3)]))
+        #expect(document.tables[""]?["b"]?.value == .string("x\tyé"))
+        #expect(document.tables[""]?["c"]?.value == .float(1.5))
+        #expect(document.tables[""]?["q k"]?.value == .string("lit\\n"))
+    }
+}
