@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "ContainerdAPI", targets: ["ContainerdAPI"]),
         .library(name: "AgentAPI", targets: ["AgentAPI"]),
         .executable(name: "swiftkata-agent", targets: ["swiftkata-agent"]),
+        .executable(name: "containerd-shim-swiftkata-v2", targets: ["containerd-shim-swiftkata-v2"]),
+        .executable(name: "swiftkata-check", targets: ["swiftkata-check"]),
         .executable(name: "ttrpc-bench", targets: ["TTRPCBench"]),
         .executable(name: "hypervisor-bench", targets: ["HypervisorBench"]),
         .executable(name: "ttrpc-fuzz", targets: ["TTRPCFuzz"]),
@@ -94,6 +96,43 @@ let package = Package(
             dependencies: ["CLibvirt", "CGuestSys", "TTRPC", "AgentAPI"],
             path: "Sources/Hypervisor"
         ),
+        // /etc/swiftkata/configuration.toml: every default in code, errors naming file, line and key.
+        .target(
+            name: "SwiftKataConfig",
+            dependencies: ["Hypervisor"],
+            swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
+        ),
+        // The containerd shim: start/delete/daemon, the task service, pods, stdio, events.
+        .target(
+            name: "Shim",
+            dependencies: [
+                "TTRPC", "ContainerdAPI", "AgentAPI", "Hypervisor", "SwiftKataConfig", "CGuestSys",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
+        ),
+        .executableTarget(
+            name: "containerd-shim-swiftkata-v2",
+            dependencies: ["Shim"],
+            swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
+        ),
+        // Host readiness for operators: each check passes, fails or warns with a one-line fix.
+        .target(
+            name: "SwiftKataCheck",
+            dependencies: [
+                "Hypervisor", "SwiftKataConfig", "TTRPC", "AgentAPI",
+            ]
+        ),
+        .executableTarget(
+            name: "swiftkata-check",
+            dependencies: [
+                "SwiftKataCheck",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // The libvirt C API (Debian libvirt-dev).
         .systemLibrary(
             name: "CLibvirt",
@@ -154,6 +193,18 @@ let package = Package(
             name: "HypervisorTests",
             dependencies: ["Hypervisor", "TTRPC", "AgentAPI"],
             exclude: ["Golden"]
+        ),
+        .testTarget(
+            name: "SwiftKataConfigTests",
+            dependencies: ["SwiftKataConfig", "Hypervisor"]
+        ),
+        .testTarget(
+            name: "SwiftKataCheckTests",
+            dependencies: ["SwiftKataCheck", "SwiftKataConfig"]
+        ),
+        .testTarget(
+            name: "ShimTests",
+            dependencies: ["Shim", "ContainerdAPI", "TTRPC", "SwiftKataConfig", "TTRPCTestSupport"]
         ),
         .testTarget(
             name: "AgentRuntimeTests",

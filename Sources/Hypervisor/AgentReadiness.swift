@@ -1,25 +1,56 @@
 import AgentAPI
 import TTRPC
 
-/// Waits for a freshly booted guest's agent: connects to the channel's unix socket once it exists,
-/// then calls Health until the first answer ("agent ready").
+/// Waits for a freshly booted guest's agent: dials its channel until that works, then calls Health
+/// until the first answer ("agent ready").
 public enum AgentReadiness {
     /// Why the agent was not reached in time.
     public struct NotReady: Error, CustomStringConvertible, Sendable {
         public var description: String
     }
 
-    /// - Parameter isAlive: checked between attempts; a VM that died ends the wait at once.
+    /// How to reach the agent of one VM.
+    public enum Endpoint: Sendable, Equatable {
+        /// The host end of a virtio-serial port (a unix socket QEMU creates).
+        case unixSocket(String)
+        /// The agent's vsock port in the guest with this context id.
+        case vsock(cid: UInt32)
+
+        func dial() async throws -> TTRPCClient {
+            switch self {
+            case .unixSocket(let path): try await TTRPCClient.connect(unixSocketPath: path)
+            case .vsock(let cid): try await TTRPCClient.connect(vsockCID: cid, port: AgentProtocol.vsockPort)
+            }
+        }
+    }
+
+    /// Waits for the agent at `socketPath` and closes the connection again.
     public static func waitForHealth(
         socketPath: String, deadline: ContinuousClock.Instant, isAlive: @Sendable () -> Bool = { true }
     ) async -> Result<Swiftkata_Agent_V1_HealthResponse, NotReady> {
+        switch await connect(.unixSocket(socketPath), deadline: deadline, isAlive: isAlive) {
+        case .success(let (client, health)):
+            await client.close()
+            return .success(health)
+        case .failure(let error):
+            return .failure(error)
+        }
+    }
+
+    /// Dials `endpoint` until the agent answers Health, and returns that connection for further calls.
+    /// - Parameter isAlive: checked between attempts; a VM that died ends the wait at once.
+    public static func connect(
+        _ endpoint: Endpoint, deadline: ContinuousClock.Instant, isAlive: @Sendable () -> Bool = { true }
+    ) async -> Result<(TTRPCClient, Swiftkata_Agent_V1_HealthResponse), NotReady> {
         var client: TTRPCClient?
-        defer { if let client { Task { await client.close() } } }
         var lastError: (any Error)?
         while ContinuousClock.now < deadline {
-            guard isAlive() else { return .failure(NotReady(description: "the VM stopped before its agent answered")) }
+            guard isAlive() else {
+                if let client { await client.close() }
+                return .failure(NotReady(description: "the VM stopped before its agent answered"))
+            }
             guard let connected = client else {
-                client = try? await TTRPCClient.connect(unixSocketPath: socketPath)
+                client = try? await endpoint.dial()
                 // QEMU creates the socket as it starts; until then there is nothing to wait on but time.
                 if client == nil { try? await Task.sleep(for: .milliseconds(5)) }
                 continue
@@ -28,13 +59,19 @@ public enum AgentReadiness {
             // out leaves a late reply the client drops, so retrying on one connection is safe.
             let remaining = deadline - ContinuousClock.now
             do {
-                return .success(try await Swiftkata_Agent_V1_AgentClient(connected).health(.init(), timeout: min(remaining, .seconds(2))))
+                let health = try await Swiftkata_Agent_V1_AgentClient(connected).health(.init(), timeout: min(remaining, .seconds(2)))
+                return .success((connected, health))
             } catch {
                 lastError = error
+                if !connected.isActive {
+                    await connected.close()
+                    client = nil
+                }
             }
         }
+        if let client { await client.close() }
         return .failure(NotReady(description: client == nil
-            ? "no agent socket at \(socketPath)"
+            ? "no agent reachable at \(endpoint)"
             : "no agent answer (\(lastError.map { "\($0)" } ?? "timed out"))"))
     }
 }

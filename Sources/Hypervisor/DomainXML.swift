@@ -6,7 +6,7 @@ public enum DomainXML {
     public static func render(_ vm: VMDescription) throws(VMDescriptionError) -> String {
         try validate(vm)
         var xml = "<domain type='\(vm.accelerator == .kvm ? "kvm" : "qemu")'>\n"
-        xml += "  <name>\(escape(VMDescription.domainName(forPod: vm.owner.podID)))</name>\n"
+        xml += "  <name>\(escape(VMDescription.domainName(for: vm.owner)))</name>\n"
         xml += "  <metadata>\n"
         xml += "    <swiftkata:pod xmlns:swiftkata='\(metadataNamespace)'>\n"
         xml += "      <swiftkata:id>\(escape(vm.owner.podID))</swiftkata:id>\n"

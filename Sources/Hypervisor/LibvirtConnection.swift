@@ -45,7 +45,7 @@ public enum DomainLifecycleEvent: Sendable, Equatable {
 /// are delivered per domain name through `events(for:)`.
 public final class LibvirtConnection: @unchecked Sendable {
     // @unchecked: virConnectPtr is thread-safe in libvirt; the mutable event table is guarded by `subscribers`.
-    private let connection: virConnectPtr
+    let connection: virConnectPtr
     /// Set once in init, read in deinit.
     private var eventCallbackID: Int32 = -1
     private let subscribers = Mutex<[String: [AsyncStream<DomainLifecycleEvent>.Continuation]]>([:])
@@ -190,6 +190,20 @@ public final class LibvirtConnection: @unchecked Sendable {
             }
         }
         return names
+    }
+
+    /// The guest context id libvirt assigned to the domain's vsock device (auto CID), if it has one.
+    public func vsockCID(ofDomain name: String) throws(LibvirtError) -> UInt32? {
+        guard let domain = virDomainLookupByName(connection, name) else { throw LibvirtError.last("looking up domain \(name)") }
+        defer { virDomainFree(domain) }
+        guard let xml = virDomainGetXMLDesc(domain, 0) else { throw LibvirtError.last("reading the XML of domain \(name)") }
+        defer { free(xml) }
+        let text = String(cString: xml)
+        // <cid auto='yes' address='3'/>
+        guard let cid = text.firstRange(of: "<cid ")?.upperBound,
+              let address = text[cid...].firstRange(of: "address='")?.upperBound
+        else { return nil }
+        return UInt32(text[address...].prefix { $0.isNumber })
     }
 
     /// The QEMU process id of a running domain, read from libvirt's pid file.

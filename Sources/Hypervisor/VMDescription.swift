@@ -70,8 +70,8 @@ public struct VMDescription: Sendable, Equatable {
         self.consoleLog = consoleLog
     }
 
-    /// Domain names are derived from the pod id, so `delete` can always find the VM again.
-    public static func domainName(forPod podID: String) -> String { "swiftkata-\(podID)" }
+    /// Domain names are derived from the pod's namespace and id, so `delete` can always find the VM again.
+    public static func domainName(for owner: Owner) -> String { "swiftkata-\(owner.namespace)-\(owner.podID)" }
 }
 
 /// Why a VM description cannot become a domain.

@@ -40,7 +40,7 @@ struct LibvirtBootTests {
         let libvirt = try LibvirtConnection()
         let setup = try Self.setup(pod: "boot-\(getpid())")
         defer { try? FileManager.default.removeItem(atPath: setup.directory) }
-        let name = VMDescription.domainName(forPod: setup.vm.owner.podID)
+        let name = VMDescription.domainName(for: setup.vm.owner)
 
         let created = ContinuousClock.now
         _ = try libvirt.createTransientDomain(xml: try DomainXML.render(setup.vm))

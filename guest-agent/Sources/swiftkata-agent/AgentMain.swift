@@ -37,7 +37,7 @@ struct AgentMain {
 
         let oomWatcher = OOMWatcher()
         oomWatcher.start()
-        let containers = ContainerManager(reaper: reaper, oomWatcher: oomWatcher, sharedRoot: "/run/swiftkata/shared", logger: logger)
+        let containers = ContainerManager(reaper: reaper, oomWatcher: oomWatcher, sharedRoot: AgentProtocol.guestSharedRoot, logger: logger)
         let service = AgentService(reaper: reaper, containers: containers, logger: logger)
         let server = TTRPCServer(services: [service.serviceDefinition], logger: logger)
         await AgentTransport.serveForever(server: server, logger: logger)

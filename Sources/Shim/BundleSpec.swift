@@ -1,0 +1,143 @@
+import Glibc
+
+/// The OCI spec (`config.json`) of a container's bundle, as the shim reads it: the pod it belongs to,
+/// and the spec bytes the guest agent gets.
+struct BundleSpec: Sendable {
+    /// Kubernetes' view of a container in a pod, from the CRI annotations.
+    enum PodRole: Sendable, Equatable {
+        /// Starts a pod: the shim boots the VM for it.
+        case sandbox
+        /// Joins the pod whose sandbox has this id.
+        case container(sandboxID: String)
+    }
+
+    static let maxSpecBytes = 4 << 20
+
+    var json: JSONValue
+
+    init(bytes: [UInt8]) throws(ShimError) {
+        guard bytes.count <= Self.maxSpecBytes else { throw .invalidArgument("config.json is larger than \(Self.maxSpecBytes) bytes") }
+        do {
+            json = try JSONValue.decode(bytes)
+        } catch {
+            throw .invalidArgument("config.json does not parse as JSON: \(error)")
+        }
+        guard case .object = json else { throw .invalidArgument("config.json is not a JSON object") }
+    }
+
+    static func load(bundle: String) throws(ShimError) -> BundleSpec {
+        let path = "\(bundle)/config.json"
+        guard let bytes = readFile(path, limit: maxSpecBytes + 1) else {
+            throw .invalidArgument("cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        return try BundleSpec(bytes: bytes)
+    }
+
+    var annotations: [String: String] {
+        guard case .object(let object)? = json["annotations"] else { return [:] }
+        return object.compactMapValues(\.stringValue)
+    }
+
+    /// Container-type and sandbox-id annotations of CRI (containerd), CRI-O and dockershim.
+    var podRole: PodRole {
+        let annotations = annotations
+        let type = annotations["io.kubernetes.cri.container-type"] ?? annotations["io.kubernetes.cri-o.ContainerType"]
+            ?? annotations["io.kubernetes.docker.type"]
+        let sandboxID = annotations["io.kubernetes.cri.sandbox-id"] ?? annotations["io.kubernetes.cri-o.SandboxID"]
+            ?? annotations["io.kubernetes.sandbox.id"]
+        if type == "container", let sandboxID, !sandboxID.isEmpty { return .container(sandboxID: sandboxID) }
+        return .sandbox
+    }
+
+    /// The id of the pod (and VM) this container belongs to.
+    func podID(containerID: String) -> String {
+        switch podRole {
+        case .sandbox: containerID
+        case .container(let sandboxID): sandboxID
+        }
+    }
+
+    var hostname: String? { json["hostname"]?.stringValue }
+
+    var rootPath: String? { json["root"]?["path"]?.stringValue }
+
+    var terminal: Bool { json["process"]?["terminal"]?.boolValue ?? false }
+
+    /// The spec as the agent gets it: the root is the container's directory in the shared file system,
+    /// and bind-mount sources are replaced by their shared copies (`guestSources`, by mount index).
+    func guestSpec(rootInSharedFS: String, guestSources: [Int: String], guestSeccomp: Bool) throws(ShimError) -> [UInt8] {
+        var spec = json
+        var root = spec["root"] ?? .object([:])
+        root["path"] = .string(rootInSharedFS)
+        spec["root"] = root
+        if case .array(var mounts)? = spec["mounts"] {
+            for (index, source) in guestSources where index < mounts.count {
+                mounts[index]["source"] = .string(source)
+            }
+            spec["mounts"] = .array(mounts)
+        }
+        if !guestSeccomp, case .object? = spec["linux"] {
+            spec["linux"]?["seccomp"] = nil
+        }
+        do {
+            return try spec.encoded()
+        } catch {
+            throw .internalError("re-encoding config.json: \(error)")
+        }
+    }
+
+    /// Bind mounts of host paths that must be shared into the guest, by index in `mounts`.
+    var hostBindMounts: [(index: Int, source: String, destination: String, readOnly: Bool)] {
+        guard let mounts = json["mounts"]?.arrayValue else { return [] }
+        var result: [(Int, String, String, Bool)] = []
+        for (index, mount) in mounts.enumerated() {
+            let options = mount["options"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            let isBind = mount["type"]?.stringValue == "bind" || options.contains("bind") || options.contains("rbind")
+            guard isBind, let source = mount["source"]?.stringValue, let destination = mount["destination"]?.stringValue else { continue }
+            result.append((index, source, destination, options.contains("ro")))
+        }
+        return result
+    }
+}
+
+/// Reads a whole (small) file; nil when it cannot be opened or is larger than `limit`.
+func readFile(_ path: String, limit: Int) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = read(fd, &chunk, chunk.count)
+        if count < 0 && errno == EINTR { continue }
+        guard count >= 0 else { return nil }
+        if count == 0 { return bytes }
+        bytes.append(contentsOf: chunk[0..<count])
+        if bytes.count > limit { errno = EFBIG; return nil }
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, then rename).
+func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(ShimError) {
+    let temporary = "\(path).tmp.\(getpid())"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+    guard fd >= 0 else { throw .internalError("creating \(temporary): \(String(cString: strerror(errno)))") }
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if written < 0 && errno == EINTR { continue }
+        guard written > 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            unlink(temporary)
+            throw .internalError("writing \(temporary): \(reason)")
+        }
+        offset += written
+    }
+    close(fd)
+    guard rename(temporary, path) == 0 else {
+        let reason = String(cString: strerror(errno))
+        unlink(temporary)
+        throw .internalError("renaming \(temporary) to \(path): \(reason)")
+    }
+}

@@ -1,0 +1,84 @@
+import ContainerdAPI
+import Logging
+import SwiftProtobuf
+import TTRPC
+
+/// Publishes task events to containerd's ttrpc events service (`$TTRPC_ADDRESS`), one at a time in
+/// the order they were produced. A failed Forward is retried (1 s, 2 s, … up to 5 tries) before the
+/// next event goes, so order holds; a closed connection is redialled at once.
+actor EventPublisher {
+    private let address: String
+    private let namespace: String
+    private let logger: Logger
+    private var client: TTRPCClient?
+    private var queue: [Containerd_Services_Events_Ttrpc_V1_Envelope] = []
+    private var sending = false
+    private var drained: [CheckedContinuation<Void, Never>] = []
+
+    init(address: String, namespace: String, logger: Logger) {
+        self.address = address
+        self.namespace = namespace
+        self.logger = logger
+    }
+
+    /// Queues `event` under `topic`; returns at once.
+    func publish(topic: String, event: some SwiftProtobuf.Message, typeName: String) {
+        var envelope = Containerd_Services_Events_Ttrpc_V1_Envelope()
+        envelope.timestamp = .currentTime()
+        envelope.namespace = namespace
+        envelope.topic = topic
+        var any = Google_Protobuf_Any()
+        any.typeURL = ContainerdNames.TypeURL.event(typeName)
+        do { any.value = try event.serializedBytes() } catch {
+            logger.error("event does not encode", metadata: ["topic": "\(topic)", "error": "\(error)"])
+            return
+        }
+        envelope.event = any
+        queue.append(envelope)
+        if !sending {
+            sending = true
+            Task { await self.drain() }
+        }
+    }
+
+    /// Returns once every event queued so far was delivered (or dropped after its retries).
+    func flush() async {
+        guard sending else { return }
+        await withCheckedContinuation { drained.append($0) }
+    }
+
+    private func drain() async {
+        while !queue.isEmpty {
+            let envelope = queue.removeFirst()
+            await deliver(envelope)
+        }
+        sending = false
+        let waiters = drained
+        drained = []
+        waiters.forEach { $0.resume() }
+    }
+
+    private func deliver(_ envelope: Containerd_Services_Events_Ttrpc_V1_Envelope) async {
+        var request = Containerd_Services_Events_Ttrpc_V1_ForwardRequest()
+        request.envelope = envelope
+        for attempt in 0..<5 {
+            if attempt > 0 { try? await Task.sleep(for: .seconds(attempt)) }
+            do {
+                let connected: TTRPCClient
+                if let client, client.isActive {
+                    connected = client
+                } else {
+                    connected = try await TTRPCClient.connect(unixSocketPath: address)
+                    client = connected
+                }
+                _ = try await Containerd_Services_Events_Ttrpc_V1_EventsClient(connected).forward(
+                    request, metadata: [TTRPCMetadata.namespaceKey: namespace], timeout: .seconds(5))
+                return
+            } catch {
+                logger.warning("publishing event failed", metadata: ["topic": "\(envelope.topic)", "attempt": "\(attempt + 1)", "error": "\(error)"])
+                if let client, !client.isActive { await client.close(); self.client = nil }
+            }
+        }
+        logger.error("event dropped after 5 attempts", metadata: ["topic": "\(envelope.topic)"])
+    }
+}

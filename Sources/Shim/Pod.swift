@@ -1,0 +1,163 @@
+import ContainerdAPI
+import AgentAPI
+import Glibc
+import Hypervisor
+import Logging
+import SwiftKataConfig
+import SwiftProtobuf
+
+/// The pod one shim daemon serves: its VM (booted by the first Create), its containers and their
+/// processes. All task-service state lives here, so calls are serialised per pod; agent calls run
+/// while the actor is free for others.
+actor Pod {
+    let namespace: String
+    let configuration: Configuration
+    let publisher: EventPublisher
+    let logger: Logger
+    var containers: [String: ContainerState] = [:]
+    /// The VM, once booted; concurrent Creates share one boot.
+    private var vmBoot: Task<PodVM, any Error>?
+    private(set) var vm: PodVM?
+    private(set) var layout: PodLayout?
+    private var vmGone = false
+    private var shuttingDown = false
+
+    init(namespace: String, configuration: Configuration, publisher: EventPublisher, logger: Logger) {
+        self.namespace = namespace
+        self.configuration = configuration
+        self.publisher = publisher
+        self.logger = logger
+    }
+
+    /// The PID containerd shows for tasks of this pod: QEMU's (0 before the VM runs).
+    var taskPID: UInt32 { UInt32(clamping: vm?.qemuPID ?? 0) }
+
+    var isEmpty: Bool { containers.isEmpty }
+
+    /// The pod's VM, booting it if this is the pod's first container.
+    func ensureVM(layout wanted: PodLayout, hostname: String?) async throws(ShimError) -> (PodVM, bootedNow: Bool) {
+        if let layout, layout != wanted {
+            throw .invalidArgument("this shim serves pod \(layout.podID), not \(wanted.podID)")
+        }
+        if vmGone { throw .unavailable("the VM of pod \(wanted.podID) has stopped") }
+        if let vm { return (vm, false) }
+        if let vmBoot {
+            do { return (try await vmBoot.value, false) } catch { throw error as? ShimError ?? .internalError("\(error)") }
+        }
+        layout = wanted
+        let configuration = configuration
+        let logger = logger
+        let boot = Task { () async throws -> PodVM in
+            try await PodVM.boot(layout: wanted, configuration: configuration, hostname: hostname, logger: logger)
+        }
+        vmBoot = boot
+        do {
+            let booted = try await boot.value
+            vm = booted
+            watch(booted)
+            return (booted, true)
+        } catch {
+            vmBoot = nil
+            layout = nil
+            removePodDirectory(wanted)
+            throw error as? ShimError ?? .internalError("\(error)")
+        }
+    }
+
+    /// Follows the VM's lifecycle and the guest's OOM events.
+    private func watch(_ vm: PodVM) {
+        Task { [weak self] in
+            for await event in vm.events {
+                if case .stopped(let reason) = event {
+                    await self?.vmStopped(reason)
+                    return
+                }
+            }
+        }
+        Task { [weak self] in
+            while let id = try? await vm.agent.nextOOM() {
+                guard let self else { return }
+                await self.publishOOM(containerID: id)
+            }
+        }
+    }
+
+    private func publishOOM(containerID: String) async {
+        guard containers[containerID] != nil else { return }  // the guest names only containers it was given
+        var event = Containerd_Events_TaskOOM()
+        event.containerID = containerID
+        await publisher.publish(topic: ContainerdNames.Topic.taskOOM, event: event, typeName: "TaskOOM")
+    }
+
+    /// QEMU is gone: every process of the pod exits with 255, as containerd expects of a dead runtime.
+    private func vmStopped(_ reason: DomainLifecycleEvent.StopReason) async {
+        guard !vmGone else { return }
+        vmGone = true
+        if !shuttingDown {
+            logger.error("pod VM stopped unexpectedly", metadata: ["reason": "\(reason)", "domain": "\(layout?.domainName ?? "")"])
+        }
+        for container in containers.values {
+            for process in [container.initProcess] + Array(container.execs.values) where process.status != .stopped {
+                await exited(process, status: 255, at: .currentTime())
+            }
+        }
+    }
+
+    /// Records an exit, publishes `/tasks/exit`, then wakes the waiters (in that order).
+    func exited(_ process: ProcessState, status: UInt32, at time: Google_Protobuf_Timestamp) async {
+        guard process.status != .stopped else { return }
+        var event = Containerd_Events_TaskExit()
+        event.containerID = process.containerID
+        event.id = process.eventID
+        event.pid = taskPID
+        event.exitStatus = status
+        event.exitedAt = time
+        let wasStarted = process.status == .running
+        if wasStarted {
+            await publisher.publish(topic: ContainerdNames.Topic.taskExit, event: event, typeName: "TaskExit")
+        }
+        _ = process.markExited(status: status, at: time)
+    }
+
+    /// Waits for the guest process to exit and records it.
+    func watchExit(of process: ProcessState, agent: AgentSession) {
+        let containerID = process.containerID
+        let execID = process.execID
+        Task { [weak self] in
+            let status: UInt32
+            var time = Google_Protobuf_Timestamp.currentTime()
+            do {
+                let exit = try await agent.wait(id: containerID, execID: execID)
+                status = exit.exitStatus
+                if exit.hasExitedAt { time = exit.exitedAt }
+            } catch {
+                // The VM died (vmStopped handles it too) or the guest lost the process: it is gone either way.
+                status = 255
+            }
+            await self?.exited(containerID: containerID, execID: execID, status: status, at: time)
+        }
+    }
+
+    private func exited(containerID: String, execID: String, status: UInt32, at time: Google_Protobuf_Timestamp) async {
+        guard let process = containers[containerID]?.process(execID) else { return }
+        await exited(process, status: status, at: time)
+    }
+
+    /// Destroys the VM and removes the pod's host state (after the last container, or on SIGTERM).
+    func shutdownVM() async {
+        shuttingDown = true
+        if let vm {
+            await vm.destroy()
+        }
+        if let layout { removePodDirectory(layout) }
+        vm = nil
+        vmGone = true
+    }
+
+    private func removePodDirectory(_ layout: PodLayout) {
+        for failure in HostMounts.unmountAll(under: layout.directory) {
+            logger.warning("unmount failed", metadata: ["mount": "\(failure)"])
+        }
+        HostMounts.removeTree(layout.directory)
+    }
+}

@@ -1,0 +1,62 @@
+import FoundationEssentials
+import Hypervisor
+
+/// Where a pod's host state lives: `<state_dir>/pods/<key>/` with `shared/` (seen by the guest; one
+/// directory per container) and `vm/` (agent socket, console log). The key is a hash of namespace and
+/// pod id, so paths stay short enough for unix sockets whatever the ids are.
+struct PodLayout: Sendable, Equatable, Codable {
+    var namespace: String
+    var podID: String
+    var directory: String
+
+    init(stateDirectory: String, namespace: String, podID: String) {
+        self.namespace = namespace
+        self.podID = podID
+        directory = "\(stateDirectory)/pods/\(SHA256.hex("\(namespace)/\(podID)").prefix(16))"
+    }
+
+    var sharedDirectory: String { "\(directory)/shared" }
+    var vmDirectory: String { "\(directory)/vm" }
+    var agentSocket: String { "\(vmDirectory)/agent.sock" }
+    var consoleLog: String { "\(vmDirectory)/console.log" }
+    var owner: VMDescription.Owner { .init(podID: podID, namespace: namespace) }
+    var domainName: String { VMDescription.domainName(for: owner) }
+
+    /// The container's directory in the shared file system, relative to its root (what the guest sees).
+    static func sharedName(containerID: String) -> String { containerID }
+    func containerDirectory(_ containerID: String) -> String { "\(sharedDirectory)/\(Self.sharedName(containerID: containerID))" }
+    func rootfs(_ containerID: String) -> String { "\(containerDirectory(containerID))/rootfs" }
+    func bindShare(_ containerID: String, index: Int) -> String { "\(containerDirectory(containerID))/mounts/\(index)" }
+}
+
+/// What `delete` needs to clean up after a container whose daemon may be gone; written by `Create`
+/// into the bundle as `swiftkata.json`.
+struct ContainerRecord: Sendable, Equatable, Codable {
+    var containerID: String
+    var pod: PodLayout
+    /// The container that booted the VM: its `delete` destroys the VM when the daemon is gone.
+    var ownsVM: Bool
+    var libvirtURI: String
+    var qemuPID: Int32?
+
+    static let fileName = "swiftkata.json"
+
+    func save(bundle: String) throws(ShimError) {
+        let bytes: [UInt8]
+        do { bytes = Array(try JSONEncoder().encode(self)) } catch { throw .internalError("encoding \(Self.fileName): \(error)") }
+        try writeFileAtomically("\(bundle)/\(Self.fileName)", bytes, mode: 0o600)
+    }
+
+    static func load(bundle: String) -> ContainerRecord? {
+        guard let bytes = readFile("\(bundle)/\(fileName)", limit: 1 << 20) else { return nil }
+        return try? JSONDecoder().decode(ContainerRecord.self, from: Data(bytes))
+    }
+}
+
+/// Container ids become path components and domain names: containerd's identifier rules.
+func validateIdentifier(_ id: String, what: String) throws(ShimError) {
+    guard !id.isEmpty, id.utf8.count <= 76,
+          id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == 0x2d || $0 == 0x2e || $0 == 0x5f }),
+          id != ".", id != ".."
+    else { throw .invalidArgument("\(what) \"\(id)\" is not a valid identifier") }
+}

@@ -1,0 +1,306 @@
+import AgentAPI
+import ContainerdAPI
+import FoundationEssentials
+import Glibc
+import Logging
+import SwiftKataConfig
+import SwiftProtobuf
+import TTRPC
+
+/// The task service's operations on the pod's containers, with containerd's state machine
+/// (SHIM-CONTRACT B.8): NotFound for unknown ids and finished processes, FailedPrecondition for
+/// other transitions that are not allowed.
+extension Pod {
+    func container(_ id: String) throws(ShimError) -> ContainerState {
+        guard let container = containers[id] else { throw .notFound("container \(id)") }
+        return container
+    }
+
+    func process(_ id: String, _ execID: String) throws(ShimError) -> (ContainerState, ProcessState) {
+        let container = try container(id)
+        guard let process = container.process(execID) else { throw .notFound("exec \(execID) of container \(id)") }
+        return (container, process)
+    }
+
+    func runningVM() throws(ShimError) -> PodVM {
+        guard let vm else { throw .unavailable("the pod's VM is not running") }
+        return vm
+    }
+
+    // MARK: Create
+
+    func create(_ request: Containerd_Task_V2_CreateTaskRequest) async throws(ShimError) -> UInt32 {
+        let id = request.id
+        try validateIdentifier(id, what: "container id")
+        guard containers[id] == nil else { throw .alreadyExists("container \(id)") }
+        guard request.checkpoint.isEmpty else { throw .unimplemented("checkpoint restore") }
+        let spec = try BundleSpec.load(bundle: request.bundle)
+        let stdio = StdioPaths(
+            stdin: try StdioPaths.resolve(request.stdin), stdout: try StdioPaths.resolve(request.stdout),
+            stderr: try StdioPaths.resolve(request.stderr), terminal: request.terminal)
+        let podID = spec.podID(containerID: id)
+        try validateIdentifier(podID, what: "sandbox id")
+        let wanted = PodLayout(stateDirectory: configuration.runtime.stateDirectory, namespace: namespace, podID: podID)
+        var record = ContainerRecord(containerID: id, pod: wanted, ownsVM: vm == nil, libvirtURI: configuration.hypervisor.libvirtURI)
+        try record.save(bundle: request.bundle)  // before anything exists that `delete` may have to undo
+
+        // Reserve the id while the VM boots and the guest creates the container.
+        let process = ProcessState(containerID: id, execID: "", stdio: stdio)
+        let container = ContainerState(id: id, bundle: request.bundle, initProcess: process, rootfs: request.rootfs)
+        containers[id] = container
+        do {
+            let (vm, bootedNow) = try await ensureVM(layout: wanted, hostname: spec.hostname)
+            record.ownsVM = bootedNow
+            record.qemuPID = vm.qemuPID
+            try record.save(bundle: request.bundle)
+            let guestSpec = try shareFilesystems(of: id, spec: spec, rootfs: request.rootfs, bundle: request.bundle, layout: wanted)
+            process.guestPID = try await vm.agent.createContainer(id: id, spec: guestSpec, terminal: request.terminal, stdin: !stdio.stdin.isEmpty)
+            let copier = ProcessStdio(paths: stdio, agent: vm.agent, containerID: id, execID: "", logger: logger)
+            process.copier = copier
+            _ = copier.start()
+        } catch {
+            containers[id] = nil
+            unshare(id, layout: wanted)
+            if isEmpty && record.ownsVM { await shutdownVM() }
+            logger.error("create failed", metadata: ["container": "\(id)", "error": "\(error)"])
+            throw error
+        }
+
+        var event = Containerd_Events_TaskCreate()
+        event.containerID = id
+        event.bundle = request.bundle
+        event.rootfs = request.rootfs
+        event.io.stdin = request.stdin
+        event.io.stdout = request.stdout
+        event.io.stderr = request.stderr
+        event.io.terminal = request.terminal
+        event.pid = taskPID
+        await publisher.publish(topic: ContainerdNames.Topic.taskCreate, event: event, typeName: "TaskCreate")
+        logger.info("container created", metadata: ["container": "\(id)", "guest_pid": "\(process.guestPID)"])
+        return taskPID
+    }
+
+    /// Mounts the container's rootfs and bind-mount sources under the pod's shared directory and
+    /// returns the spec the guest gets.
+    private func shareFilesystems(of id: String, spec: BundleSpec, rootfs: [Containerd_Types_Mount], bundle: String, layout: PodLayout) throws(ShimError) -> [UInt8] {
+        let target = layout.rootfs(id)
+        try makeDirectories(target, mode: 0o755)
+        if rootfs.isEmpty {
+            guard let root = spec.rootPath, !root.isEmpty else { throw .invalidArgument("no rootfs mounts and no root.path in config.json") }
+            try HostMounts.bind(root.hasPrefix("/") ? root : "\(bundle)/\(root)", at: target, readOnly: false)
+        } else {
+            try HostMounts.mountRootfs(rootfs.map { .init(type: $0.type, source: $0.source, options: $0.options) }, onto: target)
+        }
+        var guestSources: [Int: String] = [:]
+        for mount in spec.hostBindMounts {
+            let share = layout.bindShare(id, index: mount.index)
+            try HostMounts.bind(mount.source, at: share, readOnly: mount.readOnly)
+            guestSources[mount.index] = "\(AgentProtocol.guestSharedRoot)/\(PodLayout.sharedName(containerID: id))/mounts/\(mount.index)"
+        }
+        return try spec.guestSpec(rootInSharedFS: "\(PodLayout.sharedName(containerID: id))/rootfs", guestSources: guestSources,
+                                  guestSeccomp: configuration.runtime.guestSeccomp)
+    }
+
+    /// Undoes `shareFilesystems`.
+    func unshare(_ id: String, layout: PodLayout) {
+        let directory = layout.containerDirectory(id)
+        for failure in HostMounts.unmountAll(under: directory) {
+            logger.warning("unmount failed", metadata: ["mount": "\(failure)"])
+        }
+        HostMounts.removeTree(directory)
+    }
+
+    // MARK: Start, Exec
+
+    func start(id: String, execID: String) async throws(ShimError) -> UInt32 {
+        let (_, process) = try process(id, execID)
+        guard process.status == .created else { throw .failedPrecondition("\(process.eventID) is \(process.status == .running ? "already running" : "stopped")") }
+        let vm = try runningVM()
+        if execID.isEmpty {
+            process.guestPID = try await vm.agent.startContainer(id: id)
+            process.status = .running
+            watchExit(of: process, agent: vm.agent)
+            var event = Containerd_Events_TaskStart()
+            event.containerID = id
+            event.pid = taskPID
+            await publisher.publish(topic: ContainerdNames.Topic.taskStart, event: event, typeName: "TaskStart")
+        } else {
+            process.guestPID = try await vm.agent.exec(id: id, execID: execID, process: process.execSpec, terminal: process.stdio.terminal, stdin: !process.stdio.stdin.isEmpty)
+            process.status = .running
+            let copier = ProcessStdio(paths: process.stdio, agent: vm.agent, containerID: id, execID: execID, logger: logger)
+            process.copier = copier
+            _ = copier.start()
+            watchExit(of: process, agent: vm.agent)
+            var event = Containerd_Events_TaskExecStarted()
+            event.containerID = id
+            event.execID = execID
+            event.pid = taskPID
+            await publisher.publish(topic: ContainerdNames.Topic.taskExecStarted, event: event, typeName: "TaskExecStarted")
+        }
+        return taskPID
+    }
+
+    func exec(_ request: Containerd_Task_V2_ExecProcessRequest) async throws(ShimError) {
+        let container = try container(request.id)
+        try validateIdentifier(request.execID, what: "exec id")
+        guard container.execs[request.execID] == nil else { throw .alreadyExists("exec \(request.execID)") }
+        guard container.initProcess.status != .stopped else { throw .failedPrecondition("container \(request.id) is not running") }
+        guard request.spec.typeURL.hasSuffix("runtime-spec/1/Process") else {
+            throw .invalidArgument("exec spec type \(request.spec.typeURL) (expected \(ContainerdNames.TypeURL.ociProcess))")
+        }
+        let stdio = StdioPaths(
+            stdin: try StdioPaths.resolve(request.stdin), stdout: try StdioPaths.resolve(request.stdout),
+            stderr: try StdioPaths.resolve(request.stderr), terminal: request.terminal)
+        container.execs[request.execID] = ProcessState(containerID: request.id, execID: request.execID, stdio: stdio, execSpec: Array(request.spec.value))
+        var event = Containerd_Events_TaskExecAdded()
+        event.containerID = request.id
+        event.execID = request.execID
+        await publisher.publish(topic: ContainerdNames.Topic.taskExecAdded, event: event, typeName: "TaskExecAdded")
+    }
+
+    // MARK: Signals, waiting, state
+
+    func kill(id: String, execID: String, signal: UInt32, all: Bool) async throws(ShimError) {
+        let (_, process) = try process(id, execID)
+        if process.status == .stopped { throw .notFound("process \(process.eventID) already finished") }
+        if !execID.isEmpty && process.status == .created { throw .failedPrecondition("exec \(execID) has not been started") }
+        try await runningVM().agent.signal(id: id, execID: execID, signal: signal, all: all && execID.isEmpty)
+    }
+
+    func wait(id: String, execID: String) async throws(ShimError) -> Containerd_Task_V2_WaitResponse {
+        let (_, process) = try process(id, execID)
+        await withCheckedContinuation { process.addWaiter($0) }
+        var response = Containerd_Task_V2_WaitResponse()
+        response.exitStatus = process.exitStatus
+        if let exitedAt = process.exitedAt { response.exitedAt = exitedAt }
+        return response
+    }
+
+    func state(id: String, execID: String) throws(ShimError) -> Containerd_Task_V2_StateResponse {
+        let (container, process) = try process(id, execID)
+        var response = Containerd_Task_V2_StateResponse()
+        response.id = execID.isEmpty ? id : execID
+        response.execID = execID
+        response.bundle = container.bundle
+        response.pid = process.status == .created && !execID.isEmpty ? 0 : taskPID
+        response.status = container.taskStatus(of: process)
+        response.stdin = process.stdio.stdin
+        response.stdout = process.stdio.stdout
+        response.stderr = process.stdio.stderr
+        response.terminal = process.stdio.terminal
+        if process.status == .stopped {
+            response.exitStatus = process.exitStatus
+            if let exitedAt = process.exitedAt { response.exitedAt = exitedAt }
+        }
+        return response
+    }
+
+    // MARK: Delete
+
+    func delete(id: String, execID: String) async throws(ShimError) -> Containerd_Task_V2_DeleteResponse {
+        let (container, process) = try process(id, execID)
+        guard process.status != .running else {
+            throw .failedPrecondition("\(process.eventID) is running; stop it before deleting")
+        }
+        var response = Containerd_Task_V2_DeleteResponse()
+        response.pid = taskPID
+        response.exitStatus = process.exitStatus
+        response.exitedAt = process.exitedAt ?? .currentTime()
+        if !execID.isEmpty {
+            container.execs[execID] = nil
+            return response
+        }
+        if let vm, vm.agent.client.isActive {
+            // Kills a created-but-never-started init and frees the container's cgroup in the guest.
+            do { try await vm.agent.removeContainer(id: id) } catch {
+                logger.warning("guest remove failed", metadata: ["container": "\(id)", "error": "\(error)"])
+            }
+        }
+        _ = process.markExited(status: process.exitStatus, at: response.exitedAt)
+        process.copier?.release()
+        containers[id] = nil
+        if let layout { unshare(id, layout: layout) }
+        var event = Containerd_Events_TaskDelete()
+        event.containerID = id
+        event.pid = response.pid
+        event.exitStatus = response.exitStatus
+        event.exitedAt = response.exitedAt
+        await publisher.publish(topic: ContainerdNames.Topic.taskDelete, event: event, typeName: "TaskDelete")
+        logger.info("container deleted", metadata: ["container": "\(id)", "exit_status": "\(response.exitStatus)"])
+        return response
+    }
+
+    // MARK: Pause, stats, processes, IO
+
+    func setPaused(id: String, _ paused: Bool) async throws(ShimError) {
+        let container = try container(id)
+        guard container.initProcess.status == .running else { throw .failedPrecondition("container \(id) is not running") }
+        guard container.paused != paused else { throw .failedPrecondition("container \(id) is \(paused ? "already paused" : "not paused")") }
+        try await runningVM().agent.setPaused(id: id, paused)
+        container.paused = paused
+        if paused {
+            var event = Containerd_Events_TaskPaused()
+            event.containerID = id
+            await publisher.publish(topic: ContainerdNames.Topic.taskPaused, event: event, typeName: "TaskPaused")
+        } else {
+            var event = Containerd_Events_TaskResumed()
+            event.containerID = id
+            await publisher.publish(topic: ContainerdNames.Topic.taskResumed, event: event, typeName: "TaskResumed")
+        }
+    }
+
+    func stats(id: String) async throws(ShimError) -> Containerd_Task_V2_StatsResponse {
+        _ = try container(id)
+        let stats = try await runningVM().agent.stats(id: id)
+        var any = Google_Protobuf_Any()
+        any.typeURL = ContainerdNames.TypeURL.cgroupsV2Metrics
+        do { any.value = try CgroupMetrics.v2(stats).serializedBytes() } catch { throw .internalError("encoding metrics: \(error)") }
+        var response = Containerd_Task_V2_StatsResponse()
+        response.stats = any
+        return response
+    }
+
+    /// Guest processes of the container (guest pids), with the exec id of each exec's process.
+    func pids(id: String) async throws(ShimError) -> Containerd_Task_V2_PidsResponse {
+        let container = try container(id)
+        let processes = try await runningVM().agent.listProcesses(id: id)
+        var response = Containerd_Task_V2_PidsResponse()
+        // Bounded so the reply stays far below ttrpc's 4 MiB limit whatever the guest says.
+        for info in processes.prefix(16384) {
+            var entry = Containerd_V1_Types_ProcessInfo()
+            entry.pid = info.pid
+            let execID = String(info.execID.prefix(128))
+            if !execID.isEmpty, container.execs[execID] != nil {
+                var details = Containerd_Runc_V1_ProcessDetails()
+                details.execID = execID
+                var any = Google_Protobuf_Any()
+                any.typeURL = ContainerdNames.TypeURL.runcProcessDetails
+                any.value = (try? details.serializedBytes()) ?? Data()
+                entry.info = any
+            }
+            response.processes.append(entry)
+        }
+        return response
+    }
+
+    func resize(id: String, execID: String, width: UInt32, height: UInt32) async throws(ShimError) {
+        let (_, process) = try process(id, execID)
+        guard process.stdio.terminal, process.status != .stopped else { return }
+        try await runningVM().agent.resize(id: id, execID: execID, rows: height, columns: width)
+    }
+
+    func closeIO(id: String, execID: String, stdin: Bool) async throws(ShimError) {
+        let (_, process) = try process(id, execID)
+        guard stdin, let copier = process.copier else { return }
+        await copier.closeGuestStdin()
+    }
+
+    func update(id: String, resources: Google_Protobuf_Any) async throws(ShimError) {
+        _ = try container(id)
+        guard resources.typeURL.hasSuffix("runtime-spec/1/LinuxResources") else {
+            throw .invalidArgument("resources type \(resources.typeURL) (expected \(ContainerdNames.TypeURL.ociLinuxResources))")
+        }
+        try await runningVM().agent.update(id: id, resources: Array(resources.value))
+    }
+}
+

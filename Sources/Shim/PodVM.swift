@@ -1,0 +1,167 @@
+import AgentAPI
+import Glibc
+import Hypervisor
+import Logging
+import SwiftKataConfig
+import TTRPC
+
+/// One pod's VM: a transient libvirt domain booting the guest kernel and agent, the agent session,
+/// and the domain's lifecycle events.
+final class PodVM: Sendable {
+    let layout: PodLayout
+    let libvirt: LibvirtConnection
+    let agent: AgentSession
+    let qemuPID: pid_t
+    let accelerator: VMDescription.Accelerator
+    let transport: ResolvedAgentTransport
+    /// libvirt lifecycle events (and QEMU's exit, seen through a pidfd at once).
+    let events: AsyncStream<DomainLifecycleEvent>
+
+    private init(layout: PodLayout, libvirt: LibvirtConnection, agent: AgentSession, qemuPID: pid_t,
+                 accelerator: VMDescription.Accelerator, transport: ResolvedAgentTransport, events: AsyncStream<DomainLifecycleEvent>) {
+        self.layout = layout
+        self.libvirt = libvirt
+        self.agent = agent
+        self.qemuPID = qemuPID
+        self.accelerator = accelerator
+        self.transport = transport
+        self.events = events
+    }
+
+    /// Boots the pod's VM and waits for its agent; on failure nothing of the VM is left running.
+    static func boot(layout: PodLayout, configuration: Configuration, hostname: String?, logger: Logger) async throws(ShimError) -> PodVM {
+        let hypervisor = configuration.hypervisor
+        let libvirt: LibvirtConnection
+        do { libvirt = try LibvirtConnection(uri: hypervisor.libvirtURI) } catch {
+            throw .unavailable("libvirt at \(hypervisor.libvirtURI) (is libvirtd running?): \(error.message)")
+        }
+        for (what, path) in [("guest kernel", hypervisor.kernel), ("guest image", hypervisor.image)] where access(path, R_OK) != 0 {
+            throw .failedPrecondition("\(what) \(path): \(String(cString: strerror(errno))) (install it with `make install`, or set hypervisor.\(what == "guest kernel" ? "kernel" : "image") in the configuration)")
+        }
+        let started = ContinuousClock.now
+        let probe = AcceleratorProbe { await KVMBootProbe.boot(kernel: hypervisor.kernel, image: hypervisor.image) }
+        let (accelerator, reason) = await probe.choose(hypervisor.accelerator, kernelPath: hypervisor.kernel)
+        if accelerator == .tcg && hypervisor.accelerator == .auto {
+            logger.warning("pod VM uses TCG (software emulation)", metadata: ["reason": "\(reason)"])
+        }
+        let transport = configuration.agent.transport.resolve()
+
+        try prepareDirectories(layout)
+        var vm = VMDescription(
+            owner: layout.owner, accelerator: accelerator, kernel: hypervisor.kernel, initrd: hypervisor.image,
+            kernelCommandLine: hypervisor.kernelCommandLine,
+            agentChannel: transport == .vsock ? .vsock : .virtioSerial(socketPath: layout.agentSocket, name: AgentProtocol.serialPortName),
+            consoleLog: layout.consoleLog)
+        vm.machine = hypervisor.machine
+        vm.vcpus = hypervisor.vcpus
+        vm.memoryMiB = hypervisor.memoryMiB
+        vm.emulator = hypervisor.emulator
+        vm.sharedFilesystem = hypervisor.sharedFilesystem == .virtioFS
+            ? .virtioFS(hostPath: layout.sharedDirectory, tag: sharedTag, virtiofsd: hypervisor.virtiofsd)
+            : .ninep(hostPath: layout.sharedDirectory, tag: sharedTag)
+        let xml: String
+        do { xml = try DomainXML.render(vm) } catch { throw .invalidArgument("VM description: \(error)") }
+
+        // A domain of the same pod left by a shim that died is ours to replace.
+        try? libvirt.destroyDomain(named: layout.domainName)
+        do { _ = try libvirt.createTransientDomain(xml: xml) } catch {
+            throw .internalError("starting the pod VM \(layout.domainName): \(error.message)")
+        }
+        let destroy = { try? libvirt.destroyDomain(named: layout.domainName) }
+        guard let qemuPID = libvirt.qemuPID(ofDomain: layout.domainName) else {
+            destroy()
+            throw .internalError("the pod VM \(layout.domainName) stopped right after it started; console: \(consoleTail(layout))")
+        }
+        let events = libvirt.events(for: layout.domainName)
+
+        let endpoint: AgentReadiness.Endpoint
+        if transport == .vsock {
+            guard let cid = try? libvirt.vsockCID(ofDomain: layout.domainName) else {
+                destroy()
+                throw .internalError("the pod VM \(layout.domainName) has no vsock context id")
+            }
+            endpoint = .vsock(cid: cid)
+        } else {
+            endpoint = .unixSocket(layout.agentSocket)
+        }
+        let dialTimeout = Duration.milliseconds(configuration.agent.dialTimeoutMilliseconds)
+        let connected = await AgentReadiness.connect(endpoint, deadline: started + dialTimeout, isAlive: { kill(qemuPID, 0) == 0 })
+        guard case .success(let (client, health)) = connected else {
+            destroy()
+            let reason = if case .failure(let error) = connected { error.description } else { "" }
+            throw .unavailable("the guest agent of \(layout.domainName) did not answer within \(dialTimeout) (\(reason)); console: \(consoleTail(layout))")
+        }
+        guard health.apiVersion == AgentProtocol.apiVersion else {
+            await client.close()
+            destroy()
+            throw .failedPrecondition("the guest agent speaks API \(health.apiVersion), this shim \(AgentProtocol.apiVersion): rebuild the guest image")
+        }
+        let agent = AgentSession(client: client, callTimeout: .milliseconds(configuration.agent.callTimeoutMilliseconds))
+
+        var sandbox = Swiftkata_Agent_V1_CreateSandboxRequest()
+        sandbox.sandboxID = layout.podID
+        if let hostname, !hostname.isEmpty { sandbox.hostname = hostname }
+        sandbox.sharedFs.type = hypervisor.sharedFilesystem == .virtioFS ? .sharedFilesystemVirtioFs : .sharedFilesystem9P
+        sandbox.sharedFs.tag = sharedTag
+        do { try await agent.createSandbox(sandbox) } catch {
+            await client.close()
+            destroy()
+            throw error
+        }
+        logger.info("pod VM ready", metadata: [
+            "domain": "\(layout.domainName)", "qemu_pid": "\(qemuPID)", "accelerator": "\(accelerator)",
+            "transport": "\(transport.rawValue)", "boot_ms": "\((ContinuousClock.now - started).milliseconds)",
+            "guest_kernel": "\(health.kernelRelease)",
+        ])
+        return PodVM(layout: layout, libvirt: libvirt, agent: agent, qemuPID: qemuPID, accelerator: accelerator, transport: transport, events: events)
+    }
+
+    static let sharedTag = "swiftkata"
+
+    /// The pod directory, its shared directory as a shared mount point, and a VM directory QEMU
+    /// (running as libvirt's unprivileged user) can create its agent socket in.
+    private static func prepareDirectories(_ layout: PodLayout) throws(ShimError) {
+        try makeDirectories(layout.directory, mode: 0o711)
+        try makeDirectories(layout.sharedDirectory, mode: 0o755)
+        if !HostMounts.mountPoints(under: layout.sharedDirectory).contains(layout.sharedDirectory) {
+            try HostMounts.makeSharedMountPoint(layout.sharedDirectory)
+        }
+        try makeDirectories(layout.vmDirectory, mode: 0o700)
+        if let user = getpwnam(QEMUUser.name) {
+            chown(layout.vmDirectory, user.pointee.pw_uid, user.pointee.pw_gid)
+        }
+    }
+
+    /// Destroys the domain (idempotent) and closes the agent connection.
+    func destroy() async {
+        await agent.client.close()
+        try? libvirt.destroyDomain(named: layout.domainName)
+    }
+
+    /// The last lines of the guest console, for error messages.
+    static func consoleTail(_ layout: PodLayout) -> String {
+        guard let bytes = readFile(layout.consoleLog, limit: 1 << 20) ?? nil else { return "(no console output)" }
+        let lines = String(decoding: bytes.suffix(2048), as: UTF8.self).split(separator: "\n").suffix(5)
+        return lines.isEmpty ? "(no console output)" : lines.joined(separator: " | ")
+    }
+}
+
+/// The user libvirt runs QEMU as (qemu.conf `user`, Debian's default libvirt-qemu).
+enum QEMUUser {
+    static let name: String = {
+        guard let bytes = readFile("/etc/libvirt/qemu.conf", limit: 1 << 20) else { return "libvirt-qemu" }
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            let text = String(line).trimmingCharacters(whereSpace: true)
+            guard text.hasPrefix("user"), let equals = text.firstIndex(of: "=") else { continue }
+            let value = String(text[text.index(after: equals)...]).trimmingCharacters(whereSpace: true).filter { $0 != "\"" }
+            if String(text.prefix(upTo: equals)).trimmingCharacters(whereSpace: true) == "user", !value.isEmpty {
+                return value.hasPrefix("+") ? String(value.dropFirst()) : value
+            }
+        }
+        return "libvirt-qemu"
+    }()
+}
+
+extension Duration {
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}

@@ -1,0 +1,45 @@
+/// Where a shim listens: `unix:///run/containerd/s/<sha256(<containerd address>/<namespace>/<group id>)>`.
+/// Every shim derives the same address for the same group, which is how a pod's later containers find
+/// the shim its sandbox started.
+public struct ShimAddress: Sendable, Equatable {
+    public var socketPath: String
+    public var uri: String { "unix://\(socketPath)" }
+
+    /// containerd's constant socket directory (it does not follow the configured state directory).
+    public static let socketDirectory = "/run/containerd/s"
+    /// sun_path holds 108 bytes; containerd allows 106 for the path.
+    public static let maxSocketPathLength = 106
+
+    public init(containerdAddress: String, namespace: String, groupID: String) {
+        socketPath = "\(Self.socketDirectory)/\(SHA256.hex(Self.joinPath(containerdAddress, namespace, groupID)))"
+    }
+
+    public init(socketPath: String) { self.socketPath = socketPath }
+
+    /// Parses an `address` file or printed address: `unix:///path`, or a bare path.
+    public init?(uri: String) {
+        let trimmed = uri.trimmingCharacters(whereSpace: true)
+        if trimmed.hasPrefix("unix://") { socketPath = String(trimmed.dropFirst("unix://".count)) } else if trimmed.hasPrefix("/") { socketPath = trimmed } else { return nil }
+    }
+
+    /// Go's filepath.Join: elements joined by "/", then cleaned (duplicate slashes removed).
+    static func joinPath(_ parts: String...) -> String {
+        let joined = parts.filter { !$0.isEmpty }.joined(separator: "/")
+        var components: [Substring] = []
+        for component in joined.split(separator: "/", omittingEmptySubsequences: true) {
+            if component == "." { continue }
+            if component == "..", let last = components.last, last != ".." { components.removeLast(); continue }
+            components.append(component)
+        }
+        return (joined.hasPrefix("/") ? "/" : "") + components.joined(separator: "/")
+    }
+}
+
+extension String {
+    func trimmingCharacters(whereSpace: Bool) -> String {
+        var slice = Substring(self)
+        while let first = slice.first, first.isWhitespace { slice.removeFirst() }
+        while let last = slice.last, last.isWhitespace { slice.removeLast() }
+        return String(slice)
+    }
+}

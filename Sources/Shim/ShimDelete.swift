@@ -1,0 +1,57 @@
+import ContainerdAPI
+import Glibc
+import Hypervisor
+import SwiftProtobuf
+
+/// `containerd-shim-swiftkata-v2 … delete`: cleans up after one container whose shim connection went
+/// away (normally, or because the daemon died). Idempotent, and scoped to `-id`: a pod's daemon may
+/// still serve its other containers. When the daemon is gone and this container booted the pod's VM,
+/// the VM is destroyed and the pod's host state removed.
+enum ShimDelete {
+    static func run(_ arguments: ShimArguments, logger: (String) -> Void) -> Containerd_Task_V2_DeleteResponse {
+        let bundle = arguments.bundle.isEmpty ? currentDirectory() : arguments.bundle
+        var response = Containerd_Task_V2_DeleteResponse()
+        response.exitStatus = 137
+        response.exitedAt = .currentTime()
+
+        if let record = ContainerRecord.load(bundle: bundle), record.containerID == arguments.id {
+            response.pid = UInt32(clamping: record.qemuPID ?? 0)
+            let containerDirectory = record.pod.containerDirectory(arguments.id)
+            for failure in HostMounts.unmountAll(under: containerDirectory) { logger("unmount failed: \(failure)") }
+            HostMounts.removeTree(containerDirectory)
+
+            let daemonAlive = readFile("\(bundle)/address", limit: 4096)
+                .flatMap { ShimAddress(uri: String(decoding: $0, as: UTF8.self)) }
+                .map { UnixSocket.isServing(path: $0.socketPath) } ?? false
+            if record.ownsVM && !daemonAlive {
+                destroyPod(record, logger: logger)
+                if let address = readFile("\(bundle)/address", limit: 4096).flatMap({ ShimAddress(uri: String(decoding: $0, as: UTF8.self)) }) {
+                    unlink(address.socketPath)
+                }
+            }
+        }
+        for failure in HostMounts.unmountAll(under: "\(bundle)/rootfs") { logger("unmount failed: \(failure)") }
+        return response
+    }
+
+    /// Destroys the pod's VM (if it still runs) and removes its host directory.
+    static func destroyPod(_ record: ContainerRecord, logger: (String) -> Void) {
+        do {
+            let libvirt = try LibvirtConnection(uri: record.libvirtURI)
+            try libvirt.destroyDomain(named: record.pod.domainName)
+        } catch {
+            logger("destroying VM \(record.pod.domainName): \(error)")
+        }
+        for failure in HostMounts.unmountAll(under: record.pod.directory) { logger("unmount failed: \(failure)") }
+        HostMounts.removeTree(record.pod.directory)
+    }
+}
+
+extension Google_Protobuf_Timestamp {
+    /// The wall-clock time now (containerd rejects zero timestamps on events).
+    static func currentTime() -> Google_Protobuf_Timestamp {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Google_Protobuf_Timestamp(seconds: Int64(now.tv_sec), nanos: Int32(now.tv_nsec))
+    }
+}

@@ -1,0 +1,46 @@
+import TTRPC
+
+/// A task-service failure, carrying the ttrpc status containerd's `errdefs` understands. Messages end
+/// in the class name containerd strips (": not found" and so on).
+enum ShimError: Error, TTRPCStatusConvertible, CustomStringConvertible, Equatable {
+    case notFound(String)
+    case alreadyExists(String)
+    case invalidArgument(String)
+    case failedPrecondition(String)
+    case unimplemented(String)
+    case unavailable(String)
+    case deadlineExceeded(String)
+    case internalError(String)
+
+    var ttrpcError: TTRPCError {
+        switch self {
+        case .notFound(let detail): TTRPCError(.notFound, "\(detail): not found")
+        case .alreadyExists(let detail): TTRPCError(.alreadyExists, "\(detail): already exists")
+        case .invalidArgument(let detail): TTRPCError(.invalidArgument, "\(detail): invalid argument")
+        case .failedPrecondition(let detail): TTRPCError(.failedPrecondition, "\(detail): failed precondition")
+        case .unimplemented(let detail): TTRPCError(.unimplemented, "\(detail): not implemented")
+        case .unavailable(let detail): TTRPCError(.unavailable, "\(detail): unavailable")
+        case .deadlineExceeded(let detail): TTRPCError(.deadlineExceeded, "\(detail): context deadline exceeded")
+        case .internalError(let detail): TTRPCError(.unknown, detail)
+        }
+    }
+
+    var description: String { ttrpcError.message }
+
+    /// Maps an agent call's failure: a ttrpc status from the guest keeps its code (its text is the
+    /// guest's, bounded by the frame limit), a lost connection means the VM is gone.
+    static func agent(_ operation: String, _ error: any Error) -> ShimError {
+        guard let status = error as? TTRPCError else { return .internalError("\(operation): \(error)") }
+        let detail = "\(operation): \(String(status.message.prefix(1024)))"
+        switch status.code {
+        case .notFound: return .notFound(detail)
+        case .alreadyExists: return .alreadyExists(detail)
+        case .invalidArgument: return .invalidArgument(detail)
+        case .failedPrecondition: return .failedPrecondition(detail)
+        case .unimplemented: return .unimplemented(detail)
+        case .deadlineExceeded: return .deadlineExceeded("\(operation): the guest agent did not answer in time")
+        case .unavailable: return .unavailable("\(operation): the guest agent is unreachable (\(status.message.prefix(200)))")
+        default: return .internalError(detail)
+        }
+    }
+}

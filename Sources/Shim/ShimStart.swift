@@ -1,0 +1,122 @@
+import ContainerdAPI
+import Glibc
+import SwiftKataConfig
+import SwiftProtobuf
+
+/// `containerd-shim-swiftkata-v2 … start`: finds or starts the pod's shim daemon and prints its address.
+///
+/// containerd reads stdout and stderr together as the address, so nothing else may be printed; the
+/// listener is bound before the address is printed (containerd dials once, at once) and handed to
+/// the daemon as fd 3.
+enum ShimStart {
+    static func run(_ arguments: ShimArguments) throws(ShimError) -> String {
+        // The runtime options (containerd's `options` table) may name the configuration file; the
+        // daemon gets it as $SWIFTKATA_CONFIG. A bad configuration fails here, where containerd
+        // shows the message to whoever ran the container.
+        let options = RuntimeOptions(anyBytes: readAll(fd: STDIN_FILENO, limit: 1 << 20))
+        let environment = processEnvironment()
+        let (configPath, mayBeMissing) = Configuration.resolvePath(runtimeOptionPath: options.configPath, environment: environment)
+        do { _ = try Configuration.load(path: configPath, mayBeMissing: mayBeMissing) } catch {
+            throw .invalidArgument("swiftkata configuration: \(error)")
+        }
+        let bundle = currentDirectory()
+        let spec = try BundleSpec.load(bundle: bundle)
+        let podID = spec.podID(containerID: arguments.id)
+        let address = ShimAddress(containerdAddress: arguments.address, namespace: arguments.namespace, groupID: podID)
+        try makeDirectories(ShimAddress.socketDirectory, mode: 0o711)
+
+        if UnixSocket.isServing(path: address.socketPath) {
+            // The pod's shim is running: this container joins it.
+            try writeFileAtomically("\(bundle)/address", Array(address.uri.utf8))
+            return address.uri
+        }
+        if case .container(let sandboxID) = spec.podRole {
+            throw .failedPrecondition("pod sandbox \(sandboxID) has no running swiftkata shim (its sandbox container must be started first)")
+        }
+        unlink(address.socketPath)  // a dead shim's socket
+        let listener = try UnixSocket.listen(path: address.socketPath)
+        defer { close(listener) }
+        do {
+            try writeFileAtomically("\(bundle)/address", Array(address.uri.utf8))
+            try spawnDaemon(arguments, listener: listener, configPath: options.configPath)
+        } catch {
+            unlink(address.socketPath)
+            unlink("\(bundle)/address")
+            throw error
+        }
+        return address.uri
+    }
+
+    /// Starts the daemon: same binary, no action, listener on fd 3, stdio on /dev/null (containerd
+    /// would otherwise wait on the inherited pipe), a process group of its own.
+    static func spawnDaemon(_ arguments: ShimArguments, listener: CInt, configPath: String?) throws(ShimError) {
+        var daemonArguments = ["containerd-shim-swiftkata-v2", "-namespace", arguments.namespace, "-id", arguments.id, "-address", arguments.address]
+        if !arguments.publishBinary.isEmpty { daemonArguments += ["-publish-binary", arguments.publishBinary] }
+        if arguments.debug { daemonArguments.append("-debug") }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, listener, 3)
+        for fd in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] {
+            posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY, 0)
+        }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+
+        var environment = processEnvironment()
+        if let configPath, !configPath.isEmpty { environment[Configuration.pathEnvironmentVariable] = configPath }
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let argv = daemonArguments.map { strdup($0) } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, argv, envp)
+        guard status == 0 else { throw .internalError("starting the shim daemon: \(String(cString: strerror(status)))") }
+    }
+}
+
+func currentDirectory() -> String {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    guard getcwd(&buffer, buffer.count) != nil else { return "." }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// Reads `fd` to EOF (at most `limit` bytes are kept).
+func readAll(fd: CInt, limit: Int) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = read(fd, &chunk, chunk.count)
+        if count < 0 && errno == EINTR { continue }
+        if count <= 0 { return bytes }
+        if bytes.count < limit { bytes.append(contentsOf: chunk[0..<min(count, limit - bytes.count)]) }
+    }
+}
+
+/// The runtime options containerd passes to `start` (stdin) and `Create`: an `Any` holding
+/// `runtimeoptions.v1.Options` for non-runc runtimes.
+struct RuntimeOptions: Sendable, Equatable {
+    var configPath: String?
+
+    init(configPath: String? = nil) { self.configPath = configPath }
+
+    init(anyBytes: [UInt8]) {
+        self.init()
+        guard !anyBytes.isEmpty, let any = try? Google_Protobuf_Any(serializedBytes: anyBytes) else { return }
+        self.init(any: any)
+    }
+
+    init(any: Google_Protobuf_Any) {
+        self.init()
+        guard any.typeURL.hasSuffix("runtimeoptions.v1.Options"),
+              let options = try? Runtimeoptions_V1_Options(serializedBytes: any.value)
+        else { return }
+        configPath = options.configPath.isEmpty ? nil : options.configPath
+    }
+}

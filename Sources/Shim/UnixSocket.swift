@@ -1,0 +1,62 @@
+import Glibc
+
+/// Plain unix-socket calls the shim needs outside NIO: binding the listener `start` hands to the
+/// daemon, and probing whether a shim already serves an address.
+enum UnixSocket {
+    /// Binds and listens on `path` (mode 0600); returns the listening descriptor.
+    static func listen(path: String) throws(ShimError) -> CInt {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw .internalError("socket: \(String(cString: strerror(errno)))") }
+        var address = try makeAddress(path)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else {
+            let error = errno
+            close(fd)
+            if error == EADDRINUSE { throw .alreadyExists("shim socket \(path)") }
+            throw .internalError("binding \(path): \(String(cString: strerror(error)))")
+        }
+        guard chmod(path, 0o600) == 0, Glibc.listen(fd, 128) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            unlink(path)
+            throw .internalError("listening on \(path): \(reason)")
+        }
+        return fd
+    }
+
+    /// Whether something accepts connections at `path`.
+    static func isServing(path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0, var address = try? makeAddress(path) else { return false }
+        defer { close(fd) }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        } == 0
+    }
+
+    private static func makeAddress(_ path: String) throws(ShimError) -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count <= ShimAddress.maxSocketPathLength else {
+            throw .invalidArgument("socket path \(path) is longer than \(ShimAddress.maxSocketPathLength) bytes")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+        }
+        return address
+    }
+}
+
+/// `mkdir -p` with `mode` for the directories it creates.
+func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(ShimError) {
+    var current = ""
+    for component in path.split(separator: "/") {
+        current += "/\(component)"
+        if mkdir(current, mode) != 0 && errno != EEXIST {
+            throw .internalError("creating \(current): \(String(cString: strerror(errno)))")
+        }
+    }
+}
