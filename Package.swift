@@ -203,8 +203,14 @@ let package = Package(
             dependencies: ["SwiftKataCheck", "SwiftKataConfig"]
         ),
         .testTarget(
+            name: "ContainerdTests",
+            dependencies: [],
+            path: "Tests/ContainerdTests"
+        ),
+        .testTarget(
             name: "ShimTests",
-            dependencies: ["Shim", "ContainerdAPI", "TTRPC", "SwiftKataConfig", "TTRPCTestSupport"]
+            dependencies: ["Shim", "ContainerdAPI", "TTRPC", "SwiftKataConfig", "AgentAPI"],
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "AgentRuntimeTests",

@@ -1,0 +1,46 @@
+import Foundation
+
+/// What a pod of the test namespace may leave on the host: domains, QEMU and virtiofsd processes,
+/// shim daemons, mounts and pod directories. Each entry names the thing left behind.
+enum HostLeftovers {
+    static let podsDirectory = "/run/swiftkata/pods"
+
+    static func find(namespace: String) -> [String] {
+        var found: [String] = []
+        let domainPrefix = "swiftkata-\(namespace)-"
+        let domains = PrivateContainerd.run("/usr/bin/virsh", ["-c", "qemu:///system", "list", "--name"]).output
+        found += domains.split(separator: "\n").filter { $0.hasPrefix(domainPrefix) }.map { "domain \($0)" }
+        for (pid, commandLine) in processes() {
+            if commandLine.contains("guest=\(domainPrefix)") { found.append("qemu pid \(pid)") }
+            if commandLine.contains("virtiofsd") && commandLine.contains(podsDirectory) { found.append("virtiofsd pid \(pid)") }
+            if commandLine.contains("containerd-shim-swiftkata-v2") && commandLine.contains(namespace) { found.append("shim pid \(pid): \(commandLine)") }
+        }
+        let mountinfo = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        found += mountinfo.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            return fields.count > 4 && fields[4].hasPrefix(podsDirectory + "/") ? "mount \(fields[4])" : nil
+        }
+        let pods = (try? FileManager.default.contentsOfDirectory(atPath: podsDirectory)) ?? []
+        found += pods.map { "pod directory \(podsDirectory)/\($0)" }
+        return found
+    }
+
+    /// Waits (bounded) until nothing is left; returns what is still there.
+    static func awaitClean(namespace: String, timeout: TimeInterval = 10) -> [String] {
+        let deadline = Date().addingTimeInterval(timeout)
+        var left = find(namespace: namespace)
+        while !left.isEmpty && Date() < deadline {
+            usleep(100_000)
+            left = find(namespace: namespace)
+        }
+        return left
+    }
+
+    static func processes() -> [(Int32, String)] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry in
+            guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !data.isEmpty else { return nil }
+            return (pid, String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self))
+        }
+    }
+}

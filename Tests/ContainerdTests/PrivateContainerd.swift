@@ -1,0 +1,138 @@
+import Foundation
+import Synchronization
+import Testing
+
+private let containerdPID = Mutex<pid_t>(0)
+
+/// A containerd of the tests' own (own root, state and socket; CRI off) whose PATH finds the
+/// freshly built `containerd-shim-swiftkata-v2`, with a swiftkata configuration pointing at the
+/// guest kernel and image under test. Started once per test process, stopped when it ends.
+final class PrivateContainerd: Sendable {
+    static let shared = PrivateContainerd()
+
+    let directory: String
+    let socket: String
+    let namespace = "swiftkata-test"
+    let imageRef = "docker.io/swiftkata/busybox:test"
+    let configPath: String
+    let setupError: String?
+
+    static var packageRoot: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    static var productsDirectory: String {
+        // swift test builds every product next to the test bundle.
+        let candidates = [Bundle.main.bundlePath, "\(packageRoot)/.build/debug"]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: "\($0)/containerd-shim-swiftkata-v2") } ?? "\(packageRoot)/.build/debug"
+    }
+
+    private init() {
+        directory = "/tmp/swiftkata-containerd-\(getpid())"
+        socket = "\(directory)/containerd.sock"
+        configPath = "\(directory)/configuration.toml"
+        setupError = Self.start(directory: directory, socket: socket, configPath: configPath, namespace: namespace, imageRef: imageRef)
+    }
+
+    /// The guest kernel and image under test (set by `make test`).
+    static var guestPaths: (kernel: String, image: String)? {
+        let environment = ProcessInfo.processInfo.environment
+        guard let kernel = environment["SWIFTKATA_KERNEL"], let image = environment["SWIFTKATA_IMAGE"] else { return nil }
+        // The shim boots the uncompressed vmlinux cached next to bzImage (faster under TCG).
+        let vmlinux = URL(fileURLWithPath: kernel).deletingLastPathComponent().appendingPathComponent("vmlinux").path
+        return (FileManager.default.fileExists(atPath: vmlinux) ? vmlinux : kernel, image)
+    }
+
+    private static func start(directory: String, socket: String, configPath: String, namespace: String, imageRef: String) -> String? {
+        guard let guest = guestPaths else { return "SWIFTKATA_KERNEL and SWIFTKATA_IMAGE are not set (run `make test`)" }
+        try? FileManager.default.removeItem(atPath: directory)
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let configuration = """
+            [hypervisor]
+            kernel = "\(guest.kernel)"
+            image = "\(guest.image)"
+
+            [runtime]
+            debug = true
+            """
+        let containerdConfig = """
+            version = 2
+            root = "\(directory)/root"
+            state = "\(directory)/state"
+            disabled_plugins = ["io.containerd.grpc.v1.cri"]
+            [grpc]
+              address = "\(socket)"
+            [ttrpc]
+              address = "\(socket).ttrpc"
+            """
+        do {
+            try configuration.write(toFile: configPath, atomically: true, encoding: .utf8)
+            try containerdConfig.write(toFile: "\(directory)/containerd.toml", atomically: true, encoding: .utf8)
+        } catch {
+            return "writing test configuration: \(error)"
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/containerd")
+        process.arguments = ["--config", "\(directory)/containerd.toml", "--log-level", "debug"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["PATH"] = "\(productsDirectory):\(environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin")"
+        environment["SWIFTKATA_CONFIG"] = configPath
+        process.environment = environment
+        FileManager.default.createFile(atPath: "\(directory)/containerd.log", contents: nil)
+        let log = FileHandle(forWritingAtPath: "\(directory)/containerd.log")
+        process.standardOutput = log
+        process.standardError = log
+        do { try process.run() } catch { return "starting containerd: \(error)" }
+        // Stopped when the test process exits (containerd leaves running shims alone).
+        containerdPID.withLock { $0 = process.processIdentifier }
+        atexit {
+            let pid = containerdPID.withLock { $0 }
+            if pid > 0 { kill(pid, SIGTERM) }
+        }
+        let deadline = Date().addingTimeInterval(20)
+        while !FileManager.default.fileExists(atPath: socket) {
+            guard Date() < deadline, process.isRunning else { return "containerd did not start; see \(directory)/containerd.log" }
+            usleep(20_000)
+        }
+        let tar = "\(directory)/busybox.tar"
+        let build = run("\(packageRoot)/Tests/ShimTests/Fixtures/make-busybox-image.sh", [tar, imageRef])
+        guard build.status == 0 else { return "building the busybox image: \(build.output)" }
+        let imported = run("/usr/bin/ctr", ["--address", socket, "-n", namespace, "image", "import", tar])
+        guard imported.status == 0 else { return "importing the busybox image: \(imported.output)" }
+        return nil
+    }
+
+    /// `ctr --address … -n swiftkata-test <arguments>`.
+    @discardableResult
+    func ctr(_ arguments: [String], stdin: String? = nil, timeout: TimeInterval = 120) -> (status: Int32, output: String) {
+        Self.run("/usr/bin/ctr", ["--address", socket, "-n", namespace] + arguments, stdin: stdin, timeout: timeout)
+    }
+
+    /// `ctr run --rm --runtime io.containerd.swiftkata.v2 <image> <id> <command…>`.
+    func runContainer(_ id: String, _ command: [String], options: [String] = [], stdin: String? = nil) -> (status: Int32, output: String) {
+        ctr(["run", "--rm", "--runtime", "io.containerd.swiftkata.v2"] + options + [imageRef, id] + command, stdin: stdin)
+    }
+
+    /// Runs a program to completion; stdout and stderr together.
+    static func run(_ executable: String, _ arguments: [String], stdin: String? = nil, timeout: TimeInterval = 120) -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        let input = Pipe()
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
+        do { try process.run() } catch { return (-1, "cannot run \(executable): \(error)") }
+        if let stdin {
+            input.fileHandleForWriting.write(Data(stdin.utf8))
+            try? input.fileHandleForWriting.close()
+        }
+        let timer = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        timer.cancel()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
