@@ -6,7 +6,7 @@ FUZZ_FLAGS := -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -Xcl
 FUZZ_SECONDS ?= 60
 FUZZ_CORPUS ?= $(FUZZ_SCRATCH)/corpus
 
-.PHONY: build test unit-test guest fuzz-smoke fuzz bench-ttrpc bench-boot bench-hypervisor go-peer generate
+.PHONY: build test unit-test guest fuzz-smoke fuzz bench bench-ttrpc bench-boot bench-hypervisor go-peer generate
 GUEST_ENV = SWIFTKATA_KERNEL=$$(tail -n1 .build/guest-kernel.path) SWIFTKATA_IMAGE=$$(tail -n1 .build/guest-image.path)
 
 build:
@@ -25,6 +25,7 @@ guest:
 ## agent under QEMU), then a short libFuzzer run.
 test: go-peer guest
 	$(MAKE) -C guest-agent/tests-c test
+	$(SWIFT) build
 	$(SWIFT) build --build-tests
 	$(GUEST_ENV) $(SWIFT) test
 	$(SWIFT) run ttrpc-fuzz Tests/Fuzz/TTRPCFuzz/corpus
@@ -44,6 +45,11 @@ fuzz-smoke:
 
 ## Long fuzz run: make fuzz FUZZ_SECONDS=600
 fuzz: fuzz-smoke
+
+## The container path: ctr run/exec/stdout with runc vs swiftkata vs a bare QEMU boot; memory per pod.
+bench: guest
+	$(SWIFT) build -c release --product containerd-shim-swiftkata-v2
+	Benchmarks/shim-bench.py "$$(dirname "$$(tail -n1 .build/guest-kernel.path)")/vmlinux" "$$(tail -n1 .build/guest-image.path)" --runs 7
 
 ## Swift ttrpc vs containerd's Go ttrpc, side by side.
 bench-ttrpc: go-peer

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""swiftkata's container path side by side with references measured in the same run.
+
+Rows:
+  ctr run --rm … true       runc  vs  swiftkata  vs  a bare QEMU boot of the same kernel + image to
+                            agent-ready (what the shim, containerd and libvirt add on top of the boot)
+  ctr task exec … true      runc  vs  swiftkata (into a running container)
+  stdout throughput         256 MiB from `dd` to stdout, through containerd's FIFOs, MB/s
+  memory per idle pod       shim RSS; shim + QEMU + virtiofsd PSS (runc: shim RSS)
+
+A containerd of its own (own root, state and socket; CRI off) runs with the built shim on PATH.
+Usage: shim-bench.py KERNEL(vmlinux) IMAGE [--runs N]
+"""
+import argparse, importlib.util, os, re, shutil, statistics, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+REF = "docker.io/swiftkata/busybox:test"
+NS = "swiftkata-bench"
+
+def load_boot_bench():
+    spec = importlib.util.spec_from_file_location("bench_boot", os.path.join(ROOT, "guest-agent", "bench-boot.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+class Containerd:
+    def __init__(self, workdir, kernel, image):
+        self.dir = workdir
+        self.sock = os.path.join(workdir, "containerd.sock")
+        config = os.path.join(workdir, "configuration.toml")
+        with open(config, "w") as f:
+            f.write(f'[hypervisor]\nkernel = "{kernel}"\nimage = "{image}"\n')
+        with open(os.path.join(workdir, "containerd.toml"), "w") as f:
+            f.write(f'version = 2\nroot = "{workdir}/root"\nstate = "{workdir}/state"\n'
+                    f'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "{self.sock}"\n'
+                    f'[ttrpc]\n  address = "{self.sock}.ttrpc"\n')
+        env = dict(os.environ, PATH=os.path.join(ROOT, ".build", "release") + ":" + os.environ["PATH"], SWIFTKATA_CONFIG=config)
+        self.log = open(os.path.join(workdir, "containerd.log"), "w")
+        self.proc = subprocess.Popen(["containerd", "--config", os.path.join(workdir, "containerd.toml")], env=env,
+                                     stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(self.sock):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                sys.exit(f"containerd did not start; see {workdir}/containerd.log")
+            time.sleep(0.02)
+        tar = os.path.join(workdir, "busybox.tar")
+        subprocess.run([os.path.join(ROOT, "Tests/ShimTests/Fixtures/make-busybox-image.sh"), tar, REF], check=True)
+        self.ctr("image", "import", tar)
+
+    def ctr(self, *args, stdout=subprocess.DEVNULL, check=True):
+        return subprocess.run(["ctr", "--address", self.sock, "-n", NS, *args], stdout=stdout, stderr=subprocess.PIPE, check=check)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+def runtime_flag(runtime):
+    return ["--runtime", "io.containerd.runc.v2" if runtime == "runc" else "io.containerd.swiftkata.v2"]
+
+def time_run(containerd, runtime, n):
+    start = time.monotonic()
+    containerd.ctr("run", "--rm", *runtime_flag(runtime), REF, f"bench-{runtime}-{n}", "true")
+    return time.monotonic() - start
+
+def pss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            return int(re.search(r"^Pss:\s+(\d+)", f.read(), re.M).group(1))
+    except (OSError, AttributeError):
+        return 0
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return int(re.search(r"^VmRSS:\s+(\d+)", f.read(), re.M).group(1))
+    except (OSError, AttributeError):
+        return 0
+
+def pids_matching(*needles):
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit(): continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if all(n in cmd for n in needles): found.append(int(entry))
+    return found
+
+def median_ms(values):
+    return statistics.median(values) * 1000
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kernel"); parser.add_argument("image")
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="swiftkata-bench-")
+    containerd = Containerd(work, args.kernel, args.image)
+    boot = load_boot_bench()
+    try:
+        runc, kata, bare = [], [], []
+        time_run(containerd, "swiftkata", "warm")  # caches the KVM probe, warms page cache
+        for n in range(args.runs):  # interleaved so machine load affects all alike
+            runc.append(time_run(containerd, "runc", n))
+            kata.append(time_run(containerd, "swiftkata", n))
+            bare.append(boot.boot_agent(args.kernel, args.image, work, "tcg")[0])
+
+        # exec latency and stdout throughput, against one running container per runtime
+        exec_times, throughput, memory = {}, {}, {}
+        for runtime in ["runc", "swiftkata"]:
+            cid = f"bench-{runtime}-idle"
+            containerd.ctr("run", "-d", *runtime_flag(runtime), REF, cid, "sleep", "3600")
+            try:
+                times = []
+                for n in range(args.runs):
+                    start = time.monotonic()
+                    containerd.ctr("task", "exec", "--exec-id", f"e{n}", cid, "true")
+                    times.append(time.monotonic() - start)
+                exec_times[runtime] = times
+                time.sleep(1)  # let the idle pod settle before reading memory
+                shim = pids_matching(f"-id {cid}", "-namespace " + NS)
+                shim_rss = sum(rss_kib(p) for p in shim)
+                if runtime == "swiftkata":
+                    qemu = pids_matching(f"guest=swiftkata-{NS}-{cid}")
+                    virtiofsd = pids_matching("virtiofsd", "/run/swiftkata/pods")
+                    memory[runtime] = (shim_rss, sum(pss_kib(p) for p in shim + qemu + virtiofsd), sum(pss_kib(p) for p in qemu), sum(pss_kib(p) for p in virtiofsd))
+                else:
+                    memory[runtime] = (shim_rss, sum(pss_kib(p) for p in shim), 0, 0)
+            finally:
+                containerd.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
+                time.sleep(0.5)
+                containerd.ctr("task", "rm", "-f", cid, check=False)
+                containerd.ctr("container", "rm", cid, check=False)
+            sink = open(os.devnull, "wb")
+            start = time.monotonic()
+            containerd.ctr("run", "--rm", *runtime_flag(runtime), REF, f"bench-{runtime}-dd",
+                           "dd", "if=/dev/zero", "bs=1M", "count=256", stdout=sink)
+            throughput[runtime] = 256 * 1.048576 / (time.monotonic() - start)
+
+        print(f"swiftkata shim benchmark ({args.runs} runs each, medians; TCG guest; containerd {containerd_version()})\n")
+        print(f"{'row':<44}{'runc':>12}{'swiftkata':>12}{'bare boot':>12}{'ratio':>10}")
+        r, k, b = median_ms(runc), median_ms(kata), median_ms(bare)
+        print(f"{'ctr run --rm true (ms)':<44}{r:>12.0f}{k:>12.0f}{b:>12.0f}{k / r:>9.1f}x")
+        print(f"{'  swiftkata over the bare boot (ms)':<44}{'':>12}{k - b:>12.0f}{'':>12}{'(target <= 150)':>10}")
+        er, ek = median_ms(exec_times["runc"]), median_ms(exec_times["swiftkata"])
+        print(f"{'ctr task exec true (ms)':<44}{er:>12.0f}{ek:>12.0f}{'':>12}{ek / er:>9.1f}x")
+        tr, tk = throughput["runc"], throughput["swiftkata"]
+        print(f"{'stdout 256 MiB via dd (MB/s, incl. start)':<44}{tr:>12.0f}{tk:>12.0f}{'':>12}{tk / tr:>9.2f}x")
+        print(f"{'shim RSS, idle pod (MiB)':<44}{memory['runc'][0] / 1024:>12.1f}{memory['swiftkata'][0] / 1024:>12.1f}{'':>12}{'(target <= 15)':>10}")
+        total, qemu, virtiofsd = memory["swiftkata"][1:]
+        print(f"{'host PSS per idle pod (MiB)':<44}{memory['runc'][1] / 1024:>12.1f}{total / 1024:>12.1f}{'':>12}{'(target <= 60)':>10}")
+        print(f"{'  of which QEMU / virtiofsd (MiB)':<44}{'':>12}{qemu / 1024:>6.1f} / {virtiofsd / 1024:.1f}")
+    finally:
+        containerd.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+def containerd_version():
+    out = subprocess.run(["containerd", "--version"], capture_output=True, text=True).stdout.split()
+    return out[2] if len(out) > 2 else "?"
+
+if __name__ == "__main__":
+    main()
