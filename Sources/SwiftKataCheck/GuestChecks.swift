@@ -1,0 +1,61 @@
+/// What a pod VM is built from: the guest kernel and image, and virtiofsd for the shared directory.
+extension HostChecks {
+    func virtiofsd() -> CheckResult {
+        let path = configuration.hypervisor.virtiofsd
+        let present = host.canAccess(path, .execute)
+        switch configuration.hypervisor.sharedFilesystem {
+        case .virtioFS:
+            if present { return .pass("virtiofsd", path) }
+            return .fail("virtiofsd", "\(path) not found (shared_fs = \"virtio-fs\")",
+                         fix: "apt-get install qemu-system-x86, or \(setting("shared_fs = \"9p\"", in: "hypervisor"))")
+        case .ninep:
+            if present { return .pass("virtiofsd", "\(path) (unused: shared_fs = \"9p\")") }
+            return .warn("virtiofsd", "\(path) not found (not needed: shared_fs = \"9p\")",
+                         fix: "apt-get install qemu-system-x86 to use the faster shared_fs = \"virtio-fs\"")
+        }
+    }
+
+    func guestKernel() -> CheckResult {
+        let path = configuration.hypervisor.kernel
+        guard let head = host.readFile(path, 0x210) else { return unreadable("guest-kernel", path, key: "kernel") }
+        guard let format = KernelFormat(header: head) else {
+            return .fail("guest-kernel", "\(path) is neither an ELF vmlinux nor a bzImage",
+                         fix: "make guest, then \(setting("kernel = \"<kernel dir>/vmlinux\"", in: "hypervisor"))")
+        }
+        return .pass("guest-kernel", "\(path) (\(format.rawValue))")
+    }
+
+    func guestImage() -> CheckResult {
+        let path = configuration.hypervisor.image
+        guard let head = host.readFile(path, 6) else { return unreadable("guest-image", path, key: "image") }
+        guard !head.isEmpty else {
+            return .fail("guest-image", "\(path) is empty", fix: "make install (or make guest)")
+        }
+        return .pass("guest-image", path)
+    }
+
+    /// A missing or unreadable kernel or image.
+    private func unreadable(_ name: String, _ path: String, key: String) -> CheckResult {
+        if host.canAccess(path, []) {
+            return .fail(name, "\(path) is not readable", fix: "chmod 644 \(path)")
+        }
+        return .fail(name, "\(path) not found",
+                     fix: "make install (or make guest, then \(setting("\(key) = \"<path>\"", in: "hypervisor")))")
+    }
+}
+
+/// How a guest kernel file is packed; QEMU boots either (an ELF vmlinux through its PVH entry).
+enum KernelFormat: String {
+    case elf = "ELF vmlinux"
+    case bzImage = "bzImage"
+
+    init?(header: [UInt8]) {
+        if header.starts(with: [0x7f, 0x45, 0x4c, 0x46]) {
+            self = .elf
+        } else if header.count >= 0x206, Array(header[0x202..<0x206]) == Array("HdrS".utf8) {
+            self = .bzImage
+        } else {
+            return nil
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import Glibc
+import Hypervisor
+import SwiftKataConfig
+
+extension HostEnvironment {
+    /// The real host. `kvmProbeCacheDirectory` is where KVM probe results are cached (the shim's
+    /// default, so both share one probe per boot and kernel; tests pass a temporary directory).
+    public static func live(kvmProbeCacheDirectory: String = "/var/cache/swiftkata/kvm-probe") -> HostEnvironment {
+        var environment: [String: String] = [:]
+        for name in ["PATH", Configuration.pathEnvironmentVariable] {
+            if let value = getenv(name) { environment[name] = String(cString: value) }
+        }
+        return HostEnvironment(
+            readFile: { path, limit in readBytes(path, limit: limit) },
+            canAccess: { path, mode in access(path, mode.rawValue) == 0 },
+            processNames: runningProcessNames,
+            run: { executable, arguments in runProcess(executable, arguments) },
+            acceptsConnections: unixSocketAcceptsConnections,
+            libvirt: { uri in
+                do throws(LibvirtError) {
+                    return .success(try LibvirtConnection(uri: uri).versions())
+                } catch {
+                    return .failure(HostProbeError(error.description))
+                }
+            },
+            probeKVM: { kernel, image, fresh in
+                if fresh { forgetProbeResultsOfThisBoot(in: kvmProbeCacheDirectory) }
+                let probe = AcceleratorProbe(cacheDirectory: kvmProbeCacheDirectory) {
+                    await KVMBootProbe.boot(kernel: kernel, image: image, timeout: .seconds(5))
+                }
+                let result = await probe.probe(kernelPath: kernel)
+                return KVMProbeOutcome(usable: result.usable, reason: result.reason)
+            },
+            loadConfiguration: { path, mayBeMissing throws(ConfigurationError) in
+                try Configuration.load(path: path, mayBeMissing: mayBeMissing)
+            },
+            environment: environment)
+    }
+}
+
+/// Up to `limit` bytes from the start of the file at `path`.
+func readBytes(_ path: String, limit: Int) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while bytes.count < limit {
+        let count = read(fd, &chunk, min(chunk.count, limit - bytes.count))
+        if count < 0 && errno == EINTR { continue }
+        guard count >= 0 else { return nil }
+        if count == 0 { break }
+        bytes.append(contentsOf: chunk[0..<count])
+    }
+    return bytes
+}
+
+/// The entries of a directory, without "." and "..".
+func directoryEntries(_ path: String) -> [String] {
+    guard let directory = opendir(path) else { return [] }
+    defer { closedir(directory) }
+    var names: [String] = []
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+}
+
+/// `comm` of every process in /proc (a pgrep without patterns).
+@Sendable func runningProcessNames() -> Set<String> {
+    var names = Set<String>()
+    for pid in directoryEntries("/proc") where pid.allSatisfy(\.isNumber) {
+        if let comm = readBytes("/proc/\(pid)/comm", limit: 64) {
+            names.insert(String(decoding: comm, as: UTF8.self).trimmingWhitespace())
+        }
+    }
+    return names
+}
+
+/// Whether connecting to the unix stream socket at `path` succeeds.
+@Sendable func unixSocketAcceptsConnections(_ path: String) -> Bool {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    return connected == 0
+}
+
+/// Removes the cached KVM probe results of this host boot (files named `<boot id>-<kernel key>`), so the
+/// next probe boots a guest again and re-caches its result for the shim.
+func forgetProbeResultsOfThisBoot(in directory: String) {
+    guard let bootID = readBytes("/proc/sys/kernel/random/boot_id", limit: 64).map({ String(decoding: $0, as: UTF8.self).trimmingWhitespace() }),
+          !bootID.isEmpty
+    else { return }
+    for name in directoryEntries(directory) where name.hasPrefix("\(bootID)-") {
+        unlink("\(directory)/\(name)")
+    }
+}
+
+extension StringProtocol {
+    func trimmingWhitespace() -> String {
+        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+    }
+}

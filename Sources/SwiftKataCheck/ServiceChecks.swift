@@ -1,0 +1,81 @@
+/// The services around the runtime: libvirt, containerd and its registration of swiftkata, cgroups.
+extension HostChecks {
+    func libvirt() -> CheckResult {
+        let uri = configuration.hypervisor.libvirtURI
+        switch host.libvirt(uri) {
+        case .failure(let error):
+            return .fail("libvirt", error.message, fix: "start libvirtd: `libvirtd -d` or `systemctl start libvirtd`")
+        case .success(let facts) where facts.driver != "QEMU":
+            return .fail("libvirt", "\(uri) uses the \(facts.driver) driver, not QEMU",
+                         fix: setting("libvirt_uri = \"qemu:///system\"", in: "hypervisor"))
+        case .success(let facts):
+            return .pass("libvirt", "\(uri): QEMU driver, libvirt \(facts.libvirt), QEMU \(facts.hypervisor ?? "version unknown")")
+        }
+    }
+
+    func virtlogd() -> CheckResult {
+        if host.processNames().contains("virtlogd") { return .pass("virtlogd", "running") }
+        let socket = "/run/libvirt/virtlogd-sock"
+        if host.acceptsConnections(socket) { return .pass("virtlogd", "socket-activated (\(socket))") }
+        return .fail("virtlogd", "not running: libvirt cannot start QEMU domains without it",
+                     fix: "start it: `virtlogd -d` or `systemctl start virtlogd`")
+    }
+
+    func containerdBinary() -> CheckResult {
+        let path = host.canAccess("/usr/bin/containerd", .execute) ? "/usr/bin/containerd" : host.findExecutable("containerd")
+        guard let path else {
+            return .fail("containerd", "containerd not found in /usr/bin or PATH", fix: "apt-get install containerd")
+        }
+        // "containerd github.com/containerd/containerd 1.6.20~ds1 …"
+        let version = host.run(path, ["--version"])?.output.split(separator: " ").dropFirst(2).first.map { " \($0)" } ?? ""
+        return .pass("containerd", "\(path)\(version)")
+    }
+
+    func containerdRunning() -> CheckResult {
+        let socket = options.containerdSocketPath
+        if host.acceptsConnections(socket) { return .pass("containerd-running", "\(socket) accepts connections") }
+        let found = host.canAccess(socket, []) ? "\(socket) refuses connections" : "no \(socket)"
+        return .fail("containerd-running", "\(found): containerd is not running",
+                     fix: "start containerd: `systemctl start containerd` (or `nohup containerd >/var/log/containerd.log 2>&1 &`)")
+    }
+
+    func containerdRuntime() -> CheckResult {
+        let path = options.containerdConfigurationPath
+        let table = "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.\(SwiftKataNames.criHandler)]"
+        let register = "make install (registers it), or add \(table) with runtime_type = \"\(SwiftKataNames.runtimeType)\" to \(path) and restart containerd"
+        guard let text = host.readText(path) else {
+            let found = host.canAccess(path, []) ? "\(path) is not readable" : "no \(path)"
+            return .warn("containerd-runtime", "\(found): no CRI runtime handler \(SwiftKataNames.criHandler) (ctr --runtime \(SwiftKataNames.runtimeType) still works)", fix: register)
+        }
+        let registration = ContainerdRuntimeRegistration(scanning: text)
+        if registration.criDisabled {
+            return .warn("containerd-runtime", "\(path) disables the CRI plugin: Kubernetes cannot use containerd",
+                         fix: "remove \"cri\" from disabled_plugins in \(path) and restart containerd")
+        }
+        switch registration.handler {
+        case .missing:
+            return .warn("containerd-runtime", "\(path) has no CRI runtime handler \(SwiftKataNames.criHandler): Kubernetes cannot select swiftkata (ctr --runtime \(SwiftKataNames.runtimeType) still works)", fix: register)
+        case .present(let type) where type == SwiftKataNames.runtimeType:
+            return .pass("containerd-runtime", "\(path): CRI handler \(SwiftKataNames.criHandler) runs \(SwiftKataNames.runtimeType)")
+        case .present(let type):
+            return .fail("containerd-runtime", "\(path): CRI handler \(SwiftKataNames.criHandler) has runtime_type \(type.map { "\"\($0)\"" } ?? "unset"), not \"\(SwiftKataNames.runtimeType)\"",
+                         fix: "set runtime_type = \"\(SwiftKataNames.runtimeType)\" under \(table) in \(path) and restart containerd")
+        }
+    }
+
+    func shim() -> CheckResult {
+        // containerd looks in its own PATH and next to its binary; under systemd that includes these.
+        if let path = host.findExecutable(SwiftKataNames.shimBinary, extraDirectories: ["/usr/local/bin", "/usr/bin"]) {
+            return .pass("shim", path)
+        }
+        return .fail("shim", "\(SwiftKataNames.shimBinary) not found in PATH: containerd cannot start swiftkata pods",
+                     fix: "make install (installs it to /usr/local/bin)")
+    }
+
+    func cgroups() -> CheckResult {
+        if host.canAccess("/sys/fs/cgroup/cgroup.controllers", []) { return .pass("cgroups", "cgroup v2 (unified) at /sys/fs/cgroup") }
+        let layout = host.canAccess("/sys/fs/cgroup/unified/cgroup.controllers", []) ? "hybrid cgroup v1/v2 layout" : "cgroup v1 layout"
+        return .warn("cgroups", "\(layout): cgroup v2 (unified) is recommended for pod resource accounting",
+                     fix: "boot the host with systemd.unified_cgroup_hierarchy=1 (cgroup v2 unified)")
+    }
+}

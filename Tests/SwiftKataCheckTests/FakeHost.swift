@@ -1,0 +1,76 @@
+import SwiftKataCheck
+import SwiftKataConfig
+import Synchronization
+
+/// A host made of dictionaries: by default a healthy one (every check passes, KVM and vsock).
+struct FakeHost {
+    static let configurationPath = "/etc/swiftkata/configuration.toml"
+    static let bzImageHeader: [UInt8] = Array(repeating: 0, count: 0x202) + Array("HdrS".utf8) + [0, 0, 0, 0]
+
+    var files: [String: [UInt8]] = [
+        "/proc/cpuinfo": Array("vendor_id\t: GenuineIntel\nflags\t\t: fpu vme vmx sse2\n".utf8),
+        "/usr/share/swiftkata/vmlinux": [0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0],
+        "/usr/share/swiftkata/swiftkata-initrd.img": Array("070701".utf8),
+        "/sys/fs/cgroup/cgroup.controllers": Array("cpu memory pids\n".utf8),
+        "/etc/containerd/config.toml": Array("""
+            version = 2
+            [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata-runtime]
+              runtime_type = "io.containerd.swiftkata.v2"
+            """.utf8),
+    ]
+    var readWrite: Set<String> = ["/dev/kvm", "/dev/vhost-vsock"]
+    /// Files that exist but this user may not use.
+    var inaccessible: Set<String> = []
+    var executables: Set<String> = [
+        "/usr/bin/qemu-system-x86_64", "/usr/lib/qemu/virtiofsd", "/usr/bin/containerd", "/usr/local/bin/containerd-shim-swiftkata-v2",
+    ]
+    var processes: Set<String> = ["libvirtd", "virtlogd", "containerd"]
+    var sockets: Set<String> = ["/run/containerd/containerd.sock"]
+    var commands: [String: CommandOutput] = [
+        "/usr/bin/qemu-system-x86_64 -accel help": CommandOutput(status: 0, output: "Accelerators supported in QEMU binary:\ntcg\nkvm\n"),
+        "/usr/bin/qemu-system-x86_64 --version": CommandOutput(status: 0, output: "QEMU emulator version 7.2.0\n"),
+    ]
+    var libvirt: Result<LibvirtFacts, HostProbeError> = .success(LibvirtFacts(driver: "QEMU", libvirt: "9.0.0", hypervisor: "7.2.0"))
+    var kvm = KVMProbeOutcome(usable: true, reason: "KVM boot probe passed (agent ready after 0.3 seconds)")
+    var environment = ["PATH": "/usr/local/bin:/usr/bin"]
+    /// The `fresh` flag of every KVM probe.
+    let probes = ProbeLog()
+
+    mutating func setText(_ path: String, _ text: String) { files[path] = Array(text.utf8) }
+
+    var environmentValue: HostEnvironment {
+        let (files, readWrite, inaccessible, executables) = (files, readWrite, inaccessible, executables)
+        let (processes, sockets, commands, libvirt, kvm) = (processes, sockets, commands, libvirt, kvm)
+        let probes = probes
+        return HostEnvironment(
+            readFile: { path, limit in files[path].map { Array($0.prefix(limit)) } },
+            canAccess: { path, access in
+                if inaccessible.contains(path) { return access.isEmpty }
+                if access.contains(.execute) { return executables.contains(path) }
+                if access.contains(.write) { return readWrite.contains(path) }
+                return files[path] != nil || readWrite.contains(path) || executables.contains(path) || sockets.contains(path)
+            },
+            processNames: { processes },
+            run: { executable, arguments in commands[([executable] + arguments).joined(separator: " ")] },
+            acceptsConnections: { sockets.contains($0) },
+            libvirt: { _ in libvirt },
+            probeKVM: { _, _, fresh in
+                probes.fresh.withLock { $0.append(fresh) }
+                return kvm
+            },
+            loadConfiguration: { path, mayBeMissing throws(ConfigurationError) in
+                if let text = files[path] { return try Configuration.parse(String(decoding: text, as: UTF8.self), path: path) }
+                return try Configuration.load(path: path, mayBeMissing: mayBeMissing)
+            },
+            environment: environment)
+    }
+
+    func report(_ options: CheckOptions = CheckOptions()) async -> CheckReport {
+        await HostCheck(host: environmentValue, options: options).run()
+    }
+}
+
+/// Records the KVM probes a check ran.
+final class ProbeLog: Sendable {
+    let fresh = Mutex<[Bool]>([])
+}
