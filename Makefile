@@ -6,8 +6,20 @@ FUZZ_FLAGS := -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -Xcl
 FUZZ_SECONDS ?= 60
 FUZZ_CORPUS ?= $(FUZZ_SCRATCH)/corpus
 
-.PHONY: build test unit-test guest fuzz-smoke fuzz bench bench-ttrpc bench-boot bench-hypervisor go-peer generate
+.PHONY: run install uninstall build test unit-test guest fuzz-smoke fuzz bench bench-ttrpc bench-boot bench-hypervisor go-peer generate
 GUEST_ENV = SWIFTKATA_KERNEL=$$(tail -n1 .build/guest-kernel.path) SWIFTKATA_IMAGE=$$(tail -n1 .build/guest-image.path)
+
+## The README's first command: install everything, then run a container in a VM.
+run: install
+	packaging/run-demo.sh
+
+## Packages, release binaries, guest kernel + image, configuration, containerd registration, daemons.
+install:
+	packaging/install.sh
+
+## Removes exactly what install added (packages too with UNINSTALL_FLAGS=--purge-packages).
+uninstall:
+	packaging/uninstall.sh $(UNINSTALL_FLAGS)
 
 build:
 	$(SWIFT) build

@@ -209,8 +209,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ShimTests",
-            dependencies: ["Shim", "ContainerdAPI", "TTRPC", "SwiftKataConfig", "AgentAPI"],
-            exclude: ["Fixtures"]
+            dependencies: ["Shim", "ContainerdAPI", "TTRPC", "SwiftKataConfig", "AgentAPI"]
         ),
         .testTarget(
             name: "AgentRuntimeTests",

@@ -45,7 +45,7 @@ class Containerd:
                 sys.exit(f"containerd did not start; see {workdir}/containerd.log")
             time.sleep(0.02)
         tar = os.path.join(workdir, "busybox.tar")
-        subprocess.run([os.path.join(ROOT, "Tests/ShimTests/Fixtures/make-busybox-image.sh"), tar, REF], check=True)
+        subprocess.run([os.path.join(ROOT, "scripts/make-busybox-image.sh"), tar, REF], check=True)
         self.ctr("image", "import", tar)
 
     def ctr(self, *args, stdout=subprocess.DEVNULL, check=True):

@@ -95,7 +95,7 @@ final class PrivateContainerd: Sendable {
             usleep(20_000)
         }
         let tar = "\(directory)/busybox.tar"
-        let build = run("\(packageRoot)/Tests/ShimTests/Fixtures/make-busybox-image.sh", [tar, imageRef])
+        let build = run("\(packageRoot)/scripts/make-busybox-image.sh", [tar, imageRef])
         guard build.status == 0 else { return "building the busybox image: \(build.output)" }
         let imported = run("/usr/bin/ctr", ["--address", socket, "-n", namespace, "image", "import", tar])
         guard imported.status == 0 else { return "importing the busybox image: \(imported.output)" }

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Removes exactly what install.sh added (see /var/lib/swiftkata/install-manifest): binaries, guest
+# kernel and image, the configuration it wrote, and its block in /etc/containerd/config.toml.
+# Debian packages it installed are removed only with --purge-packages.
+set -euo pipefail
+log() { printf '[swiftkata uninstall] %s\n' "$*"; }
+manifest_dir=/var/lib/swiftkata
+manifest=$manifest_dir/install-manifest
+purge_packages=0
+[[ ${1:-} == --purge-packages ]] && purge_packages=1
+if [[ ! -e $manifest ]]; then
+    log "nothing to remove (no $manifest)"
+    exit 0
+fi
+
+restart_containerd=0
+packages=()
+directories=()
+while read -r kind path; do
+    case $kind in
+        file)
+            [[ $path == /etc/containerd/config.toml ]] && restart_containerd=1
+            rm -f "$path" && log "removed $path" ;;
+        directory) directories+=("$path") ;;
+        containerd-block)
+            sed -i '/^# BEGIN swiftkata$/,/^# END swiftkata$/d' "$path"
+            log "removed the swiftkata block from $path"
+            restart_containerd=1 ;;
+        package) packages+=("$path") ;;
+    esac
+done < "$manifest"
+for directory in "${directories[@]}"; do rmdir "$directory" 2>/dev/null && log "removed $directory" || true; done
+rm -f "$manifest" "$manifest_dir/containerd-config.toml.orig"
+rmdir "$manifest_dir" 2>/dev/null || true
+
+if ((restart_containerd)); then
+    if [[ -d /run/systemd/system ]]; then
+        systemctl restart containerd
+    elif pgrep -x containerd >/dev/null; then
+        pkill -x containerd
+        for _ in $(seq 100); do pgrep -x containerd >/dev/null || break; sleep 0.1; done
+        mkdir -p /var/log/swiftkata
+        nohup containerd >/var/log/swiftkata/containerd.log 2>&1 &
+    fi
+fi
+if ((purge_packages)) && ((${#packages[@]})); then
+    log "removing packages ${packages[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "${packages[@]}" >/dev/null
+elif ((${#packages[@]})); then
+    log "kept the Debian packages install.sh added (${packages[*]}); remove them with --purge-packages"
+fi
