@@ -1,5 +1,5 @@
 import AgentAPI
-import Foundation
+import Glibc
 import TTRPC
 
 /// The real KVM test: boot the configured kernel and image under KVM with QEMU and wait (briefly)
@@ -7,18 +7,17 @@ import TTRPC
 /// Linux guest then hangs right after decompression.
 public enum KVMBootProbe {
     public static func boot(kernel: String, image: String, timeout: Duration = .seconds(5)) async -> (ok: Bool, detail: String) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftkata-kvm-probe-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            return (false, "cannot create \(directory): \(error)")
-        }
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var template = Array("/tmp/swiftkata-kvm-probe-XXXXXX".utf8CString)
+        guard let created = mkdtemp(&template) else { return (false, "cannot create a probe directory: \(String(cString: strerror(errno)))") }
+        let directory = String(cString: created)
         let socket = "\(directory)/agent.sock"
-        let qemu = Process()
-        qemu.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-system-x86_64")
-        qemu.arguments = [
-            "-machine", "pc", "-accel", "kvm", "-cpu", "host", "-m", "256", "-smp", "1",
+        let errors = "\(directory)/qemu.err"
+        defer {
+            for file in [socket, errors, "\(directory)/console.log"] { unlink(file) }
+            rmdir(directory)
+        }
+        let arguments = [
+            "qemu-system-x86_64", "-machine", "pc", "-accel", "kvm", "-cpu", "host", "-m", "256", "-smp", "1",
             "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
             "-kernel", kernel, "-initrd", image,
             "-append", "console=ttyS0 quiet acpi=noirq panic=-1",
@@ -27,28 +26,74 @@ public enum KVMBootProbe {
             "-device", "virtio-serial-pci,id=serial0",
             "-device", "virtserialport,bus=serial0.0,chardev=agent,name=\(AgentProtocol.serialPortName)",
         ]
-        qemu.standardOutput = FileHandle.nullDevice
-        let errors = Pipe()
-        qemu.standardError = errors
         let started = ContinuousClock.now
-        do {
-            try qemu.run()
-        } catch {
-            return (false, "cannot start qemu-system-x86_64: \(error)")
+        guard let qemu = spawn("/usr/bin/qemu-system-x86_64", arguments, stderrPath: errors) else {
+            return (false, "cannot start qemu-system-x86_64: \(String(cString: strerror(errno)))")
         }
+        let exited = ExitWatch(pid: qemu)
         defer {
-            // SIGKILL: the VM is disposable, and QEMU may have inherited a mask that blocks SIGTERM.
-            if qemu.isRunning { kill(qemu.processIdentifier, SIGKILL) }
-            qemu.waitUntilExit()
+            // SIGKILL: the VM is disposable.
+            if !exited.hasExited { kill(qemu, SIGKILL) }
+            exited.reap()
         }
-        let result = await AgentReadiness.waitForHealth(socketPath: socket, deadline: started + timeout, isAlive: { qemu.isRunning })
+        let result = await AgentReadiness.waitForHealth(socketPath: socket, deadline: started + timeout, isAlive: { !exited.hasExited })
         if case .success = result {
             return (true, "agent ready after \(ContinuousClock.now - started)")
         }
-        if !qemu.isRunning {
-            let message = String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
-            return (false, "QEMU exited: \(message.split(separator: "\n").first.map(String.init) ?? "status \(qemu.terminationStatus)")")
+        if exited.hasExited {
+            let message = String(decoding: readFileBytes(errors, limit: 4096), as: UTF8.self)
+            return (false, "QEMU exited: \(message.split(separator: "\n").first.map(String.init) ?? "no message")")
         }
         return (false, "no agent answer within \(timeout)")
     }
+
+    /// Starts `path` with stdin and stdout on /dev/null and stderr into `stderrPath`.
+    private static func spawn(_ path: String, _ arguments: [String], stderrPath: String) -> pid_t? {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        // A parent that blocks SIGTERM must not pass that on to QEMU.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        if status != 0 { errno = status; return nil }
+        return pid
+    }
+}
+
+/// Whether a child process has exited, without reaping it early (so its pid cannot be reused
+/// while we may still signal it).
+private final class ExitWatch: Sendable {
+    let pid: pid_t
+    init(pid: pid_t) { self.pid = pid }
+
+    var hasExited: Bool {
+        var info = siginfo_t()
+        return waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info._sifields._sigchld.si_pid == pid
+    }
+
+    func reap() {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    }
+}
+
+func readFileBytes(_ path: String, limit: Int) -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return [] }
+    defer { close(fd) }
+    var bytes = [UInt8](repeating: 0, count: limit)
+    let count = read(fd, &bytes, limit)
+    return count > 0 ? Array(bytes[0..<count]) : []
 }
