@@ -34,8 +34,8 @@ fi
 
 # 2. Release binaries, guest kernel (cached by its inputs) and guest image.
 log "building release binaries"
-swift build -c release --product containerd-shim-swiftkata-v2 >/dev/null
-swift build -c release --product swiftkata-check >/dev/null
+swift build -c release --product containerd-shim-swiftkata-v2 -Xswiftc -static-stdlib >/dev/null
+swift build -c release --product swiftkata-check -Xswiftc -static-stdlib >/dev/null
 log "building the guest kernel and image (the kernel is cached under /var/cache/swiftkata)"
 kernel_dir=$(dirname "$(guest-kernel-config/build.sh | tail -n1)")
 image=$(guest-agent/build-image.sh | tail -n1)
