@@ -41,7 +41,7 @@ public enum KVMBootProbe {
             return (true, "agent ready after \(ContinuousClock.now - started)")
         }
         if exited.hasExited {
-            let message = String(decoding: readFileBytes(errors, limit: 4096), as: UTF8.self)
+            let message = readText(errors) ?? ""
             return (false, "QEMU exited: \(message.split(separator: "\n").first.map(String.init) ?? "no message")")
         }
         return (false, "no agent answer within \(timeout)")
@@ -87,13 +87,4 @@ private final class ExitWatch: Sendable {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
-}
-
-func readFileBytes(_ path: String, limit: Int) -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return [] }
-    defer { close(fd) }
-    var bytes = [UInt8](repeating: 0, count: limit)
-    let count = read(fd, &bytes, limit)
-    return count > 0 ? Array(bytes[0..<count]) : []
 }
