@@ -22,6 +22,19 @@ public struct ShimAddress: Sendable, Equatable {
         if trimmed.hasPrefix("unix://") { socketPath = String(trimmed.dropFirst("unix://".count)) } else if trimmed.hasPrefix("/") { socketPath = trimmed } else { return nil }
     }
 
+    /// The `address` file `start` writes into a bundle (containerd reads it after a restart).
+    static func fileInBundle(_ bundle: String) -> String { "\(bundle)/address" }
+
+    /// The address recorded in `bundle`, if there is a readable one.
+    static func load(bundle: String) -> ShimAddress? {
+        readFile(fileInBundle(bundle), limit: 4096).flatMap { ShimAddress(uri: String(decoding: $0, as: UTF8.self)) }
+    }
+
+    /// Records this address in `bundle`, atomically and without a newline.
+    func save(bundle: String) throws(ShimError) {
+        try writeFileAtomically(Self.fileInBundle(bundle), Array(uri.utf8))
+    }
+
     /// Go's filepath.Join: elements joined by "/", then cleaned (duplicate slashes removed).
     static func joinPath(_ parts: String...) -> String {
         let joined = parts.filter { !$0.isEmpty }.joined(separator: "/")

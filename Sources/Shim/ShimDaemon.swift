@@ -64,7 +64,7 @@ enum ShimDaemon {
         await pod.shutdownVM()
         await publisher.flush()
         await listener.close()
-        removeOwnSocket(arguments)
+        removeOwnSocket()
         logger.info("shim daemon exiting")
         return 0
     }
@@ -84,7 +84,7 @@ enum ShimDaemon {
         await exitSignal.wait()
         try? await Task.sleep(for: .milliseconds(50))
         await listener.close()
-        removeOwnSocket(arguments)
+        removeOwnSocket()
         return 1
     }
 
@@ -98,9 +98,8 @@ enum ShimDaemon {
         close(fd)
     }
 
-    private static func removeOwnSocket(_ arguments: ShimArguments) {
-        guard let bytes = readFile("address", limit: 4096), let address = ShimAddress(uri: String(decoding: bytes, as: UTF8.self)) else { return }
-        unlink(address.socketPath)
+    private static func removeOwnSocket() {
+        if let address = ShimAddress.load(bundle: currentDirectory()) { unlink(address.socketPath) }
     }
 }
 

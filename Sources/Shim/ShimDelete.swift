@@ -20,14 +20,11 @@ enum ShimDelete {
             for failure in HostMounts.unmountAll(under: containerDirectory) { logger("unmount failed: \(failure)") }
             HostMounts.removeTree(containerDirectory)
 
-            let daemonAlive = readFile("\(bundle)/address", limit: 4096)
-                .flatMap { ShimAddress(uri: String(decoding: $0, as: UTF8.self)) }
-                .map { UnixSocket.isServing(path: $0.socketPath) } ?? false
+            let address = ShimAddress.load(bundle: bundle)
+            let daemonAlive = address.map { UnixSocket.isServing(path: $0.socketPath) } ?? false
             if record.ownsVM && !daemonAlive {
                 destroyPod(record, logger: logger)
-                if let address = readFile("\(bundle)/address", limit: 4096).flatMap({ ShimAddress(uri: String(decoding: $0, as: UTF8.self)) }) {
-                    unlink(address.socketPath)
-                }
+                if let address { unlink(address.socketPath) }
             }
         }
         for failure in HostMounts.unmountAll(under: "\(bundle)/rootfs") { logger("unmount failed: \(failure)") }

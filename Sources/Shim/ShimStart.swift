@@ -27,7 +27,7 @@ enum ShimStart {
 
         if UnixSocket.isServing(path: address.socketPath) {
             // The pod's shim is running: this container joins it.
-            try writeFileAtomically("\(bundle)/address", Array(address.uri.utf8))
+            try address.save(bundle: bundle)
             return address.uri
         }
         if case .container(let sandboxID) = spec.podRole {
@@ -37,11 +37,11 @@ enum ShimStart {
         let listener = try UnixSocket.listen(path: address.socketPath)
         defer { close(listener) }
         do {
-            try writeFileAtomically("\(bundle)/address", Array(address.uri.utf8))
+            try address.save(bundle: bundle)
             try spawnDaemon(arguments, listener: listener, configPath: options.configPath)
         } catch {
             unlink(address.socketPath)
-            unlink("\(bundle)/address")
+            unlink(ShimAddress.fileInBundle(bundle))
             throw error
         }
         return address.uri
