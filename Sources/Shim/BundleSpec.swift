@@ -59,14 +59,64 @@ struct BundleSpec: Sendable {
 
     var hostname: String? { json["hostname"]?.stringValue }
 
+    /// The network namespace CNI prepared for the pod (a `network` entry with a path).
+    var networkNamespacePath: String? {
+        namespaces.first(where: { $0.type == "network" })?.path
+    }
+
+    /// `linux.sysctl` entries of the network stack, which the VM's network namespace gets.
+    var networkSysctls: [String: String] {
+        guard case .object(let object)? = json["linux"]?["sysctl"] else { return [:] }
+        return object.compactMapValues(\.stringValue).filter { $0.key.hasPrefix("net.") }
+    }
+
+    /// What the pod's first container says about the VM to boot.
+    var sandboxSetup: SandboxSetup {
+        SandboxSetup(hostname: hostname, networkNamespace: networkNamespacePath, networkSysctls: networkSysctls)
+    }
+
+    /// `linux.namespaces`, as (type, path) pairs.
+    var namespaces: [(type: String, path: String?)] {
+        (json["linux"]?["namespaces"]?.arrayValue ?? []).compactMap { entry in
+            guard let type = entry["type"]?.stringValue else { return nil }
+            let path = entry["path"]?.stringValue
+            return (type, path?.isEmpty == true ? nil : path)
+        }
+    }
+
     var rootPath: String? { json["root"]?["path"]?.stringValue }
 
     var terminal: Bool { json["process"]?["terminal"]?.boolValue ?? false }
 
     /// The spec as the agent gets it: the root is the container's directory in the shared file system,
     /// and bind-mount sources are replaced by their shared copies (`guestSources`, by mount index).
-    func guestSpec(rootInSharedFS: String, guestSources: [Int: String], guestSeccomp: Bool) throws(ShimError) -> [UInt8] {
+    ///
+    /// Namespace paths name host namespaces, which mean nothing in the guest: a `network` path (CNI's
+    /// namespace, carried into the VM by `PodNetwork`) becomes the VM's own network; `uts`, `ipc` and
+    /// `pid` paths of a pod's container (CRI points them at the sandbox) become the sandbox
+    /// container's namespaces in the guest (`/proc/<sandboxGuestPID>/ns/<type>`); any other path is refused.
+    func guestSpec(rootInSharedFS: String, guestSources: [Int: String], guestSeccomp: Bool, sandboxGuestPID: Int32? = nil) throws(ShimError) -> [UInt8] {
         var spec = json
+        if case .array(let entries)? = spec["linux"]?["namespaces"] {
+            var rewritten: [JSONValue] = []
+            for var entry in entries {
+                if let type = entry["type"]?.stringValue, let path = entry["path"]?.stringValue, !path.isEmpty {
+                    switch type {
+                    case "network":
+                        entry["path"] = nil
+                    case "uts", "ipc", "pid":
+                        guard let sandboxGuestPID, sandboxGuestPID > 0 else {
+                            throw .invalidArgument("linux.namespaces: cannot join the host's \(type) namespace \(path): the container runs in a VM")
+                        }
+                        entry["path"] = .string("/proc/\(sandboxGuestPID)/ns/\(type)")
+                    default:
+                        throw .invalidArgument("linux.namespaces: cannot join the host's \(type) namespace \(path): the container runs in a VM")
+                    }
+                }
+                rewritten.append(entry)
+            }
+            spec["linux"]?["namespaces"] = .array(rewritten)
+        }
         var root = spec["root"] ?? .object([:])
         root["path"] = .string(rootInSharedFS)
         spec["root"] = root

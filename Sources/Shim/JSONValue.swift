@@ -69,4 +69,13 @@ enum JSONValue: Codable, Sendable, Equatable {
         if case .bool(let flag) = self { return flag }
         return nil
     }
+
+    /// An integral number (JSON decoders may hand whole numbers over as doubles).
+    var integerValue: Int64? {
+        switch self {
+        case .integer(let integer): integer
+        case .number(let number) where number == number.rounded() && abs(number) < 9e15: Int64(number)
+        default: nil
+        }
+    }
 }

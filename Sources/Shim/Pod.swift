@@ -35,7 +35,7 @@ actor Pod {
     var isEmpty: Bool { containers.isEmpty }
 
     /// The pod's VM, booting it if this is the pod's first container.
-    func ensureVM(layout wanted: PodLayout, hostname: String?) async throws(ShimError) -> (PodVM, bootedNow: Bool) {
+    func ensureVM(layout wanted: PodLayout, setup: SandboxSetup) async throws(ShimError) -> (PodVM, bootedNow: Bool) {
         if let layout, layout != wanted {
             throw .invalidArgument("this shim serves pod \(layout.podID), not \(wanted.podID)")
         }
@@ -48,7 +48,7 @@ actor Pod {
         let configuration = configuration
         let logger = logger
         let boot = Task { () async throws -> PodVM in
-            try await PodVM.boot(layout: wanted, configuration: configuration, hostname: hostname, logger: logger)
+            try await PodVM.boot(layout: wanted, configuration: configuration, sandbox: setup, logger: logger)
         }
         vmBoot = boot
         do {

@@ -38,6 +38,10 @@ struct ContainerRecord: Sendable, Equatable, Codable {
     var ownsVM: Bool
     var libvirtURI: String
     var qemuPID: Int32?
+    /// The pod's network namespace and the interface mirrored into the VM (CRI pods), so `delete`
+    /// can remove the tap and the redirect when the daemon is gone.
+    var networkNamespace: String?
+    var networkInterface: String?
 
     static let fileName = "swiftkata.json"
 

@@ -42,6 +42,7 @@ extension Pod {
         try validateIdentifier(podID, what: "sandbox id")
         let wanted = PodLayout(stateDirectory: configuration.runtime.stateDirectory, namespace: namespace, podID: podID)
         var record = ContainerRecord(containerID: id, pod: wanted, ownsVM: vm == nil, libvirtURI: configuration.hypervisor.libvirtURI)
+        if vm == nil { record.networkNamespace = spec.networkNamespacePath }
         try record.save(bundle: request.bundle)  // before anything exists that `delete` may have to undo
 
         // Reserve the id while the VM boots and the guest creates the container.
@@ -49,11 +50,14 @@ extension Pod {
         let container = ContainerState(id: id, bundle: request.bundle, initProcess: process, rootfs: request.rootfs)
         containers[id] = container
         do {
-            let (vm, bootedNow) = try await ensureVM(layout: wanted, hostname: spec.hostname)
+            let (vm, bootedNow) = try await ensureVM(layout: wanted, setup: spec.sandboxSetup)
             record.ownsVM = bootedNow
             record.qemuPID = vm.qemuPID
+            record.networkNamespace = vm.network?.namespacePath
+            record.networkInterface = vm.network?.scan.interface.name
             try record.save(bundle: request.bundle)
-            let guestSpec = try shareFilesystems(of: id, spec: spec, rootfs: request.rootfs, bundle: request.bundle, layout: wanted)
+            let guestSpec = try shareFilesystems(of: id, spec: spec, rootfs: request.rootfs, bundle: request.bundle, layout: wanted,
+                                                 sandboxGuestPID: try sandboxGuestPID(for: spec))
             process.guestPID = try await vm.agent.createContainer(id: id, spec: guestSpec, terminal: request.terminal, stdin: !stdio.stdin.isEmpty)
             let copier = ProcessStdio(paths: stdio, agent: vm.agent, containerID: id, execID: "", logger: logger)
             process.copier = copier
@@ -82,7 +86,18 @@ extension Pod {
 
     /// Mounts the container's rootfs and bind-mount sources under the pod's shared directory and
     /// returns the spec the guest gets.
-    private func shareFilesystems(of id: String, spec: BundleSpec, rootfs: [Containerd_Types_Mount], bundle: String, layout: PodLayout) throws(ShimError) -> [UInt8] {
+    /// The guest pid of the pod's sandbox container, whose namespaces a pod's container may share.
+    private func sandboxGuestPID(for spec: BundleSpec) throws(ShimError) -> Int32? {
+        guard case .container(let sandboxID) = spec.podRole else { return nil }
+        guard spec.namespaces.contains(where: { $0.path != nil && $0.type != "network" }) else { return nil }
+        guard let sandbox = containers[sandboxID], sandbox.initProcess.guestPID > 0, sandbox.initProcess.status != .stopped else {
+            throw .failedPrecondition("the pod's sandbox container \(sandboxID) is not running, so its namespaces cannot be joined")
+        }
+        return Int32(sandbox.initProcess.guestPID)
+    }
+
+    private func shareFilesystems(of id: String, spec: BundleSpec, rootfs: [Containerd_Types_Mount], bundle: String, layout: PodLayout,
+                                  sandboxGuestPID: Int32?) throws(ShimError) -> [UInt8] {
         let target = layout.rootfs(id)
         try makeDirectories(target, mode: 0o755)
         if rootfs.isEmpty {
@@ -98,7 +113,7 @@ extension Pod {
             guestSources[mount.index] = "\(AgentProtocol.guestSharedRoot)/\(PodLayout.sharedName(containerID: id))/mounts/\(mount.index)"
         }
         return try spec.guestSpec(rootInSharedFS: "\(PodLayout.sharedName(containerID: id))/rootfs", guestSources: guestSources,
-                                  guestSeccomp: configuration.runtime.guestSeccomp)
+                                  guestSeccomp: configuration.runtime.guestSeccomp, sandboxGuestPID: sandboxGuestPID)
     }
 
     /// Undoes `shareFilesystems`.

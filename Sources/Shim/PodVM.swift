@@ -14,22 +14,26 @@ final class PodVM: Sendable {
     let qemuPID: pid_t
     let accelerator: VMDescription.Accelerator
     let transport: ResolvedAgentTransport
+    /// The pod network mirrored into the VM (CRI pods), nil for a VM without a NIC.
+    let network: PodNetwork?
     /// libvirt lifecycle events (and QEMU's exit, seen through a pidfd at once).
     let events: AsyncStream<DomainLifecycleEvent>
 
     private init(layout: PodLayout, libvirt: LibvirtConnection, agent: AgentSession, qemuPID: pid_t,
-                 accelerator: VMDescription.Accelerator, transport: ResolvedAgentTransport, events: AsyncStream<DomainLifecycleEvent>) {
+                 accelerator: VMDescription.Accelerator, transport: ResolvedAgentTransport, network: PodNetwork?,
+                 events: AsyncStream<DomainLifecycleEvent>) {
         self.layout = layout
         self.libvirt = libvirt
         self.agent = agent
         self.qemuPID = qemuPID
         self.accelerator = accelerator
         self.transport = transport
+        self.network = network
         self.events = events
     }
 
     /// Boots the pod's VM and waits for its agent; on failure nothing of the VM is left running.
-    static func boot(layout: PodLayout, configuration: Configuration, hostname: String?, logger: Logger) async throws(ShimError) -> PodVM {
+    static func boot(layout: PodLayout, configuration: Configuration, sandbox setup: SandboxSetup, logger: Logger) async throws(ShimError) -> PodVM {
         let hypervisor = configuration.hypervisor
         let libvirt: LibvirtConnection
         do { libvirt = try LibvirtConnection(uri: hypervisor.libvirtURI) } catch {
@@ -59,15 +63,40 @@ final class PodVM: Sendable {
         vm.sharedFilesystem = hypervisor.sharedFilesystem == .virtioFS
             ? .virtioFS(hostPath: layout.sharedDirectory, tag: sharedTag, virtiofsd: hypervisor.virtiofsd)
             : .ninep(hostPath: layout.sharedDirectory, tag: sharedTag)
+        let network = try setup.networkNamespace.flatMap { path throws(ShimError) in
+            try PodNetwork.inspect(namespacePath: path, tapName: PodNetwork.tapName(for: layout))
+        }
+        if let network {
+            vm.tap = .init(device: network.tapName, macAddress: network.scan.interface.macAddress)
+            if !network.scan.ignoredInterfaces.isEmpty {
+                logger.warning("pod network: only one interface is carried into the VM", metadata: [
+                    "carried": "\(network.scan.interface.name)", "ignored": "\(network.scan.ignoredInterfaces.joined(separator: ","))"])
+            }
+        }
         let xml: String
         do { xml = try DomainXML.render(vm) } catch { throw .invalidArgument("VM description: \(error)") }
 
         // A domain of the same pod left by a shim that died is ours to replace.
         try? libvirt.destroyDomain(named: layout.domainName)
-        do { _ = try libvirt.createTransientDomain(xml: xml) } catch {
-            throw .internalError("starting the pod VM \(layout.domainName): \(error.message)")
+        let removeNetwork = {
+            if let network { _ = PodNetwork.remove(tapName: network.tapName, namespacePath: network.namespacePath, interface: network.scan.interface.name) }
         }
-        let destroy = { try? libvirt.destroyDomain(named: layout.domainName) }
+        do {
+            try network?.createTap()
+            _ = try libvirt.createTransientDomain(xml: xml)
+        } catch {
+            removeNetwork()
+            if let error = error as? ShimError { throw error }
+            throw .internalError("starting the pod VM \(layout.domainName): \((error as? LibvirtError)?.message ?? "\(error)")")
+        }
+        let destroy = {
+            try? libvirt.destroyDomain(named: layout.domainName)
+            removeNetwork()
+        }
+        do { try network?.connect() } catch {
+            destroy()
+            throw error
+        }
         guard let qemuPID = libvirt.qemuPID(ofDomain: layout.domainName) else {
             destroy()
             throw .internalError("the pod VM \(layout.domainName) stopped right after it started; console: \(consoleTail(layout))")
@@ -100,7 +129,12 @@ final class PodVM: Sendable {
 
         var sandbox = Swiftkata_Agent_V1_CreateSandboxRequest()
         sandbox.sandboxID = layout.podID
-        if let hostname, !hostname.isEmpty { sandbox.hostname = hostname }
+        if let hostname = setup.hostname, !hostname.isEmpty { sandbox.hostname = hostname }
+        if let network {
+            sandbox.interfaces = network.agentInterfaces
+            sandbox.routes = network.agentRoutes
+        }
+        sandbox.sysctls = setup.networkSysctls
         sandbox.sharedFs.type = hypervisor.sharedFilesystem == .virtioFS ? .sharedFilesystemVirtioFs : .sharedFilesystem9P
         sandbox.sharedFs.tag = sharedTag
         do { try await agent.createSandbox(sandbox) } catch {
@@ -113,7 +147,8 @@ final class PodVM: Sendable {
             "transport": "\(transport.rawValue)", "boot_ms": "\((ContinuousClock.now - started).milliseconds)",
             "guest_kernel": "\(health.kernelRelease)",
         ])
-        return PodVM(layout: layout, libvirt: libvirt, agent: agent, qemuPID: qemuPID, accelerator: accelerator, transport: transport, events: events)
+        return PodVM(layout: layout, libvirt: libvirt, agent: agent, qemuPID: qemuPID, accelerator: accelerator, transport: transport,
+                     network: network, events: events)
     }
 
     static let sharedTag = "swiftkata"
@@ -132,10 +167,13 @@ final class PodVM: Sendable {
         }
     }
 
-    /// Destroys the domain (idempotent) and closes the agent connection.
+    /// Destroys the domain (idempotent), closes the agent connection and removes the pod's tap.
     func destroy() async {
         await agent.client.close()
         try? libvirt.destroyDomain(named: layout.domainName)
+        if let network {
+            _ = PodNetwork.remove(tapName: network.tapName, namespacePath: network.namespacePath, interface: network.scan.interface.name)
+        }
     }
 
     /// The last lines of the guest console, for error messages.
@@ -144,6 +182,15 @@ final class PodVM: Sendable {
         let lines = String(decoding: bytes.suffix(2048), as: UTF8.self).split(separator: "\n").suffix(5)
         return lines.isEmpty ? "(no console output)" : lines.joined(separator: " | ")
     }
+}
+
+/// What the pod's first container says about the VM to boot.
+struct SandboxSetup: Sendable, Equatable {
+    var hostname: String?
+    /// CNI's network namespace, mirrored into the VM (nil: the VM gets no NIC).
+    var networkNamespace: String?
+    /// `net.*` sysctls for the VM's network stack.
+    var networkSysctls: [String: String] = [:]
 }
 
 /// The user libvirt runs QEMU as (qemu.conf `user`, Debian's default libvirt-qemu).

@@ -39,6 +39,10 @@ enum ShimDelete {
         } catch {
             logger("destroying VM \(record.pod.domainName): \(error)")
         }
+        for failure in PodNetwork.remove(tapName: PodNetwork.tapName(for: record.pod), namespacePath: record.networkNamespace,
+                                         interface: record.networkInterface) {
+            logger("removing the pod's tap: \(failure)")
+        }
         for failure in HostMounts.unmountAll(under: record.pod.directory) { logger("unmount failed: \(failure)") }
         HostMounts.removeTree(record.pod.directory)
     }

@@ -20,6 +20,8 @@ enum HostLeftovers {
             let fields = line.split(separator: " ")
             return fields.count > 4 && fields[4].hasPrefix(podsDirectory + "/") ? "mount \(fields[4])" : nil
         }
+        let links = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []
+        found += links.filter { $0.hasPrefix("sktap") }.map { "tap device \($0)" }
         let pods = (try? FileManager.default.contentsOfDirectory(atPath: podsDirectory)) ?? []
         found += pods.map { "pod directory \(podsDirectory)/\($0)" }
         return found

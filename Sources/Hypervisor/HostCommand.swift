@@ -1,0 +1,92 @@
+import CGuestSys
+import Glibc
+
+/// A host program run to completion: stdin /dev/null, stdout and stderr captured separately (each
+/// bounded to 1 MiB), C locale, a fixed PATH. Used for the few host tools swiftkata drives
+/// (iproute2's `ip` and `tc`, QEMU's probes).
+public struct HostCommand: Sendable, Equatable {
+    public var status: Int32
+    public var standardOutput: String
+    public var standardError: String
+
+    /// Why a command produced no result.
+    public enum Failure: Error, Sendable, Equatable, CustomStringConvertible {
+        case cannotStart(executable: String, reason: String)
+        case timedOut(executable: String, milliseconds: Int)
+
+        public var description: String {
+            switch self {
+            case .cannotStart(let executable, let reason): "cannot run \(executable): \(reason)"
+            case .timedOut(let executable, let milliseconds): "\(executable) did not finish within \(milliseconds) ms and was killed"
+            }
+        }
+    }
+
+    static let maxCapturedBytes = 1 << 20
+    static let environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"]
+
+    /// Runs `executable` (an absolute path, or a name looked up in the fixed PATH) with `arguments`.
+    /// A signal death reads as status 128 + signal, as in a shell.
+    public static func run(_ executable: String, _ arguments: [String], timeoutMilliseconds: Int = 5_000) throws(Failure) -> HostCommand {
+        var outPipe: [Int32] = [-1, -1]
+        var errPipe: [Int32] = [-1, -1]
+        guard guest_pipe_cloexec(&outPipe) == 0 else { throw .cannotStart(executable: executable, reason: String(cString: strerror(errno))) }
+        guard guest_pipe_cloexec(&errPipe) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(outPipe[0]); close(outPipe[1])
+            throw .cannotStart(executable: executable, reason: reason)
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid = pid_t()
+        let spawned = executable.hasPrefix("/")
+            ? posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+            : posix_spawnp(&pid, executable, &actions, &attributes, argv, envp)
+        close(outPipe[1])
+        close(errPipe[1])
+        defer { close(outPipe[0]); close(errPipe[0]) }
+        guard spawned == 0 else { throw .cannotStart(executable: executable, reason: String(cString: strerror(spawned))) }
+
+        var captured: [[UInt8]] = [[], []]
+        var open = [outPipe[0], errPipe[0]]
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        let deadline = ContinuousClock.now + .milliseconds(timeoutMilliseconds)
+        var timedOut = false
+        while open.contains(where: { $0 >= 0 }) {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { timedOut = true; break }
+            var entries = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let ready = poll(&entries, nfds_t(entries.count), Int32(left / .milliseconds(1)) + 1)
+            if ready < 0 && errno == EINTR { continue }
+            guard ready >= 0 else { break }
+            for index in entries.indices where entries[index].fd >= 0 && entries[index].revents != 0 {
+                let count = read(entries[index].fd, &chunk, chunk.count)
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { open[index] = -1; continue }
+                if captured[index].count < maxCapturedBytes { captured[index].append(contentsOf: chunk[0..<count]) }
+            }
+        }
+        if timedOut { kill(pid, SIGKILL) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if timedOut { throw .timedOut(executable: executable, milliseconds: timeoutMilliseconds) }
+        let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return HostCommand(status: code, standardOutput: String(decoding: captured[0], as: UTF8.self),
+                           standardError: String(decoding: captured[1], as: UTF8.self))
+    }
+}

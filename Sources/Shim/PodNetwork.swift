@@ -1,0 +1,133 @@
+import AgentAPI
+import Glibc
+import Hypervisor
+
+/// A pod's network carried into its VM by "tc mirroring" (the Kata model). CNI configured an
+/// interface (eth0) in the sandbox's network namespace. The shim creates a tap device, which the VM
+/// gets as a virtio-net NIC with eth0's MAC address. Then it moves the tap into the pod's namespace
+/// and redirects every frame between eth0 and the tap, both ways, with tc (ingress qdisc + mirred).
+/// The guest gives its NIC eth0's addresses, routes and MTU, so the pod IP answers from inside the VM.
+///
+/// The tap is created in the host's namespace first because libvirt opens it there by name when the
+/// domain starts; a tap keeps working for QEMU when it is moved afterwards.
+struct PodNetwork: Sendable {
+    let namespacePath: String
+    let tapName: String
+    let scan: NetworkNamespaceScan
+
+    static let ip = "/usr/sbin/ip"
+    static let tc = "/usr/sbin/tc"
+    static let nsenter = "/usr/bin/nsenter"
+
+    /// `sktap` + 10 hex digits of the pod's key: fits IFNAMSIZ, and `delete` finds it again.
+    static func tapName(for layout: PodLayout) -> String {
+        "sktap" + SHA256.hex("\(layout.namespace)/\(layout.podID)").prefix(10)
+    }
+
+    /// Reads what CNI set up in the namespace; nil when there is nothing to carry (loopback only).
+    static func inspect(namespacePath: String, tapName: String) throws(ShimError) -> PodNetwork? {
+        guard namespacePath.hasPrefix("/"), access(namespacePath, R_OK) == 0 else {
+            throw .invalidArgument("network namespace \(namespacePath): \(namespacePath.hasPrefix("/") ? String(cString: strerror(errno)) : "not an absolute path")")
+        }
+        let addresses = try run(ip, ["-j", "addr", "show"], in: namespacePath, what: "listing the pod's interfaces")
+        let routes4 = try run(ip, ["-j", "-4", "route", "show", "table", "main"], in: namespacePath, what: "listing the pod's IPv4 routes")
+        let routes6 = try run(ip, ["-j", "-6", "route", "show", "table", "main"], in: namespacePath, what: "listing the pod's IPv6 routes")
+        guard let scan = try NetworkNamespaceScan.parse(
+            addresses: Array(addresses.utf8), routes: [Array(routes4.utf8), Array(routes6.utf8)], excluding: [tapName])
+        else { return nil }
+        return PodNetwork(namespacePath: namespacePath, tapName: tapName, scan: scan)
+    }
+
+    /// Before the VM starts: a persistent tap in the host's namespace (a stale one of this pod is replaced).
+    func createTap() throws(ShimError) {
+        _ = try? Self.run(Self.ip, ["link", "del", "dev", tapName], in: nil, what: "")
+        _ = try Self.run(Self.ip, ["tuntap", "add", "dev", tapName, "mode", "tap"], in: nil, what: "creating tap device \(tapName)")
+        // Nothing of the host's own stack may speak on it (IPv6 router solicitations, DAD).
+        _ = try? Self.run("/usr/sbin/sysctl", ["-q", "-w", "net.ipv6.conf.\(tapName).disable_ipv6=1"], in: nil, what: "")
+    }
+
+    /// Once QEMU holds the tap: moves it into the pod's namespace and redirects traffic both ways.
+    func connect() throws(ShimError) {
+        let device = scan.interface.name
+        _ = try Self.run(Self.ip, ["link", "set", "dev", tapName, "netns", namespacePath], in: nil,
+                         what: "moving \(tapName) into the pod's network namespace")
+        var link = ["link", "set", "dev", tapName]
+        if scan.interface.mtu > 0 { link += ["mtu", "\(scan.interface.mtu)"] }
+        _ = try Self.run(Self.ip, link + ["up"], in: namespacePath, what: "bringing \(tapName) up")
+        for (from, to) in [(device, tapName), (tapName, device)] {
+            _ = try? Self.run(Self.tc, ["qdisc", "del", "dev", from, "ingress"], in: namespacePath, what: "")
+            _ = try Self.run(Self.tc, ["qdisc", "add", "dev", from, "ingress"], in: namespacePath, what: "adding an ingress qdisc to \(from)")
+            _ = try Self.run(Self.tc, ["filter", "add", "dev", from, "parent", "ffff:", "protocol", "all", "u32", "match", "u32", "0", "0",
+                                       "action", "mirred", "egress", "redirect", "dev", to],
+                             in: namespacePath, what: "redirecting \(from) to \(to)")
+        }
+    }
+
+    /// Removes the tap (in the pod's namespace or still in the host's) and the redirect on the CNI
+    /// interface. Idempotent; returns what could not be undone.
+    static func remove(tapName: String, namespacePath: String?, interface: String?) -> [String] {
+        var failures: [String] = []
+        if let namespacePath, access(namespacePath, F_OK) == 0 {
+            if let interface {
+                _ = try? run(tc, ["qdisc", "del", "dev", interface, "ingress"], in: namespacePath, what: "")
+            }
+            if linkExists(tapName, in: namespacePath) {
+                do { _ = try run(ip, ["link", "del", "dev", tapName], in: namespacePath, what: "deleting \(tapName)") } catch {
+                    failures.append("\(error)")
+                }
+            }
+        }
+        if linkExists(tapName, in: nil) {
+            do { _ = try run(ip, ["link", "del", "dev", tapName], in: nil, what: "deleting \(tapName)") } catch {
+                failures.append("\(error)")
+            }
+        }
+        return failures
+    }
+
+    static func linkExists(_ name: String, in namespacePath: String?) -> Bool {
+        (try? run(ip, ["link", "show", "dev", name], in: namespacePath, what: "")) != nil
+    }
+
+    /// The guest's view: one NIC with eth0's MAC, name, MTU and addresses; its routes.
+    var agentInterfaces: [Swiftkata_Agent_V1_NetworkInterface] {
+        var nic = Swiftkata_Agent_V1_NetworkInterface()
+        nic.macAddress = scan.interface.macAddress
+        nic.name = scan.interface.name
+        nic.mtu = scan.interface.mtu
+        nic.addresses = scan.interface.addresses.map { address in
+            var entry = Swiftkata_Agent_V1_IPAddress()
+            entry.address = address.ip
+            entry.prefixLength = address.prefixLength
+            return entry
+        }
+        return [nic]
+    }
+
+    var agentRoutes: [Swiftkata_Agent_V1_Route] {
+        scan.routes.map { route in
+            var entry = Swiftkata_Agent_V1_Route()
+            entry.destination = route.destination
+            entry.gateway = route.gateway
+            entry.device = route.device
+            entry.scope = route.scope
+            return entry
+        }
+    }
+
+    /// Runs an iproute2 command, in the pod's namespace when `namespacePath` is set; its stdout, or
+    /// an error quoting its stderr.
+    @discardableResult
+    static func run(_ tool: String, _ arguments: [String], in namespacePath: String?, what: String) throws(ShimError) -> String {
+        let (executable, argv) = namespacePath.map { (nsenter, ["--net=\($0)", "--", tool] + arguments) } ?? (tool, arguments)
+        let result: HostCommand
+        do { result = try HostCommand.run(executable, argv, timeoutMilliseconds: 10_000) } catch {
+            throw .internalError("\(what): \(error)")
+        }
+        guard result.status == 0 else {
+            let reason = result.standardError.split(separator: "\n").first.map(String.init) ?? "exit status \(result.status)"
+            throw .internalError("\(what): \(([tool] + arguments).joined(separator: " ")): \(reason)")
+        }
+        return result.standardOutput
+    }
+}
