@@ -23,8 +23,10 @@ enum HostMounts {
         "defaults": (false, 0),
     ]
 
-    /// Mounts `mounts` in order onto `target` (containerd's rootfs: usually one overlay).
-    static func mountRootfs(_ mounts: [Spec], onto target: String) throws(ShimError) {
+    /// Mounts `mounts` in order onto `relative` below the pod's shared directory `root` (containerd's
+    /// rootfs: usually one overlay).
+    static func mountRootfs(_ mounts: [Spec], root: String, relative: String) throws(ShimError) {
+        let target = try SharedMountTarget(root: root, relative: relative, kind: .directory)
         for entry in mounts {
             var flags: UInt = 0
             var data: [String] = []
@@ -41,40 +43,63 @@ enum HostMounts {
             }
             let type = entry.type == "bind" ? nil : entry.type
             let result = dataString.withCString { dataPointer in
-                mount(entry.source, target, type, flags, dataString.isEmpty ? nil : dataPointer)
+                mount(entry.source, target.mountPath, type, flags, dataString.isEmpty ? nil : dataPointer)
             }
             guard result == 0 else {
-                throw .internalError("mounting the rootfs (\(entry.type) \(entry.source)) on \(target): \(String(cString: strerror(errno)))")
+                throw .internalError("mounting the rootfs (\(entry.type) \(entry.source)) on \(target.displayPath): \(String(cString: strerror(errno)))")
             }
             if flags & UInt(MS_BIND) != 0 && flags & UInt(MS_RDONLY) != 0 {
-                _ = mount(nil, target, nil, UInt(MS_BIND | MS_REMOUNT | MS_RDONLY), nil)
+                _ = mount(nil, target.mountPath, nil, UInt(MS_BIND | MS_REMOUNT | MS_RDONLY), nil)
             }
         }
     }
 
-    /// Bind-mounts `source` (file or directory) at `target`, read-only if asked, creating the target.
-    static func bind(_ source: String, at target: String, readOnly: Bool) throws(ShimError) {
+    /// Bind-mounts `source` (file or directory) at `relative` below the pod's shared directory `root`,
+    /// creating the target. A read-only bind is made read-only at `staging` (a path of the pod's the
+    /// guest cannot reach) first and then bound into place, so no step goes through a path the guest
+    /// could have changed.
+    static func bind(_ source: String, root: String, relative: String, readOnly: Bool, staging: String) throws(ShimError) {
         var info = stat()
         guard stat(source, &info) == 0 else {
             throw .invalidArgument("bind mount source \(source): \(String(cString: strerror(errno)))")
         }
-        if (info.st_mode & S_IFMT) == S_IFDIR {
-            try makeDirectories(target, mode: 0o755)
+        let isDirectory = (info.st_mode & S_IFMT) == S_IFDIR
+        let target = try SharedMountTarget(root: root, relative: relative, kind: isDirectory ? .directory : .file)
+        var from = source
+        if readOnly {
+            try makeReadOnlyStage(of: source, at: staging, isDirectory: isDirectory)
+            from = staging
+        }
+        defer { if readOnly { removeStage(staging, isDirectory: isDirectory) } }
+        guard mount(from, target.mountPath, nil, UInt(MS_BIND | MS_REC), nil) == 0 else {
+            throw .internalError("bind-mounting \(source) at \(target.displayPath): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    private static func makeReadOnlyStage(of source: String, at staging: String, isDirectory: Bool) throws(ShimError) {
+        removeStage(staging, isDirectory: isDirectory)
+        if isDirectory {
+            guard mkdir(staging, 0o700) == 0 else { throw .internalError("creating \(staging): \(String(cString: strerror(errno)))") }
         } else {
-            let fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw .internalError("creating \(target): \(String(cString: strerror(errno)))") }
+            let fd = open(staging, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw .internalError("creating \(staging): \(String(cString: strerror(errno)))") }
             close(fd)
         }
-        guard mount(source, target, nil, UInt(MS_BIND | MS_REC), nil) == 0 else {
-            throw .internalError("bind-mounting \(source) at \(target): \(String(cString: strerror(errno)))")
+        guard mount(source, staging, nil, UInt(MS_BIND | MS_REC), nil) == 0 else {
+            let reason = String(cString: strerror(errno))
+            removeStage(staging, isDirectory: isDirectory)
+            throw .internalError("bind-mounting \(source) at \(staging): \(reason)")
         }
-        if readOnly {
-            guard mount(nil, target, nil, UInt(MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC), nil) == 0 else {
-                let reason = String(cString: strerror(errno))
-                umount2(target, Int32(MNT_DETACH))
-                throw .internalError("making \(target) read-only: \(reason)")
-            }
+        guard mount(nil, staging, nil, UInt(MS_BIND | MS_REMOUNT | MS_RDONLY), nil) == 0 else {
+            let reason = String(cString: strerror(errno))
+            removeStage(staging, isDirectory: isDirectory)
+            throw .internalError("making the bind mount of \(source) read-only: \(reason)")
         }
+    }
+
+    private static func removeStage(_ staging: String, isDirectory: Bool) {
+        while umount2(staging, Int32(MNT_DETACH) | Int32(UMOUNT_NOFOLLOW)) == 0 {}
+        if isDirectory { rmdir(staging) } else { unlink(staging) }
     }
 
     /// Makes `directory` a mount point in a shared peer group, so mounts made below it later also
@@ -106,7 +131,7 @@ enum HostMounts {
     @discardableResult
     static func unmountAll(under path: String) -> [String] {
         var failed: [String] = []
-        for point in mountPoints(under: path) where umount2(point, Int32(MNT_DETACH)) != 0 && errno != EINVAL && errno != ENOENT {
+        for point in mountPoints(under: path) where umount2(point, Int32(MNT_DETACH) | Int32(UMOUNT_NOFOLLOW)) != 0 && errno != EINVAL && errno != ENOENT {
             failed.append("\(point): \(String(cString: strerror(errno)))")
         }
         return failed

@@ -19,14 +19,18 @@ struct PodLayout: Sendable, Equatable, Codable {
     var vmDirectory: String { "\(directory)/vm" }
     var agentSocket: String { "\(vmDirectory)/agent.sock" }
     var consoleLog: String { "\(vmDirectory)/console.log" }
+    /// Where a read-only bind mount is prepared before it is bound into the shared directory (the
+    /// guest cannot reach it); the pod actor makes one mount at a time.
+    var stagingPath: String { "\(directory)/staging" }
     var owner: VMDescription.Owner { .init(podID: podID, namespace: namespace) }
     var domainName: String { VMDescription.domainName(for: owner) }
 
     /// The container's directory in the shared file system, relative to its root (what the guest sees).
     static func sharedName(containerID: String) -> String { containerID }
     func containerDirectory(_ containerID: String) -> String { "\(sharedDirectory)/\(Self.sharedName(containerID: containerID))" }
-    func rootfs(_ containerID: String) -> String { "\(containerDirectory(containerID))/rootfs" }
-    func bindShare(_ containerID: String, index: Int) -> String { "\(containerDirectory(containerID))/mounts/\(index)" }
+    /// Below the shared directory: the container's rootfs and its bind-mount shares.
+    static func rootfsName(_ containerID: String) -> String { "\(sharedName(containerID: containerID))/rootfs" }
+    static func bindShareName(_ containerID: String, index: Int) -> String { "\(sharedName(containerID: containerID))/mounts/\(index)" }
 }
 
 /// What `delete` needs to clean up after a container whose daemon may be gone; written by `Create`

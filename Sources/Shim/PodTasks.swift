@@ -98,18 +98,19 @@ extension Pod {
 
     private func shareFilesystems(of id: String, spec: BundleSpec, rootfs: [Containerd_Types_Mount], bundle: String, layout: PodLayout,
                                   sandboxGuestPID: Int32?) throws(ShimError) -> [UInt8] {
-        let target = layout.rootfs(id)
-        try makeDirectories(target, mode: 0o755)
+        let shared = layout.sharedDirectory
         if rootfs.isEmpty {
             guard let root = spec.rootPath, !root.isEmpty else { throw .invalidArgument("no rootfs mounts and no root.path in config.json") }
-            try HostMounts.bind(root.hasPrefix("/") ? root : "\(bundle)/\(root)", at: target, readOnly: false)
+            try HostMounts.bind(root.hasPrefix("/") ? root : "\(bundle)/\(root)", root: shared, relative: PodLayout.rootfsName(id),
+                                readOnly: false, staging: layout.stagingPath)
         } else {
-            try HostMounts.mountRootfs(rootfs.map { .init(type: $0.type, source: $0.source, options: $0.options) }, onto: target)
+            try HostMounts.mountRootfs(rootfs.map { .init(type: $0.type, source: $0.source, options: $0.options) },
+                                       root: shared, relative: PodLayout.rootfsName(id))
         }
         var guestSources: [Int: String] = [:]
         for mount in spec.hostBindMounts {
-            let share = layout.bindShare(id, index: mount.index)
-            try HostMounts.bind(mount.source, at: share, readOnly: mount.readOnly)
+            try HostMounts.bind(mount.source, root: shared, relative: PodLayout.bindShareName(id, index: mount.index),
+                                readOnly: mount.readOnly, staging: layout.stagingPath)
             guestSources[mount.index] = "\(AgentProtocol.guestSharedRoot)/\(PodLayout.sharedName(containerID: id))/mounts/\(mount.index)"
         }
         return try spec.guestSpec(rootInSharedFS: "\(PodLayout.sharedName(containerID: id))/rootfs", guestSources: guestSources,

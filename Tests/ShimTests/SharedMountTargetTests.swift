@@ -1,0 +1,63 @@
+import Glibc
+@testable import Shim
+import Testing
+
+/// The guest can write to the shared directory: a symlink it plants must never redirect a host mount.
+@Suite(.serialized) struct SharedMountTargetTests {
+    let root: String
+    let outside: String
+
+    init() throws {
+        var template = Array("/tmp/swiftkata-share-test-XXXXXX".utf8CString)
+        let base = String(cString: try #require(mkdtemp(&template)))
+        root = "\(base)/shared"
+        outside = "\(base)/host-secret"
+        mkdir(root, 0o755)
+        mkdir(outside, 0o755)
+    }
+
+    func cleanUp() {
+        HostMounts.unmountAll(under: root)
+        HostMounts.removeTree(String(root.dropLast("/shared".count)))
+    }
+
+    @Test func plantedDirectorySymlinkIsRefusedAndNothingIsMountedOutside() throws {
+        defer { cleanUp() }
+        mkdir("\(root)/c1", 0o755)
+        symlink(outside, "\(root)/c1/mounts")
+        #expect(throws: ShimError.self) {
+            try HostMounts.bind("/usr/share", root: root, relative: "c1/mounts/0", readOnly: false, staging: "\(root)/../stage")
+        }
+        #expect(HostMounts.mountPoints(under: outside).isEmpty)
+        #expect(access("\(outside)/0", F_OK) != 0, "nothing was created through the symlink")
+    }
+
+    @Test func plantedFileSymlinkIsRefused() throws {
+        defer { cleanUp() }
+        mkdir("\(root)/c1", 0o755)
+        mkdir("\(root)/c1/mounts", 0o755)
+        close(open("\(outside)/hosts", O_WRONLY | O_CREAT, 0o644))
+        symlink("\(outside)/hosts", "\(root)/c1/mounts/0")
+        #expect(throws: ShimError.self) {
+            try HostMounts.bind("/etc/hostname", root: root, relative: "c1/mounts/0", readOnly: true, staging: "\(root)/../stage")
+        }
+        #expect(HostMounts.mountPoints(under: outside).isEmpty)
+    }
+
+    @Test func readOnlyBindIsReadOnlyAndStagingIsGone() throws {
+        defer { cleanUp() }
+        let source = "\(outside)/data"
+        mkdir(source, 0o755)
+        try HostMounts.bind(source, root: root, relative: "c1/mounts/3", readOnly: true, staging: "\(root)/../stage")
+        #expect(HostMounts.mountPoints(under: root) == ["\(root)/c1/mounts/3"])
+        let fd = open("\(root)/c1/mounts/3/new-file", O_WRONLY | O_CREAT, 0o644)
+        let failure = errno
+        if fd >= 0 { close(fd) }
+        #expect(fd < 0 && failure == EROFS)
+        #expect(access("\(root)/../stage", F_OK) != 0)
+        try HostMounts.bind(source, root: root, relative: "c1/mounts/4", readOnly: false, staging: "\(root)/../stage")
+        let writable = open("\(root)/c1/mounts/4/new-file", O_WRONLY | O_CREAT, 0o644)
+        #expect(writable >= 0)
+        close(writable)
+    }
+}
