@@ -6,7 +6,7 @@ FUZZ_FLAGS := -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -Xcl
 FUZZ_SECONDS ?= 60
 FUZZ_CORPUS ?= $(FUZZ_SCRATCH)/corpus
 
-.PHONY: run install uninstall build test unit-test guest fuzz-smoke fuzz bench bench-ttrpc bench-boot bench-hypervisor go-peer generate
+.PHONY: run install uninstall build test unit-test cri-test guest fuzz-smoke fuzz bench bench-ttrpc bench-boot bench-hypervisor go-peer generate
 GUEST_ENV = SWIFTKATA_KERNEL=$$(tail -n1 .build/guest-kernel.path) SWIFTKATA_IMAGE=$$(tail -n1 .build/guest-image.path)
 
 ## The README's first command: install everything, then run a container in a VM.
@@ -42,9 +42,16 @@ test: go-peer guest
 	$(GUEST_ENV) $(SWIFT) test
 	$(SWIFT) run ttrpc-fuzz Tests/Fuzz/TTRPCFuzz/corpus
 	$(MAKE) fuzz-smoke
+	$(MAKE) cri-test
 
 unit-test:
 	$(SWIFT) test --skip GuestTests
+
+## Kubernetes path: a private containerd with the CRI plugin drives pods through the CRI gRPC API
+## (Tests/CRI). CRI_RUNTIME_HANDLER=runc checks the suite itself; default kata-runtime (swiftkata).
+cri-test: guest
+	$(SWIFT) build --product containerd-shim-swiftkata-v2
+	$(GUEST_ENV) /usr/bin/python3 -B -m unittest discover -v -s Tests/CRI
 
 ## Short libFuzzer run of the ttrpc frame decoder + request dispatch (CI).
 fuzz-smoke:

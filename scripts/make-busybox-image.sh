@@ -2,16 +2,27 @@
 # Build a tiny, reproducible OCI image archive from Debian's busybox-static,
 # for shim integration tests (`ctr image import OUTPUT.tar`).
 #
-# Usage: make-busybox-image.sh OUTPUT.tar [REF]
+# Usage: make-busybox-image.sh OUTPUT.tar [REF [COMMAND...]]
 #   REF defaults to docker.io/swiftkata/busybox:test.
-# Same /bin/busybox in => byte-identical OUTPUT.tar out.
+#   COMMAND... becomes the image's default command (Cmd), `sh` when none is given; e.g.
+#   `make-busybox-image.sh pause.tar docker.io/swiftkata/pause:test /bin/sleep 2147483647` builds the
+#   pause (sandbox) image of the CRI tests.
+# Same /bin/busybox (and arguments) in => byte-identical OUTPUT.tar out.
 set -euo pipefail
 
 die() { echo "make-busybox-image.sh: $*" >&2; exit 1; }
 
-[ $# -ge 1 ] && [ $# -le 2 ] || die "usage: make-busybox-image.sh OUTPUT.tar [REF]"
+[ $# -ge 1 ] || die "usage: make-busybox-image.sh OUTPUT.tar [REF [COMMAND...]]"
 out=$1
 ref=${2:-docker.io/swiftkata/busybox:test}
+shift $(($# >= 2 ? 2 : 1))
+[ $# -ge 1 ] || set -- sh
+# The command as a JSON array; arguments stay plain (no quotes, backslashes or control characters).
+cmd=
+for argument in "$@"; do
+    case $argument in *[\"\\]* | *[[:cntrl:]]*) die "unsupported character in command argument: $argument" ;; esac
+    cmd+=${cmd:+,}\"$argument\"
+done
 busybox=/bin/busybox
 
 # The dynamic `busybox` package also ships /bin/busybox; only the static one
@@ -62,7 +73,7 @@ layer_size=$(size "$work/layer.tar.gz")
 mv "$work/layer.tar.gz" "$oci/blobs/sha256/$layer"
 
 printf '%s' '{"architecture":"amd64","os":"linux",'\
-'"config":{"Env":["PATH=/bin:/usr/bin:/sbin:/usr/sbin"],"Cmd":["sh"]},'\
+'"config":{"Env":["PATH=/bin:/usr/bin:/sbin:/usr/sbin"],"Cmd":['"$cmd"']},'\
 '"rootfs":{"type":"layers","diff_ids":["sha256:'"$diff_id"'"]}}' >"$work/config.json"
 config=$(sha "$work/config.json")
 config_size=$(size "$work/config.json")

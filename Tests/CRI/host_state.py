@@ -1,0 +1,148 @@
+"""What pods may leave on the host, scoped to the pods and the containerd of one test run.
+
+Each finding is a line naming the thing left behind. swiftkata names its libvirt domains
+`swiftkata-<namespace>-<pod id>` (QEMU's command line holds `guest=<domain name>`) and keeps per-pod
+state in `/run/swiftkata/pods/<first 16 hex digits of sha256("<namespace>/<pod id>")>` (see
+Sources/Hypervisor/VMDescription.swift, Sources/Shim/PodLayout.swift).
+"""
+import hashlib
+import os
+import subprocess
+
+SWIFTKATA_STATE = "/run/swiftkata"
+PODS_DIRECTORY = f"{SWIFTKATA_STATE}/pods"
+CRI_NAMESPACE = "k8s.io"
+
+
+def domain_name(pod_id, namespace=CRI_NAMESPACE):
+    return f"swiftkata-{namespace}-{pod_id}"
+
+
+def pod_directory(pod_id, namespace=CRI_NAMESPACE):
+    return f"{PODS_DIRECTORY}/{hashlib.sha256(f'{namespace}/{pod_id}'.encode()).hexdigest()[:16]}"
+
+
+def processes():
+    """[(pid, ppid, command line with spaces)] of every process."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command_line = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if command_line:
+            found.append((int(entry), ppid, command_line))
+    return found
+
+
+def qemu_pids(pod_id):
+    marker = f"guest={domain_name(pod_id)}"
+    return [pid for pid, _, command_line in processes() if marker in command_line and "qemu" in command_line]
+
+
+def shim_pids(containerd_address, pod_id=None):
+    """Shim processes (runc or swiftkata) serving our containerd; with pod_id, those started for it."""
+    found = []
+    for pid, _, command_line in processes():
+        words = command_line.split()
+        if not words or not os.path.basename(words[0]).startswith("containerd-shim"):
+            continue
+        if containerd_address not in words:
+            continue
+        if pod_id is not None and pod_id not in words:
+            continue
+        found.append(pid)
+    return found
+
+
+def descendants(pids):
+    """The given pids and all their descendants."""
+    children = {}
+    for pid, ppid, _ in processes():
+        children.setdefault(ppid, []).append(pid)
+    result, queue = [], list(pids)
+    while queue:
+        pid = queue.pop()
+        if pid in result:
+            continue
+        result.append(pid)
+        queue.extend(children.get(pid, []))
+    return result
+
+
+def mount_points():
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 4:
+                points.append(fields[4].replace("\\040", " "))
+    return points
+
+
+def mounts_under(directory):
+    prefix = directory.rstrip("/") + "/"
+    return [point for point in mount_points() if point == directory or point.startswith(prefix)]
+
+
+def libvirt_domains():
+    """Names of all libvirt domains (running or not); None when virsh cannot answer."""
+    try:
+        result = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"],
+                                capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+
+def links(*arguments):
+    """`ip -o link show ARGS` as (name, detail line) pairs."""
+    result = subprocess.run(["ip", "-o", "-d", "link", "show", *arguments], capture_output=True, text=True)
+    found = []
+    for line in result.stdout.splitlines():
+        parts = line.split(": ", 2)
+        if len(parts) >= 2:
+            found.append((parts[1].split("@")[0], line))
+    return found
+
+
+def leftovers(pod_ids, containerd_address, private_directory, netns_paths, bridge, ipam_directory,
+              swiftkata=True):
+    """Everything these pods left behind. Empty when clean."""
+    found = []
+    if swiftkata:
+        domains = libvirt_domains()
+        if domains is None:
+            found.append("virsh -c qemu:///system list --all --name failed")
+        else:
+            names = {domain_name(pod_id) for pod_id in pod_ids}
+            found += [f"libvirt domain {name}" for name in domains if name in names]
+        for pod_id in pod_ids:
+            found += [f"qemu pid {pid} (pod {pod_id[:12]})" for pid in qemu_pids(pod_id)]
+            directory = pod_directory(pod_id)
+            found += [f"mount {point}" for point in mounts_under(directory)]
+            if os.path.exists(directory):
+                found.append(f"pod directory {directory}")
+            found += [f"virtiofsd pid {pid}" for pid, _, command_line in processes()
+                      if "virtiofsd" in command_line and directory in command_line]
+    found += [f"shim pid {pid}" for pid in shim_pids(containerd_address)]
+    found += [f"mount {point}" for point in mounts_under(private_directory)]
+    for path in netns_paths:
+        if os.path.exists(path):
+            found.append(f"network namespace {path}")
+        found += [f"mount {point}" for point in mount_points() if point == path]
+    found += [f"tap device {name}" for name, line in links() if name.startswith("sk") and " tun " in line]
+    found += [f"bridge port {name}" for name, _ in links("master", bridge)]
+    if os.path.isdir(ipam_directory):
+        for network in os.listdir(ipam_directory):
+            for entry in os.listdir(f"{ipam_directory}/{network}"):
+                if entry[0].isdigit() and not entry.startswith("last_reserved_ip"):
+                    found.append(f"CNI IP reservation {ipam_directory}/{network}/{entry}")
+    return found

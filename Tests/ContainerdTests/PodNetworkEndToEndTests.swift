@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+
+/// The tc-mirrored pod network without Kubernetes: a network namespace prepared the way CNI's bridge
+/// plugin would (a veth pair, the pod end `eth0` with an address and a default route), handed to
+/// `ctr run --with-ns network:<path>`. The VM must take over eth0's identity: same MAC, address,
+/// MTU and route, reachable from the host both ways.
+@Suite(.serialized, .enabled(if: PrivateContainerd.guestPaths != nil, "needs SWIFTKATA_KERNEL and SWIFTKATA_IMAGE (make test)"))
+struct PodNetworkEndToEndTests {
+    let containerd = PrivateContainerd.shared
+    static let namespaceName = "swiftkata-e2e-net-\(getpid())"
+    static let hostEnd = "skveth\(getpid() % 100000)"
+
+    init() throws {
+        if let error = containerd.setupError { Issue.record(Comment(rawValue: error)) }
+        try #require(containerd.setupError == nil)
+    }
+
+    /// Sets up the namespace; returns eth0's MAC.
+    private func prepareNamespace() throws -> String {
+        let name = Self.namespaceName
+        let steps: [[String]] = [
+            ["netns", "add", name],
+            ["-n", name, "link", "add", "eth0", "mtu", "1400", "type", "veth", "peer", "name", Self.hostEnd],
+            ["-n", name, "link", "set", Self.hostEnd, "netns", "1"],
+            ["-n", name, "addr", "add", "10.213.0.2/24", "dev", "eth0"],
+            ["-n", name, "link", "set", "eth0", "up"],
+            ["-n", name, "link", "set", "lo", "up"],
+            ["-n", name, "route", "add", "default", "via", "10.213.0.1"],
+            ["addr", "add", "10.213.0.1/24", "dev", Self.hostEnd],
+            ["link", "set", Self.hostEnd, "mtu", "1400", "up"],
+        ]
+        for step in steps {
+            let result = PrivateContainerd.run("/usr/sbin/ip", step)
+            try #require(result.status == 0, "ip \(step.joined(separator: " ")): \(result.output)")
+        }
+        // "eth0@if7  UP  a6:0e:c7:a1:b7:ba <BROADCAST,…>"
+        let brief = PrivateContainerd.run("/usr/sbin/ip", ["-n", name, "-br", "link", "show", "eth0"]).output
+        return try #require(brief.split(separator: " ", omittingEmptySubsequences: true).dropFirst(2).first.map(String.init))
+    }
+
+    private func removeNamespace() {
+        PrivateContainerd.run("/usr/sbin/ip", ["netns", "del", Self.namespaceName])
+        PrivateContainerd.run("/usr/sbin/ip", ["link", "del", Self.hostEnd])
+    }
+
+    @Test func guestTakesOverTheNamespaceInterface() throws {
+        removeNamespace()
+        let mac = try prepareNamespace()
+        defer { removeNamespace() }
+        let id = "netpod"
+        let started = containerd.ctr(["run", "-d", "--runtime", "io.containerd.swiftkata.v2",
+                                      "--with-ns", "network:/var/run/netns/\(Self.namespaceName)", containerd.imageRef, id, "sleep", "1000"])
+        try #require(started.status == 0, "\(started.output)")
+        defer {
+            containerd.ctr(["task", "kill", "-s", "SIGKILL", id])
+            containerd.ctr(["task", "rm", "-f", id])
+            containerd.ctr(["container", "rm", id])
+        }
+        let inside = containerd.ctr(["task", "exec", "--exec-id", "ip", id, "sh", "-c",
+                                     "cat /sys/class/net/eth0/address /sys/class/net/eth0/mtu; ip addr show dev eth0; ip route; ping -c 1 -W 5 10.213.0.1 >/dev/null && echo ping-ok"])
+        #expect(inside.status == 0, "\(inside.output)")
+        let lines = inside.output.split(separator: "\n").map(String.init)
+        #expect(lines.first == mac, "guest MAC \(lines.first ?? "-") vs eth0 \(mac)")
+        #expect(lines.dropFirst().first == "1400")
+        #expect(inside.output.contains("inet 10.213.0.2/24"))
+        #expect(inside.output.contains("default via 10.213.0.1 dev eth0"))
+        #expect(inside.output.contains("ping-ok"), "the guest reaches the host through eth0 and the tap")
+        // The host reaches the pod IP, which answers from the VM.
+        let ping = PrivateContainerd.run("/bin/busybox", ["ping", "-c", "1", "-W", "5", "10.213.0.2"])
+        #expect(ping.status == 0, "\(ping.output)")
+        // The tap lives in the pod's namespace next to eth0, not in the host's.
+        let links = PrivateContainerd.run("/usr/sbin/ip", ["-n", Self.namespaceName, "-br", "link"]).output
+        #expect(links.contains("sktap"), "\(links)")
+        #expect(!(try FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")).contains { $0.hasPrefix("sktap") })
+
+        containerd.ctr(["task", "kill", "-s", "SIGKILL", id])
+        containerd.ctr(["task", "rm", "-f", id])
+        containerd.ctr(["container", "rm", id])
+        #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
+        let after = PrivateContainerd.run("/usr/sbin/ip", ["-n", Self.namespaceName, "-br", "link"]).output
+        #expect(!after.contains("sktap"), "the tap is removed with the pod: \(after)")
+        let qdiscs = PrivateContainerd.run("/usr/sbin/tc", ["-n", Self.namespaceName, "qdisc", "show", "dev", "eth0"]).output
+        #expect(!qdiscs.contains("ingress"), "the redirect on eth0 is removed with the pod: \(qdiscs)")
+    }
+}
