@@ -10,6 +10,8 @@
 # The image is cached outside the source tree under ${SWIFTKATA_CACHE:-/var/cache/swiftkata}/image/<key>/,
 # where key = sha256(agent binary, this script). Prints the image path as the last line.
 #
+# SWIFTKATA_AGENT_SCRATCH=<dir> builds the agent in that SwiftPM scratch path instead of .build.
+#
 # Usage: guest-agent/build-image.sh [--print-path]
 set -euo pipefail
 
@@ -19,8 +21,10 @@ log() { printf 'build-image: %s\n' "$*" >&2; }
 
 cd "$root"
 log "building swiftkata-agent (release, static Swift stdlib)"
-swift build -c release --product swiftkata-agent --static-swift-stdlib >&2
-agent=$(swift build -c release --product swiftkata-agent --static-swift-stdlib --show-bin-path)/swiftkata-agent
+scratch=()
+if [[ -n "${SWIFTKATA_AGENT_SCRATCH:-}" ]]; then scratch=(--scratch-path "$SWIFTKATA_AGENT_SCRATCH"); fi
+swift build "${scratch[@]}" -c release --product swiftkata-agent --static-swift-stdlib >&2
+agent=$(swift build "${scratch[@]}" -c release --product swiftkata-agent --static-swift-stdlib --show-bin-path)/swiftkata-agent
 
 key=$(cat "$agent" "$0" | sha256sum | cut -c1-16)
 out="$cache/image/$key"

@@ -95,6 +95,57 @@ struct SpawnPlannerTests {
         #expect(error?.description == message)
     }
 
+    static func spec(namespaces: String, hostname: String? = nil) throws -> OCISpec {
+        let host = hostname.map { #", "hostname": "\#($0)""# } ?? ""
+        return try OCISpec.decode(Array(#"{"process": {"args": ["sh"]}, "linux": {"namespaces": [\#(namespaces)]}\#(host)}"#.utf8))
+    }
+
+    static let mount: UInt = 0x0002_0000, uts: UInt = 0x0400_0000, ipc: UInt = 0x0800_0000, pid: UInt = 0x2000_0000
+
+    @Test func utsAndIpcWithAPathAreJoinedInsteadOfCreated() throws {
+        let spec = try Self.spec(namespaces: #"""
+            {"type": "pid"}, {"type": "ipc", "path": "/proc/42/ns/ipc"}, {"type": "uts", "path": "/proc/42/ns/uts"},
+            {"type": "mount"}, {"type": "network", "path": "/var/run/netns/cni-1234"}
+            """#, hostname: "")
+        let plan = try SpawnPlanner.container(spec: spec, rootfs: "/r")
+        #expect(plan.cloneFlags == Self.mount | Self.pid)
+        #expect(plan.joinNamespaces == [NamespaceJoin(kind: .ipc, pid: 42), NamespaceJoin(kind: .uts, pid: 42)])
+        #expect(plan.joinNamespaces.map(\.path) == ["/proc/42/ns/ipc", "/proc/42/ns/uts"])
+        #expect(plan.joinNamespaces.map(\.cloneFlag) == [Self.ipc, Self.uts])
+        // An empty hostname keeps the shared namespace's (CRI sets it on the sandbox only).
+        #expect(plan.hostname == nil)
+    }
+
+    @Test func pidWithAPathIsJoinedAndAnEmptyPathMeansNew() throws {
+        let spec = try Self.spec(namespaces: #"{"type": "pid", "path": "/proc/4194304/ns/pid"}, {"type": "uts", "path": ""}"#, hostname: "web")
+        let plan = try SpawnPlanner.container(spec: spec, rootfs: "/r")
+        #expect(plan.cloneFlags == Self.mount | Self.uts | Self.ipc)
+        #expect(plan.joinNamespaces == [NamespaceJoin(kind: .pid, pid: 4_194_304)])
+        #expect(plan.hostname == "web")
+    }
+
+    @Test(arguments: [
+        (#"{"type": "uts", "path": "/proc/42/ns/ipc"}"#, #"linux.namespaces[0].path: "/proc/42/ns/ipc" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#),
+        (#"{"type": "uts", "path": "/proc/self/ns/uts"}"#, #"linux.namespaces[0].path: "/proc/self/ns/uts" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#),
+        (#"{"type": "ipc", "path": "/proc/042/ns/ipc"}"#, #"linux.namespaces[0].path: "/proc/042/ns/ipc" is not /proc/<pid>/ns/ipc (the pid of a container's init in this pod)"#),
+        (#"{"type": "ipc", "path": "/proc/0/ns/ipc"}"#, #"linux.namespaces[0].path: "/proc/0/ns/ipc" is not /proc/<pid>/ns/ipc (the pid of a container's init in this pod)"#),
+        (#"{"type": "ipc", "path": "/proc/+4/ns/ipc"}"#, #"linux.namespaces[0].path: "/proc/+4/ns/ipc" is not /proc/<pid>/ns/ipc (the pid of a container's init in this pod)"#),
+        (#"{"type": "pid", "path": "/proc/4194305/ns/pid"}"#, #"linux.namespaces[0].path: "/proc/4194305/ns/pid" is not /proc/<pid>/ns/pid (the pid of a container's init in this pod)"#),
+        (#"{"type": "uts", "path": "/proc/42/ns/uts/"}"#, #"linux.namespaces[0].path: "/proc/42/ns/uts/" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#),
+        (#"{"type": "uts", "path": "/proc/42/../1/ns/uts"}"#, #"linux.namespaces[0].path: "/proc/42/../1/ns/uts" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#),
+        (#"{"type": "uts", "path": "//proc/42/ns/uts"}"#, #"linux.namespaces[0].path: "//proc/42/ns/uts" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#),
+        (#"{"type": "uts", "path": "/var/run/utsns/pod"}"#, #"linux.namespaces[0].path: "/var/run/utsns/pod" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#),
+        (#"{"type": "pid"}, {"type": "mount", "path": "/proc/42/ns/mnt"}"#, "linux.namespaces[1].path: not supported: joining another mount namespace (only uts, ipc and pid can be shared)"),
+        (#"{"type": "cgroup", "path": "/proc/42/ns/cgroup"}"#, "linux.namespaces[0].path: not supported: joining another cgroup namespace (only uts, ipc and pid can be shared)"),
+        (#"{"type": "uts"}, {"type": "uts", "path": "/proc/42/ns/uts"}"#, "linux.namespaces: uts is listed twice"),
+        (#"{"type": "time"}"#, "linux.namespaces: unknown namespace type time"),
+    ])
+    func badNamespacePathsAreRejected(_ namespaces: String, _ message: String) throws {
+        let spec = try Self.spec(namespaces: namespaces)
+        let error = #expect(throws: SpecError.self) { try SpawnPlanner.container(spec: spec, rootfs: "/r") }
+        #expect(error?.description == message)
+    }
+
     @Test func malformedJSONIsAClearError() {
         let error = #expect(throws: SpecError.self) { try OCISpec.decode(Array("{\"process\": ".utf8)) }
         #expect(error?.description.hasPrefix("config.json does not decode") == true)

@@ -2,7 +2,11 @@ import Foundation
 
 /// A minimal container root file system made from Debian's busybox-static, for tests.
 enum BusyboxRootfs {
-    static let applets = ["sh", "echo", "cat", "sleep", "ls", "mkdir", "uname", "id", "hostname", "true", "false", "head", "dd", "wc", "tr", "tty", "stty"]
+    static let applets = ["sh", "echo", "cat", "sleep", "ls", "mkdir", "uname", "id", "hostname", "true", "false", "head", "dd", "wc", "tr", "tty", "stty",
+                          "ip", "nc", "readlink"]
+
+    /// containerd's default: new pid, ipc, uts and mount namespaces (the network one is the VM's).
+    static let defaultNamespaces = #"{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}"#
 
     /// Creates `<directory>/bin/busybox` plus applet links and the usual empty top-level directories.
     static func make(at directory: String) throws {
@@ -17,8 +21,10 @@ enum BusyboxRootfs {
         }
     }
 
-    /// An OCI spec like containerd's default, running `args` in `<id>/rootfs` of the shared fs.
-    static func spec(id: String, args: [String], terminal: Bool = false, extraLinux: String = "") -> Data {
+    /// An OCI spec like containerd's default, running `args` in `<id>/rootfs` of the shared fs, with
+    /// hostname `id` unless `hostname` says otherwise ("" as CRI sends for a pod's app containers).
+    static func spec(id: String, args: [String], terminal: Bool = false, extraLinux: String = "",
+                     namespaces: String = defaultNamespaces, hostname: String? = nil) -> Data {
         let argsJSON = String(decoding: try! JSONEncoder().encode(args), as: UTF8.self)
         return Data("""
         {
@@ -37,7 +43,7 @@ enum BusyboxRootfs {
             "noNewPrivileges": true
           },
           "root": {"path": "\(id)/rootfs"},
-          "hostname": "\(id)",
+          "hostname": "\(hostname ?? id)",
           "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
@@ -45,7 +51,7 @@ enum BusyboxRootfs {
             {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}
           ],
           "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "namespaces": [\(namespaces)],
             "maskedPaths": ["/proc/kcore"],
             "readonlyPaths": ["/proc/sys"]\(extraLinux)
           }

@@ -7,12 +7,16 @@ import TTRPC
 /// One VM serves every check, as a pod would.
 @Suite("Containers in the guest", .serialized)
 struct GuestContainerTests {
-    /// Runs `body` with a booted guest whose sandbox has the shared fs mounted.
-    static func withPod(_ body: (QEMUGuest, String) async throws -> Void) async throws {
+    /// Runs `body` with a booted guest whose sandbox has the shared fs mounted. `qemuArguments` are
+    /// added to QEMU's command line; `configure` completes the CreateSandbox request.
+    static func withPod(
+        qemuArguments: [String] = [], configure: (inout Swiftkata_Agent_V1_CreateSandboxRequest) -> Void = { _ in },
+        _ body: (QEMUGuest, String) async throws -> Void
+    ) async throws {
         let shared = FileManager.default.temporaryDirectory.appendingPathComponent("swiftkata-shared-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: shared) }
-        let guest = try await QEMUGuest.boot(shared: shared)
+        let guest = try await QEMUGuest.boot(shared: shared, extraArguments: qemuArguments)
         do {
             _ = try await guest.waitForAgent()
             var sandbox = Swiftkata_Agent_V1_CreateSandboxRequest()
@@ -20,6 +24,7 @@ struct GuestContainerTests {
             sandbox.hostname = "pod"
             sandbox.sharedFs.type = .sharedFilesystem9P
             sandbox.sharedFs.tag = "shared"
+            configure(&sandbox)
             _ = try await guest.agentClient.createSandbox(sandbox, timeout: .seconds(30))
             try await body(guest, shared)
         } catch {
@@ -40,13 +45,13 @@ struct GuestContainerTests {
     /// Creates and starts container `id`, optionally feeds stdin, collects output and the exit status.
     static func run(
         _ guest: QEMUGuest, shared: String, id: String, args: [String], stdin: String? = nil, extraLinux: String = "",
-        terminal: Bool = false, terminalSize: (rows: UInt32, columns: UInt32)? = nil
+        terminal: Bool = false, terminalSize: (rows: UInt32, columns: UInt32)? = nil, spec: Data? = nil
     ) async throws -> Run {
         try BusyboxRootfs.make(at: "\(shared)/\(id)/rootfs")
         let agent = guest.agentClient
         var create = Swiftkata_Agent_V1_CreateContainerRequest()
         create.containerID = id
-        create.ociSpec = BusyboxRootfs.spec(id: id, args: args, terminal: terminal, extraLinux: extraLinux)
+        create.ociSpec = spec ?? BusyboxRootfs.spec(id: id, args: args, terminal: terminal, extraLinux: extraLinux)
         create.stdin = stdin != nil
         create.terminal = terminal
         let pid = try await agent.createContainer(create, timeout: .seconds(30)).pid
@@ -81,16 +86,19 @@ struct GuestContainerTests {
         return run
     }
 
-    /// Creates and starts a busybox container that keeps running (for exec, kill and teardown checks).
-    static func createAndStart(_ agent: Swiftkata_Agent_V1_AgentClient, shared: String, id: String, args: [String]) async throws {
+    /// Creates and starts a busybox container that keeps running (for exec, kill and teardown checks);
+    /// returns its guest pid.
+    @discardableResult
+    static func createAndStart(_ agent: Swiftkata_Agent_V1_AgentClient, shared: String, id: String, args: [String], spec: Data? = nil) async throws -> UInt32 {
         try BusyboxRootfs.make(at: "\(shared)/\(id)/rootfs")
         var create = Swiftkata_Agent_V1_CreateContainerRequest()
         create.containerID = id
-        create.ociSpec = BusyboxRootfs.spec(id: id, args: args)
-        _ = try await agent.createContainer(create, timeout: .seconds(30))
+        create.ociSpec = spec ?? BusyboxRootfs.spec(id: id, args: args)
+        let pid = try await agent.createContainer(create, timeout: .seconds(30)).pid
         var start = Swiftkata_Agent_V1_StartContainerRequest()
         start.containerID = id
         _ = try await agent.startContainer(start, timeout: .seconds(30))
+        return pid
     }
 
     static func readAll(_ agent: Swiftkata_Agent_V1_AgentClient, id: String, execID: String = "", stream: Swiftkata_Agent_V1_OutputStream) async throws -> String {
@@ -220,8 +228,9 @@ struct GuestContainerTests {
 
             var withNetwork = Swiftkata_Agent_V1_CreateSandboxRequest()
             withNetwork.interfaces = [Swiftkata_Agent_V1_NetworkInterface()]
-            let noNetwork = await #expect(throws: TTRPCError.self) { try await agent.createSandbox(withNetwork, timeout: .seconds(10)) }
-            #expect(noNetwork?.code == .unimplemented)
+            let noMAC = await #expect(throws: TTRPCError.self) { try await agent.createSandbox(withNetwork, timeout: .seconds(10)) }
+            #expect(noMAC?.code == .invalidArgument)
+            #expect(noMAC?.message.contains("interfaces[0].mac_address") == true)
             var badDNS = Swiftkata_Agent_V1_CreateSandboxRequest()
             badDNS.dns.nameservers = ["10.0.0.1 evil"]
             let dnsError = await #expect(throws: TTRPCError.self) { try await agent.createSandbox(badDNS, timeout: .seconds(10)) }

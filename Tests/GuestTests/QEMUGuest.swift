@@ -27,8 +27,9 @@ final class QEMUGuest: Sendable {
     var consoleLog: String { (try? String(contentsOfFile: directory.file("console.log"), encoding: .utf8)) ?? "" }
     var agentClient: Swiftkata_Agent_V1_AgentClient { Swiftkata_Agent_V1_AgentClient(agent) }
 
-    /// Boots a VM; `shared` is a host directory exported over 9p with tag `shared` when given.
-    static func boot(memoryMiB: Int = 256, shared: String? = nil, extraKernelArgs: String = "") async throws -> QEMUGuest {
+    /// Boots a VM; `shared` is a host directory exported over 9p with tag `shared` when given;
+    /// `extraArguments` go to QEMU as they are (e.g. a NIC).
+    static func boot(memoryMiB: Int = 256, shared: String? = nil, extraKernelArgs: String = "", extraArguments: [String] = []) async throws -> QEMUGuest {
         let (bzImage, image, _) = try artifacts()
         // The uncompressed vmlinux boots 40–100 ms faster under TCG (QEMU's PVH entry); see guest-kernel-config/README.md.
         let vmlinux = URL(fileURLWithPath: bzImage).deletingLastPathComponent().appendingPathComponent("vmlinux").path
@@ -49,6 +50,7 @@ final class QEMUGuest: Sendable {
             arguments += ["-fsdev", "local,id=shared,path=\(shared),security_model=none",
                           "-device", "virtio-9p-pci,fsdev=shared,mount_tag=shared"]
         }
+        arguments += extraArguments
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-system-x86_64")
         process.arguments = arguments

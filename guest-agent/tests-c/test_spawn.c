@@ -1049,6 +1049,126 @@ static void test_l_concurrent(void) {
     end();
 }
 
+/// Spawns and starts "sleep 1000" with its own namespaces and hostname; returns its pid or -1.
+static pid_t spawn_sleeper(const char *hostname) {
+    const char *argv[] = {"sleep", "1000", NULL};
+    sk_spawn_config cfg = base_config(argv);
+    cfg.hostname = hostname;
+    pid_t pid = -1;
+    int status_fd = -1;
+    char err[512];
+    if (sk_spawn(&cfg, &pid, &status_fd, err, sizeof(err)) != 0 || sk_start(-1, status_fd, err, sizeof(err)) != 0) {
+        check(0, "spawn sleeper: %s", err);
+        if (pid > 0) waitpid(pid, NULL, 0);
+        return -1;
+    }
+    return pid;
+}
+
+static void ns_link(pid_t pid, const char *type, char *out, size_t len) {
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, type);
+    ssize_t n = readlink(path, out, len - 1);
+    out[n > 0 ? n : 0] = '\0';
+}
+
+static void test_p_join_namespaces(int with_pid) {
+    begin(with_pid ? "p2: new container joins another's uts, ipc and pid namespaces (second clone)"
+                   : "p: new container joins another's uts and ipc namespaces (join_namespaces)");
+    pid_t owner = spawn_sleeper("sk-shared");
+    if (owner < 0) {
+        end();
+        return;
+    }
+    const char *types[] = {"uts", "ipc", "pid"};
+    int nstypes[] = {CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID};
+    sk_namespace_join joins[3];
+    size_t count = with_pid ? 3 : 2;
+    for (size_t i = 0; i < count; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/ns/%s", owner, types[i]);
+        joins[i].fd = open(path, O_RDONLY | O_CLOEXEC);
+        joins[i].nstype = nstypes[i];
+        check(joins[i].fd >= 0, "open %s: %s", path, strerror(errno));
+    }
+    const char *argv[] = {"sh", "-c",
+                          "echo pid=$$; echo host=$(hostname); echo uts=$(readlink /proc/self/ns/uts); "
+                          "echo ipc=$(readlink /proc/self/ns/ipc); echo pidns=$(readlink /proc/self/ns/pid); "
+                          "echo init=$(tr '\\0' ' ' < /proc/1/cmdline)",
+                          NULL};
+    sk_spawn_config cfg = base_config(argv);
+    cfg.clone_flags = CLONE_NEWNS | (with_pid ? 0 : CLONE_NEWPID);
+    cfg.join_namespaces = joins;
+    cfg.join_namespace_count = count;
+    run_result r;
+    run(&cfg, 1, &r);
+    for (size_t i = 0; i < count; i++) close(joins[i].fd);
+    check(r.spawn_rc == 0, "sk_spawn failed: %s", r.err);
+    check(r.start_rc == 0, "sk_start failed: %s", r.err);
+    check(exited_with(r.wstatus, 0), "exit status 0x%x", r.wstatus);
+    char want[160], link[128];
+    check(strstr(r.out, "host=sk-shared\n") != NULL, "hostname of the joined uts namespace");
+    ns_link(owner, "uts", link, sizeof(link));
+    snprintf(want, sizeof(want), "uts=%s\n", link);
+    check(strstr(r.out, want) != NULL, "uts namespace is not the owner's %s", link);
+    ns_link(owner, "ipc", link, sizeof(link));
+    snprintf(want, sizeof(want), "ipc=%s\n", link);
+    check(strstr(r.out, want) != NULL, "ipc namespace is not the owner's %s", link);
+    ns_link(owner, "pid", link, sizeof(link));
+    snprintf(want, sizeof(want), "pidns=%s\n", link);
+    if (with_pid) {
+        check(strstr(r.out, want) != NULL, "pid namespace is not the owner's %s", link);
+        check(strstr(r.out, "init=sleep 1000\n") != NULL, "pid 1 is not the owner's init");
+        check(strstr(r.out, "pid=1\n") == NULL, "got pid 1 in a joined pid namespace");
+    } else {
+        check(strstr(r.out, want) == NULL, "pid namespace shared without a join");
+        check(strstr(r.out, "pid=1\n") != NULL, "pid is not 1 in its own pid namespace");
+    }
+    printf("    output:\n%s", r.out);
+    kill(owner, SIGKILL);
+    waitpid(owner, NULL, 0);
+    reap_strays(); // the intermediate of the pid join
+    end();
+}
+
+static void test_p3_join_refusals(void) {
+    begin("p3: refused joins (type also in clone_flags, twice, exec, unknown type, not a namespace fd)");
+    const char *argv[] = {"true", NULL};
+    pid_t pid;
+    int status_fd;
+    char err[256];
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    sk_namespace_join uts = {devnull, CLONE_NEWUTS};
+    sk_spawn_config cfg = base_config(argv);
+    cfg.join_namespaces = &uts;
+    cfg.join_namespace_count = 1;
+    check(sk_spawn(&cfg, &pid, &status_fd, err, sizeof(err)) == -1 && strstr(err, "both joined and in clone_flags"), "in clone_flags: %s", err);
+    sk_namespace_join twice[2] = {{devnull, CLONE_NEWIPC}, {devnull, CLONE_NEWIPC}};
+    cfg.clone_flags = CLONE_NEWNS;
+    cfg.join_namespaces = twice;
+    cfg.join_namespace_count = 2;
+    check(sk_spawn(&cfg, &pid, &status_fd, err, sizeof(err)) == -1 && strstr(err, "twice"), "twice: %s", err);
+    sk_namespace_join net = {devnull, CLONE_NEWNET};
+    cfg.join_namespaces = &net;
+    cfg.join_namespace_count = 1;
+    check(sk_spawn(&cfg, &pid, &status_fd, err, sizeof(err)) == -1 && strstr(err, "only CLONE_NEWUTS"), "net: %s", err);
+    cfg.join_namespaces = &uts;
+    cfg.join_pidfd = devnull;
+    cfg.clone_flags = 0;
+    check(sk_spawn(&cfg, &pid, &status_fd, err, sizeof(err)) == -1 && strstr(err, "not for an exec"), "exec: %s", err);
+    // /dev/null is no namespace: setns fails in the child, with the type named.
+    cfg = base_config(argv);
+    cfg.clone_flags = CLONE_NEWNS | CLONE_NEWPID;
+    cfg.join_namespaces = &uts;
+    cfg.join_namespace_count = 1;
+    run_result r;
+    run(&cfg, 0, &r);
+    check(r.spawn_rc == -1 && strstr(r.err, "setns into the shared uts namespace"), "setns error: %s", r.err);
+    close(devnull);
+    reap_strays();
+    end();
+}
+
 static void test_m_refusals(void) {
     begin("m: refused configurations (no CLONE_NEWNS, bad seccomp size, empty argv)");
     const char *argv[] = {"true", NULL};
@@ -1096,6 +1216,9 @@ int main(int argc, char **argv) {
     test_o2_console_exec();
     test_l_concurrent();
     test_m_refusals();
+    test_p_join_namespaces(0);
+    test_p_join_namespaces(1);
+    test_p3_join_refusals();
     test_n_escape("chroot");
     test_n_escape("setns");
     reap_strays();

@@ -37,8 +37,11 @@ public struct SpawnPlan: Sendable, Equatable {
     public var mounts: [MountStep] = []
     public var maskedPaths: [String] = []
     public var readonlyPaths: [String] = []
+    /// nil: keep the hostname the UTS namespace has (the VM's, or the shared one's).
     public var hostname: String?
     public var createDefaultDevices = false
+    /// Namespaces shared with another container instead of new ones (not in `cloneFlags`).
+    public var joinNamespaces: [NamespaceJoin] = []
 
     public var argv: [String] = []
     public var env: [String] = []
@@ -65,23 +68,13 @@ public enum SpawnPlanner {
     public static func container(spec: OCISpec, rootfs: String) throws(SpecError) -> SpawnPlan {
         guard let process = spec.process else { throw .invalid(field: "process", reason: "missing") }
         var plan = try exec(process: process)
-        plan.cloneFlags = containerNamespaces
-        for namespace in spec.linux?.namespaces ?? [] {
-            switch namespace.type {
-            case "mount", "pid", "uts", "ipc", "network":
-                continue
-            case "cgroup":
-                plan.cloneFlags |= LinuxNames.namespaceFlags["cgroup"]!
-            case "user":
-                throw .unsupported(field: "linux.namespaces", reason: "user namespaces (the VM is the isolation boundary)")
-            default:
-                throw .invalid(field: "linux.namespaces", reason: "unknown namespace type \(namespace.type)")
-            }
-        }
+        (plan.cloneFlags, plan.joinNamespaces) = try namespaces(spec.linux?.namespaces ?? [])
         guard rootfs.hasPrefix("/") else { throw .invalid(field: "root.path", reason: "\(rootfs) is not absolute") }
         plan.rootfs = rootfs
         plan.rootfsReadonly = spec.root?.readonly ?? false
-        plan.hostname = spec.hostname
+        // An empty hostname keeps the namespace's: CRI sets one on the sandbox only, and the pod's
+        // other containers share its UTS namespace.
+        plan.hostname = spec.hostname?.isEmpty == false ? spec.hostname : nil
         if let hostname = spec.hostname, hostname.utf8.count > 64 {
             throw .invalid(field: "hostname", reason: "longer than 64 bytes")
         }

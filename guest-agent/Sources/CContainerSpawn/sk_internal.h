@@ -51,7 +51,8 @@ void sk_fd_path(char *buf, int fd);
 typedef struct sk_child {
     const sk_spawn_config *cfg;
     int status_w;             // write end of the status pipe (O_CLOEXEC)
-    int pid_w;                // exec only: write end of the pipe that carries the grandchild's pid
+    int pid_w;                // exec or PID-namespace join: write end of the pipe that carries the
+                              // grandchild's pid
     int start_fd;             // copy of cfg->start_fd, moved above 2
     int join_pidfd;           // copy of cfg->join_pidfd, moved above 2
     int cgroup_fd;            // exec only: copy of cfg->cgroup_fd (used by the second clone)
@@ -61,6 +62,9 @@ typedef struct sk_child {
     int cap_last_cap;         // from /proc/sys/kernel/cap_last_cap, read by the parent
     int late_caps;            // install seccomp before the final capset (see sk_spawn.c)
     unsigned long join_flags; // exec only: namespaces to join with setns
+    int ns_fds[3];            // new container: namespace files to join (join_namespaces), moved above 2
+    int ns_types[3];          // their CLONE_NEW* types, in the order joined (UTS, IPC, PID)
+    size_t ns_count;
     char *const *exec_candidates; // argv[0] candidates (PATH lookup), tried in order
     size_t exec_candidate_count;
     int argv0_has_slash;

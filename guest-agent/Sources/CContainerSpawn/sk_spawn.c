@@ -10,7 +10,8 @@
 // Child (no malloc, no stdio, no locks; raw system calls only):
 //   signals to default and unblocked; every inherited fd closed but the ones it needs;
 //   oom_score_adj (inherited by an exec's grandchild);
-//   new container: rootfs setup and pivot (sk_mounts.c), hostname, chdir;
+//   new container: setns into the namespaces to share (UTS, IPC, PID; after a PID join the same
+//         second clone as an exec's), rootfs setup and pivot (sk_mounts.c), hostname, chdir;
 //   exec: setns(pidfd, mnt|uts|ipc|pid|cgroup), then clone3(CLONE_PARENT [| CLONE_INTO_CGROUP]):
 //         the grandchild is the caller's child and lives in the container's pid namespace; the
 //         intermediate sends its pid and _exit(0)s;
@@ -428,13 +429,11 @@ static _Noreturn void sk_child_process(sk_child *c) {
     sk_child_fail(c, errno, "exec ", path, NULL);
 }
 
-/// Exec in a running container: join its namespaces, then clone again so that the new process is
-/// in the container's pid namespace (setns(CLONE_NEWPID) only affects children). CLONE_PARENT
-/// makes the caller its parent. clone3 returns the pid as seen from the intermediate's own pid
-/// namespace, which setns does not change: the caller's. That is the pid we report.
-static _Noreturn void sk_child_exec_intermediate(sk_child *c) {
-    if (setns(c->join_pidfd, (int)c->join_flags) < 0)
-        sk_child_fail(c, errno, "setns into the container's namespaces", NULL);
+/// After a setns(CLONE_NEWPID), which only affects children: clones the process that lives in that
+/// pid namespace. CLONE_PARENT makes the caller its parent. clone3 returns the pid as seen from the
+/// intermediate's own pid namespace, which setns does not change: the caller's. The intermediate
+/// reports that pid and _exit(0)s; this returns in the new process only.
+static void sk_child_clone_into_pidns(sk_child *c) {
     struct sk_clone_args args;
     memset(&args, 0, sizeof(args));
     args.flags = CLONE_PARENT;
@@ -444,18 +443,52 @@ static _Noreturn void sk_child_exec_intermediate(sk_child *c) {
     }
     args.exit_signal = 0; // must be 0 with CLONE_PARENT: the child inherits ours (SIGCHLD)
     long pid = syscall(SYS_clone3, &args, sizeof(args));
-    if (pid < 0) sk_child_fail(c, errno, "clone3 into the container", NULL);
+    if (pid < 0) sk_child_fail(c, errno, "clone3 into the container's pid namespace", NULL);
     if (pid == 0) {
         close(c->pid_w);
-        close(c->join_pidfd);
+        c->pid_w = -1;
         if (c->cgroup_fd >= 0) close(c->cgroup_fd);
-        const char *cwd = c->cfg->cwd != NULL && c->cfg->cwd[0] != '\0' ? c->cfg->cwd : "/";
-        if (chdir(cwd) < 0) sk_child_fail(c, errno, "chdir ", cwd, NULL);
-        sk_child_process(c);
+        c->cgroup_fd = -1;
+        return;
     }
     pid_t reported = (pid_t)pid;
     sk_write_all(c->pid_w, &reported, sizeof(reported));
     _exit(0);
+}
+
+/// Exec in a running container: join its namespaces, then clone again so that the new process is
+/// in the container's pid namespace.
+static _Noreturn void sk_child_exec_intermediate(sk_child *c) {
+    if (setns(c->join_pidfd, (int)c->join_flags) < 0)
+        sk_child_fail(c, errno, "setns into the container's namespaces", NULL);
+    sk_child_clone_into_pidns(c);
+    close(c->join_pidfd);
+    const char *cwd = c->cfg->cwd != NULL && c->cfg->cwd[0] != '\0' ? c->cfg->cwd : "/";
+    if (chdir(cwd) < 0) sk_child_fail(c, errno, "chdir ", cwd, NULL);
+    sk_child_process(c);
+}
+
+static const char *sk_namespace_name(int nstype) {
+    switch (nstype) {
+    case CLONE_NEWUTS: return "uts";
+    case CLONE_NEWIPC: return "ipc";
+    case CLONE_NEWPID: return "pid";
+    default: return "?";
+    }
+}
+
+/// New container: joins the shared namespaces (sorted UTS, IPC, PID by the parent) before anything
+/// uses them; after a PID join it continues as the grandchild (sk_child_clone_into_pidns).
+static void sk_child_join_namespaces(sk_child *c) {
+    int pid_joined = 0;
+    for (size_t i = 0; i < c->ns_count; i++) {
+        if (setns(c->ns_fds[i], c->ns_types[i]) < 0)
+            sk_child_fail(c, errno, "setns into the shared ", sk_namespace_name(c->ns_types[i]), " namespace", NULL);
+        close(c->ns_fds[i]);
+        c->ns_fds[i] = -1;
+        pid_joined |= c->ns_types[i] == CLONE_NEWPID;
+    }
+    if (pid_joined) sk_child_clone_into_pidns(c);
 }
 
 static _Noreturn void sk_child_main(sk_child *c) {
@@ -470,8 +503,10 @@ static _Noreturn void sk_child_main(sk_child *c) {
     c->cgroup_fd = sk_child_fd_above_stdio(c, c->cgroup_fd);
     for (int i = 0; i < 3; i++) c->stdio[i] = sk_child_fd_above_stdio(c, c->stdio[i]);
     c->console_socket = sk_child_fd_above_stdio(c, c->console_socket);
+    for (size_t i = 0; i < c->ns_count; i++) c->ns_fds[i] = sk_child_fd_above_stdio(c, c->ns_fds[i]);
     int keep[] = {c->status_w, c->pid_w, c->start_fd, c->join_pidfd, c->cgroup_fd,
-                  c->stdio[0],  c->stdio[1], c->stdio[2], c->console_socket};
+                  c->stdio[0],  c->stdio[1], c->stdio[2], c->console_socket,
+                  c->ns_fds[0], c->ns_fds[1], c->ns_fds[2]};
     sk_close_fds_except(keep, sizeof(keep) / sizeof(keep[0]));
 
     umask(022); // for the mount points and files created during setup
@@ -483,10 +518,13 @@ static _Noreturn void sk_child_main(sk_child *c) {
     if (cfg->set_oom_score_adj) sk_child_write_oom_score_adj(c);
 
     if (cfg->join_pidfd >= 0) sk_child_exec_intermediate(c);
+    int uts_joined = 0;
+    for (size_t i = 0; i < c->ns_count; i++) uts_joined |= c->ns_types[i] == CLONE_NEWUTS;
+    sk_child_join_namespaces(c);
 
     sk_setup_rootfs(c);
-    // (9) hostname, only in a UTS namespace of our own.
-    if (cfg->hostname != NULL && (cfg->clone_flags & CLONE_NEWUTS)) {
+    // (9) hostname, only in a UTS namespace of the container (its own or a joined one).
+    if (cfg->hostname != NULL && ((cfg->clone_flags & CLONE_NEWUTS) || uts_joined)) {
         if (sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
             sk_child_fail(c, errno, "sethostname ", cfg->hostname, NULL);
     }
@@ -614,6 +652,41 @@ static void sk_close_if_open(int *fd) {
     *fd = -1;
 }
 
+/// join_namespaces: new containers only, at most one per type, none of them also in clone_flags.
+static int sk_check_namespace_joins(const sk_spawn_config *cfg, int exec, char *error, size_t error_len) {
+    if (cfg->join_namespace_count == 0) return 0;
+    const char *problem = NULL;
+    int seen = 0;
+    if (exec) problem = "sk_spawn: join_namespaces is for new containers, not for an exec";
+    else if (cfg->join_namespaces == NULL || cfg->join_namespace_count > 3) problem = "sk_spawn: join_namespaces must list 1 to 3 namespaces";
+    for (size_t i = 0; problem == NULL && i < cfg->join_namespace_count; i++) {
+        int type = cfg->join_namespaces[i].nstype;
+        if (type != CLONE_NEWUTS && type != CLONE_NEWIPC && type != CLONE_NEWPID)
+            problem = "sk_spawn: join_namespaces: only CLONE_NEWUTS, CLONE_NEWIPC and CLONE_NEWPID can be joined";
+        else if (seen & type) problem = "sk_spawn: join_namespaces lists a namespace type twice";
+        else if ((unsigned long)type & cfg->clone_flags) problem = "sk_spawn: a namespace type is both joined and in clone_flags";
+        else if (cfg->join_namespaces[i].fd < 0) problem = "sk_spawn: join_namespaces has a negative fd";
+        seen |= type;
+    }
+    if (problem == NULL) return 0;
+    sk_set_error(error, error_len, problem, EINVAL);
+    return -1;
+}
+
+/// Fills c->ns_fds/ns_types from cfg->join_namespaces in the order UTS, IPC, PID.
+static void sk_order_namespace_joins(const sk_spawn_config *cfg, sk_child *c) {
+    static const int order[] = {CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID};
+    c->ns_count = 0;
+    for (size_t i = 0; i < 3; i++) c->ns_fds[i] = -1;
+    for (size_t o = 0; o < 3; o++) {
+        for (size_t i = 0; i < cfg->join_namespace_count; i++) {
+            if (cfg->join_namespaces[i].nstype != order[o]) continue;
+            c->ns_fds[c->ns_count] = cfg->join_namespaces[i].fd;
+            c->ns_types[c->ns_count++] = order[o];
+        }
+    }
+}
+
 int sk_spawn(const sk_spawn_config *cfg, pid_t *pid_out, int *status_fd_out, char *error, size_t error_len) {
     if (error != NULL && error_len > 0) error[0] = '\0';
     if (pid_out != NULL) *pid_out = -1;
@@ -636,6 +709,7 @@ int sk_spawn(const sk_spawn_config *cfg, pid_t *pid_out, int *status_fd_out, cha
         sk_set_error(error, error_len, "sk_spawn: a new container needs CLONE_NEWNS in clone_flags", EINVAL);
         return -1;
     }
+    if (sk_check_namespace_joins(cfg, join, error, error_len) < 0) return -1;
     if (cfg->seccomp_filter_len % sizeof(struct sock_filter) != 0 ||
         cfg->seccomp_filter_len / sizeof(struct sock_filter) > BPF_MAXINSNS ||
         (cfg->seccomp_filter_len > 0 && cfg->seccomp_filter == NULL)) {
@@ -658,6 +732,9 @@ int sk_spawn(const sk_spawn_config *cfg, pid_t *pid_out, int *status_fd_out, cha
     c.devnull = -1;
     c.cap_last_cap = sk_read_cap_last_cap();
     c.join_flags = cfg->clone_flags != 0 ? cfg->clone_flags : SK_EXEC_JOIN_FLAGS;
+    sk_order_namespace_joins(cfg, &c);
+    // An exec, or a new container joining a pid namespace, reaches its final pid by a second clone.
+    int two_step = join || (c.ns_count > 0 && c.ns_types[c.ns_count - 1] == CLONE_NEWPID);
     c.envp = cfg->envp != NULL ? (char *const *)cfg->envp : sk_empty_env;
     c.seccomp.len = (unsigned short)(cfg->seccomp_filter_len / sizeof(struct sock_filter));
     c.seccomp.filter = (struct sock_filter *)(uintptr_t)cfg->seccomp_filter;
@@ -674,7 +751,7 @@ int sk_spawn(const sk_spawn_config *cfg, pid_t *pid_out, int *status_fd_out, cha
 
     int status_pipe[2] = {-1, -1}, pid_pipe[2] = {-1, -1};
     int pidfd = -1;
-    if (pipe2(status_pipe, O_CLOEXEC) < 0 || (join && pipe2(pid_pipe, O_CLOEXEC) < 0)) {
+    if (pipe2(status_pipe, O_CLOEXEC) < 0 || (two_step && pipe2(pid_pipe, O_CLOEXEC) < 0)) {
         sk_set_error(error, error_len, "pipe", errno);
         sk_close_if_open(&status_pipe[0]);
         sk_close_if_open(&status_pipe[1]);
@@ -734,14 +811,14 @@ int sk_spawn(const sk_spawn_config *cfg, pid_t *pid_out, int *status_fd_out, cha
     }
 
     pid_t result = (pid_t)pid;
-    if (join) {
+    if (two_step) {
         pid_t grandchild = -1;
         ssize_t m = sk_read_until_eof(pid_pipe[0], (char *)&grandchild, sizeof(grandchild));
         if (m != (ssize_t)sizeof(grandchild)) grandchild = -1;
         result = grandchild;
         if (ok && grandchild <= 0) {
             ok = 0;
-            sk_set_error(error, error_len, "spawn: exec intermediate did not report the process id", 0);
+            sk_set_error(error, error_len, "spawn: intermediate process did not report the process id", 0);
         }
         // A grandchild that reported an error exits on its own; only an unexplained failure
         // needs the kill (by pid: it is not our child, so there is no pidfd for it here).

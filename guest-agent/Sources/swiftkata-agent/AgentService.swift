@@ -46,12 +46,19 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
     }
 
     func createSandbox(_ request: Swiftkata_Agent_V1_CreateSandboxRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
-        // Pod networking and sysctls arrive with the CRI work; refuse them rather than ignore them.
-        guard request.interfaces.isEmpty, request.routes.isEmpty else {
-            throw TTRPCError(.unimplemented, "CreateSandbox: network interfaces and routes are not supported by this agent yet")
-        }
-        guard request.sysctls.isEmpty else {
-            throw TTRPCError(.unimplemented, "CreateSandbox: sysctls are not supported by this agent yet")
+        // Everything is validated before anything in the guest changes.
+        let network: PodNetwork
+        let sysctls: [PodSysctl]
+        do {
+            network = try PodNetwork.validate(
+                interfaces: request.interfaces.map { interface in
+                    PodNetwork.InterfaceRequest(macAddress: interface.macAddress, name: interface.name, mtu: interface.mtu,
+                                                addresses: interface.addresses.map { ($0.address, $0.prefixLength) })
+                },
+                routes: request.routes.map { PodNetwork.RouteRequest(destination: $0.destination, gateway: $0.gateway, device: $0.device, scope: $0.scope) })
+            sysctls = try PodSysctl.validate(request.sysctls)
+        } catch {
+            throw TTRPCError(.invalidArgument, "CreateSandbox: \(error)")
         }
         if request.hasDns {
             try writeResolvConf(request.dns)
@@ -64,6 +71,13 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
         }
         if request.hasSharedFs && request.sharedFs.type != .sharedFilesystemNone {
             try SharedFilesystem.mount(request.sharedFs, at: containers.sharedRoot)
+        }
+        try GuestNetwork.apply(network)
+        try GuestSysctls.write(sysctls)
+        if !network.interfaces.isEmpty {
+            logger.info("pod network configured", metadata: [
+                "interfaces": "\(network.interfaces.map(\.name))", "routes": "\(network.routes.count)", "sysctls": "\(sysctls.count)",
+            ])
         }
         return Google_Protobuf_Empty()
     }

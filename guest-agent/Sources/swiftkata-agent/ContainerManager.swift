@@ -94,6 +94,8 @@ actor ContainerManager {
             throw ManagerError(code: .invalid, description: error.description)
         }
         plan.terminal = terminal
+        let namespaces = try openJoinedNamespaces(plan.joinNamespaces)
+        defer { for namespace in namespaces { close(namespace.fd) } }
         let cgroup = try Cgroup.create(for: id)
         do {
             try cgroup.apply(spec.linux?.resources)
@@ -104,7 +106,7 @@ actor ContainerManager {
             let io: ProcessIO
             do {
                 let finalPlan = plan
-                created = try await Self.blocking { try Spawner.spawn(finalPlan, options: .init(stdio: ends, cgroupFD: cgroupFD, seccompFilter: seccompFilter)) }
+                created = try await Self.blocking { try Spawner.spawn(finalPlan, options: .init(stdio: ends, cgroupFD: cgroupFD, seccompFilter: seccompFilter, joinNamespaces: namespaces)) }
                 reaper.childSpawned()
             } catch {
                 reaper.childSpawned()
@@ -128,6 +130,33 @@ actor ContainerManager {
             cgroup.remove()
             throw ManagerError(code: .invalid, description: "creating container \(id): \(error)")
         }
+    }
+
+    /// Opens the namespace files a new container joins (`/proc/<pid>/ns/<type>`). Each pid must be the
+    /// init of a container created here whose exit the reaper has not seen; that is checked again after
+    /// the open, so the file opened is that process's (a pid is not reused before it is reaped).
+    private func openJoinedNamespaces(_ joins: [NamespaceJoin]) throws(ManagerError) -> [(fd: CInt, type: UInt)] {
+        var opened: [(fd: CInt, type: UInt)] = []
+        do throws(ManagerError) {
+            for join in joins {
+                let field = "linux.namespaces: \(join.kind.rawValue) path \(join.path)"
+                guard let owner = containers.values.first(where: { $0.initProcess.pid == join.pid }) else {
+                    throw ManagerError(code: .invalid, description: "\(field): pid \(join.pid) is not the init process of a container in this pod")
+                }
+                let exited = ManagerError(code: .failedPrecondition, description: "\(field): container \(owner.id) (pid \(join.pid)) has exited")
+                guard !reaper.hasExited(join.pid) else { throw exited }
+                let fd = open(join.path, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else {
+                    throw ManagerError(code: .failedPrecondition, description: "\(field): container \(owner.id): \(String(cString: strerror(errno)))")
+                }
+                opened.append((fd, join.cloneFlag))
+                guard !reaper.hasExited(join.pid) else { throw exited }
+            }
+        } catch {
+            for namespace in opened { close(namespace.fd) }
+            throw error
+        }
+        return opened
     }
 
     func start(id: String) async throws -> pid_t {

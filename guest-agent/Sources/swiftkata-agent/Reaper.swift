@@ -91,6 +91,11 @@ final class Reaper: Sendable {
         }
     }
 
+    /// Whether `pid` was reaped and its exit is still kept (not yet forgotten).
+    func hasExited(_ pid: pid_t) -> Bool {
+        state.withLock { $0.exits[pid] != nil }
+    }
+
     /// Forgets a pid's exit once nobody will ask again (the process was deleted).
     func forget(_ pid: pid_t) {
         state.withLock { _ = $0.exits.removeValue(forKey: pid) }

@@ -22,6 +22,8 @@ enum Spawner {
         var cgroupFD: CInt = -1
         var joinPidFD: CInt = -1
         var seccompFilter: [UInt8]?
+        /// New container: open namespace files to join, with their CLONE_NEW* type.
+        var joinNamespaces: [(fd: CInt, type: UInt)] = []
     }
 
     static func spawn(_ plan: SpawnPlan, options: Options) throws(SpawnError) -> Created {
@@ -77,6 +79,8 @@ enum Spawner {
         config.terminal = plan.terminal ? 1 : 0
         config.console_socket = options.stdio.consoleSocket
         config.start_fd = startPipe[0]
+        config.join_namespaces = UnsafePointer(arena.array(options.joinNamespaces.map { sk_namespace_join(fd: $0.fd, nstype: Int32($0.type)) }))
+        config.join_namespace_count = options.joinNamespaces.count
 
         var pid: pid_t = 0
         var statusFD: CInt = -1

@@ -29,6 +29,13 @@ typedef struct sk_rlimit {
     uint64_t hard;
 } sk_rlimit;
 
+/// A namespace that a new container joins instead of getting a new one of that type.
+typedef struct sk_namespace_join {
+    int fd;                      // an open namespace file (e.g. /proc/<pid>/ns/uts); the caller keeps it
+                                 // open until sk_spawn returns and closes it afterwards
+    int nstype;                  // CLONE_NEWUTS, CLONE_NEWIPC or CLONE_NEWPID
+} sk_namespace_join;
+
 typedef struct sk_spawn_config {
     // --- namespaces and cgroup ---
     unsigned long clone_flags;   // CLONE_NEW* for a new container (CLONE_NEWNS is required); 0 for an exec.
@@ -47,7 +54,8 @@ typedef struct sk_spawn_config {
     size_t masked_path_count;
     const char *const *readonly_paths; // bind-remount read-only
     size_t readonly_path_count;
-    const char *hostname;        // NULL = keep; ignored without CLONE_NEWUTS
+    const char *hostname;        // NULL = keep; ignored unless the container has a UTS namespace of its
+                                 // own (CLONE_NEWUTS) or joins one (join_namespaces)
     int create_default_devices;  // populate /dev with null, zero, full, random, urandom, tty, ptmx, pts, shm, fd links
                                  // (only when `mounts` mounts a file system, not a bind, on /dev; the nodes
                                  // are bind mounts of the caller's /dev/<name>)
@@ -106,6 +114,16 @@ typedef struct sk_spawn_config {
                                  // create_default_devices makes); otherwise sk_spawn fails with e.g.
                                  // "console: open /dev/ptmx: No such file or directory". The socket is
                                  // not closed by sk_spawn and does not reach the container.
+
+    // --- shared namespaces (new containers only; appended last: a zeroed struct joins none) ---
+    const sk_namespace_join *join_namespaces; // at most one per type; a joined type must not be in
+    size_t join_namespace_count;              // clone_flags. The child joins them with setns right after
+                                 // oom_score_adj, before the mounts: UTS, IPC, then PID. Joining a PID
+                                 // namespace only affects children, so the child then clones once more
+                                 // (CLONE_PARENT, like an exec): that grandchild becomes the container, its
+                                 // pid is the one returned, and the intermediate exits 0 at once (the
+                                 // caller's reaper must accept its exit). An exec (join_pidfd >= 0) must
+                                 // not set any.
 } sk_spawn_config;
 
 /// Creates the process. On success returns 0, stores its pid (in the caller's pid namespace) in
@@ -115,9 +133,10 @@ typedef struct sk_spawn_config {
 /// such as "mount /proc: Operation not permitted" into error (NUL-terminated, truncated to error_len).
 /// The child is reaped by the caller (waitpid) in every case where a pid was created: sk_spawn never
 /// calls waitpid. On failure it SIGKILLs the child it created (a child that reported an error exits
-/// 127 by itself) and still stores the pid in *pid_out (-1 when none was created). An exec goes through
-/// a short-lived intermediate child (setns, then clone with CLONE_PARENT) which exits 0 at once: its
-/// pid is never returned, so the caller's reaper must accept exits of pids it does not know.
+/// 127 by itself) and still stores the pid in *pid_out (-1 when none was created). An exec, and a new
+/// container joining a PID namespace, go through a short-lived intermediate child (setns, then clone
+/// with CLONE_PARENT) which exits 0 at once: its pid is never returned, so the caller's reaper must
+/// accept exits of pids it does not know.
 /// Must be called with CAP_SYS_ADMIN and the other capabilities the configuration hands out.
 int sk_spawn(const sk_spawn_config *config, pid_t *pid_out, int *status_fd_out, char *error, size_t error_len);
 

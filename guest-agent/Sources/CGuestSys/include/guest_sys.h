@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+#include "guest_net.h" // the guest's network configuration (rtnetlink)
+
 /// pipe2(fds, O_CLOEXEC); returns 0 or -1 with errno.
 int guest_pipe_cloexec(int fds[2]);
 
