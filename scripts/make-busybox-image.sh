@@ -58,6 +58,9 @@ printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' \
     'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$root/etc/passwd"
 printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$root/etc/group"
 chmod 0644 "$root/etc/passwd" "$root/etc/group"
+# A hostile symlink pointing above the root: a mount destination through it must still land inside
+# the container's root (path-escape tests).
+ln -s ../../../../../.. "$root/escape-link"
 
 # --- blobs ------------------------------------------------------------------
 oci=$work/oci
@@ -65,7 +68,7 @@ mkdir -p "$oci/blobs/sha256"
 
 # Layer: list top-level dirs explicitly so the tar has no "./" entry (whose
 # mode would come from mktemp).
-rtar -C "$root" -cf "$work/layer.tar" bin dev etc proc root run sys tmp var
+rtar -C "$root" -cf "$work/layer.tar" bin dev escape-link etc proc root run sys tmp var
 diff_id=$(sha "$work/layer.tar")
 gzip -n -9 <"$work/layer.tar" >"$work/layer.tar.gz"
 layer=$(sha "$work/layer.tar.gz")

@@ -25,6 +25,7 @@ from polling import wait_for
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUSYBOX_IMAGE = "docker.io/swiftkata/busybox:test"
 PAUSE_IMAGE = "docker.io/swiftkata/pause:test"
+PAUSE_COMMAND = "/bin/sleep 2147483647"
 BRIDGE = "skcri0"
 SUBNET = "10.99.0.0/24"
 GATEWAY = "10.99.0.1"
@@ -177,7 +178,7 @@ state = "{d}/state"
         script = f"{REPO_ROOT}/scripts/make-busybox-image.sh"
         jobs = {
             f"{self.directory}/busybox.tar": [script, f"{self.directory}/busybox.tar", BUSYBOX_IMAGE],
-            f"{self.directory}/pause.tar": [script, f"{self.directory}/pause.tar", PAUSE_IMAGE, "/bin/sleep", "2147483647"],
+            f"{self.directory}/pause.tar": [script, f"{self.directory}/pause.tar", PAUSE_IMAGE, *PAUSE_COMMAND.split()],
         }
         running = {path: subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
                    for path, command in jobs.items()}

@@ -20,7 +20,7 @@ import cri_stream
 import cri_subset_pb2 as pb
 import host_state
 from polling import wait_for
-from private_containerd import BUSYBOX_IMAGE, PAUSE_IMAGE, PrivateContainerd
+from private_containerd import BUSYBOX_IMAGE, PAUSE_COMMAND, PAUSE_IMAGE, PrivateContainerd
 
 HANDLER = os.environ.get("CRI_RUNTIME_HANDLER", "kata-runtime")
 SWIFTKATA = HANDLER != "runc"
@@ -200,6 +200,21 @@ class CRIEndToEnd(unittest.TestCase):
             self.assertEqual(len(host_state.qemu_pids(pod.id)), 1, "QEMU processes of the pod")
             self.assertIn(host_state.domain_name(pod.id), host_state.libvirt_domains() or [])
 
+    def test_02b_pod_containers_share_uts_ipc_and_pid(self):
+        # The containers' own namespace_options are left unset, so CRI gives them the pod's IPC and
+        # PID namespaces (POD = 0, as kubelet does with shareProcessNamespace); UTS is always the pod's.
+        pod = self.web()
+        views = {}
+        for name in ["a", "b"]:
+            result = exec_sync(pod.containers[name], ["sh", "-c", "hostname; for n in ipc uts pid; do readlink /proc/self/ns/$n; done"])
+            self.assertEqual(result.exit_code, 0, result.stderr)
+            views[name] = result.stdout.decode().split()
+        self.assertEqual(views["a"][0], WEB_HOSTNAME)
+        self.assertEqual(views["b"][0], WEB_HOSTNAME)
+        self.assertEqual(views["a"][1:], views["b"][1:], "ipc, uts and pid namespaces are the pod's")
+        sandbox_pid_ns = exec_sync(pod.containers["a"], ["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"])
+        self.assertEqual(sandbox_pid_ns.stdout.decode().strip(), PAUSE_COMMAND, "pid 1 of the shared namespace is the pause process")
+
     def test_03_http_from_host(self):
         ip = self.web().ip
         self.assertTrue(ip.startswith("10.99.0."), f"pod IP {ip!r}")
@@ -323,6 +338,25 @@ class CRIEndToEnd(unittest.TestCase):
                          [("a", 0, pb.CONTAINER_RUNNING), ("b", 1, pb.CONTAINER_RUNNING)])
         if SWIFTKATA:
             self.assertEqual(len(host_state.qemu_pids(pod.id)), 1, "QEMU processes of the pod after the restart")
+
+    def test_12b_mount_destinations_stay_inside_the_rootfs(self):
+        # "../" in a destination and a symlink in the image (/escape-link -> ../../../../../..) both
+        # resolve inside the container's root; a mount that escaped would not be visible in it.
+        pod, volumes = self.web(), self.volumes()
+        with open(f"{volumes['host']}/escape-probe.txt", "w") as f:
+            f.write("probe\n")
+        escaper = pod.run_container("escaper", SLEEPER, mounts=[
+            pb.Mount(container_path="/../../../../dotdot-landed", host_path=volumes["host"], readonly=True),
+            pb.Mount(container_path="/escape-link/link-landed", host_path=volumes["host"], readonly=True),
+        ])
+        try:
+            for landed in ["/dotdot-landed", "/link-landed"]:
+                read = exec_sync(escaper, ["cat", f"{landed}/escape-probe.txt"])
+                self.assertEqual((read.exit_code, read.stdout), (0, b"probe\n"), f"{landed}: {read.stderr}")
+        finally:
+            harness.client.StopContainer(pb.StopContainerRequest(container_id=escaper, timeout=0))
+            harness.client.RemoveContainer(pb.RemoveContainerRequest(container_id=escaper))
+            del pod.containers["escaper"]
 
     def test_13_stop_and_remove_leave_nothing(self):
         pods = [self.web(), self.client_pod()]
