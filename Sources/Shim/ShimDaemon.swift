@@ -59,10 +59,14 @@ enum ShimDaemon {
         await exitSignal.wait()
         logger.debug("shim daemon stopping")
         signals.forEach { $0.cancel() }
-        // Let the Shutdown reply reach containerd before the listener and its connections go.
-        try? await Task.sleep(for: .milliseconds(50))
+        // The VM goes first (the Shutdown reply is already on its way), then the listener: while the
+        // socket is served, a concurrent `delete` leaves the pod's teardown to this process.
+        let started = ContinuousClock.now
         await pod.shutdownVM()
+        logger.debug("shutdown: VM destroyed", metadata: ["ms": "\((ContinuousClock.now - started).milliseconds)"])
         await publisher.flush()
+        // A pod without a VM tears down at once: let the Shutdown reply reach containerd first.
+        if ContinuousClock.now - started < .milliseconds(50) { try? await Task.sleep(for: .milliseconds(50)) }
         await listener.close()
         removeOwnSocket()
         logger.info("shim daemon exiting")

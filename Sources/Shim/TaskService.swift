@@ -7,7 +7,7 @@ import TTRPC
 /// containerd's `containerd.task.v2.Task` service for one pod, on top of `Pod`.
 struct TaskService: Containerd_Task_V2_TaskService {
     let pod: Pod
-    /// Called after Shutdown was answered and no containers remain: the daemon exits.
+    /// Called when Shutdown arrives and no containers remain: the daemon tears the pod down and exits.
     let onShutdown: @Sendable () -> Void
 
     func state(_ request: Containerd_Task_V2_StateRequest, context: TTRPCCallContext) async throws -> Containerd_Task_V2_StateResponse {
@@ -91,10 +91,9 @@ struct TaskService: Containerd_Task_V2_TaskService {
 
     func shutdown(_ request: Containerd_Task_V2_ShutdownRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
         if await pod.isEmpty {
-            // The VM goes before the reply, so the `delete` containerd runs next finds nothing left.
-            let started = ContinuousClock.now
-            await pod.shutdownVM()
-            await pod.logger.debug("shutdown: VM destroyed", metadata: ["ms": "\((ContinuousClock.now - started).milliseconds)"])
+            // The reply goes first: `ctr run --rm` and CRI wait for it, not for the VM. The daemon then
+            // destroys the VM and removes the pod's host state before it closes its socket and exits;
+            // the `delete` containerd runs meanwhile sees the socket still served and leaves that to it.
             onShutdown()
         }
         return Google_Protobuf_Empty()

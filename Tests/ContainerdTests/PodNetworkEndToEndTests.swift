@@ -5,16 +5,11 @@ import Testing
 /// plugin would (a veth pair, the pod end `eth0` with an address and a default route), handed to
 /// `ctr run --with-ns network:<path>`. The VM must take over eth0's identity: same MAC, address,
 /// MTU and route, reachable from the host both ways.
-@Suite(.serialized, .enabled(if: PrivateContainerd.guestPaths != nil, "needs SWIFTKATA_KERNEL and SWIFTKATA_IMAGE (make test)"))
-struct PodNetworkEndToEndTests {
-    let containerd = PrivateContainerd.shared
+///
+/// Part of `ShimEndToEndTests` (its checks for leftovers assume no other pod of the test namespace runs).
+extension ShimEndToEndTests {
     static let namespaceName = "swiftkata-e2e-net-\(getpid())"
     static let hostEnd = "skveth\(getpid() % 100000)"
-
-    init() throws {
-        if let error = containerd.setupError { Issue.record(Comment(rawValue: error)) }
-        try #require(containerd.setupError == nil)
-    }
 
     /// Sets up the namespace; returns eth0's MAC.
     private func prepareNamespace() throws -> String {

@@ -76,9 +76,10 @@ final class QEMUGuest: Sendable {
         self.bootStarted = bootStarted
     }
 
-    /// QEMU creates the socket before the guest runs; connect as soon as it exists.
+    /// QEMU creates the socket before the guest runs; connect as soon as it exists. The deadline is
+    /// generous: with every suite booting guests at once on two cores, QEMU itself starts slowly.
     private static func connect(socket: String, process: Process) async throws -> TTRPCClient {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             guard process.isRunning else { throw Failure(description: "QEMU exited with status \(process.terminationStatus)") }
             if let client = try? await TTRPCClient.connect(unixSocketPath: socket) { return client }
