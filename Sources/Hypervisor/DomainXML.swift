@@ -26,7 +26,11 @@ public enum DomainXML {
         xml += "    <initrd>\(escape(vm.initrd))</initrd>\n"
         xml += "    <cmdline>\(escape(vm.kernelCommandLine))</cmdline>\n"
         xml += "  </os>\n"
-        xml += "  <features>\n    <acpi/>\n  </features>\n"
+        xml += "  <features>\n    <acpi/>\n"
+        if vm.accelerator == .tcg, let cache = vm.translationCacheMiB {
+            xml += "    <tcg>\n      <tb-cache unit='MiB'>\(cache)</tb-cache>\n    </tcg>\n"
+        }
+        xml += "  </features>\n"
         // KVM: the host CPU as is; TCG: everything QEMU can emulate (RDRAND seeds the guest's entropy).
         xml += vm.accelerator == .kvm ? "  <cpu mode='host-passthrough'/>\n" : "  <cpu mode='maximum'/>\n"
         xml += "  <clock offset='utc'/>\n"
@@ -67,7 +71,7 @@ public enum DomainXML {
             xml += "    </interface>\n"
         }
         xml += "    <rng model='virtio'>\n      <backend model='random'>/dev/urandom</backend>\n    </rng>\n"
-        xml += "    <memballoon model='none'/>\n"
+        xml += vm.freePageReporting ? "    <memballoon model='virtio' freePageReporting='on'/>\n" : "    <memballoon model='none'/>\n"
         xml += "  </devices>\n"
         xml += "</domain>\n"
         return xml
@@ -80,6 +84,9 @@ public enum DomainXML {
         else { throw .invalid(field: "pod id", reason: "\"\(id.prefix(80))\" is not [A-Za-z0-9_.-]{1,64}") }
         guard (1...64).contains(vm.vcpus) else { throw .invalid(field: "vcpus", reason: "\(vm.vcpus) is outside 1...64") }
         guard (64...1_048_576).contains(vm.memoryMiB) else { throw .invalid(field: "memory", reason: "\(vm.memoryMiB) MiB is outside 64 MiB...1 TiB") }
+        if let cache = vm.translationCacheMiB, !(1...4096).contains(cache) {
+            throw .invalid(field: "translation cache", reason: "\(cache) MiB is outside 1...4096 MiB")
+        }
         for (field, path) in [("kernel", vm.kernel), ("initrd", vm.initrd), ("console log", vm.consoleLog), ("emulator", vm.emulator)] {
             guard path.hasPrefix("/") else { throw .invalid(field: field, reason: "\(path) is not an absolute path") }
         }

@@ -56,6 +56,11 @@ public struct VMDescription: Sendable, Equatable {
     public var consoleLog: String
     public var tap: Tap?
     public var emulator = "/usr/bin/qemu-system-x86_64"
+    /// A virtio-balloon whose only job is free page reporting: pages the guest frees (the unpacked
+    /// initramfs, finished processes) go back to the host instead of staying in QEMU's RSS.
+    public var freePageReporting = true
+    /// TCG only: the size of QEMU's translated-code cache (nil: QEMU's default, up to 1 GiB).
+    public var translationCacheMiB: Int?
 
     public init(
         owner: Owner, accelerator: Accelerator, kernel: String, initrd: String, kernelCommandLine: String,

@@ -60,6 +60,8 @@ final class PodVM: Sendable {
         vm.vcpus = hypervisor.vcpus
         vm.memoryMiB = hypervisor.memoryMiB
         vm.emulator = hypervisor.emulator
+        vm.freePageReporting = hypervisor.freePageReporting
+        vm.translationCacheMiB = hypervisor.tcgTranslationCacheMiB > 0 ? hypervisor.tcgTranslationCacheMiB : nil
         vm.sharedFilesystem = hypervisor.sharedFilesystem == .virtioFS
             ? .virtioFS(hostPath: layout.sharedDirectory, tag: sharedTag, virtiofsd: hypervisor.virtiofsd)
             : .ninep(hostPath: layout.sharedDirectory, tag: sharedTag)
@@ -81,6 +83,7 @@ final class PodVM: Sendable {
         let removeNetwork = {
             if let network { _ = PodNetwork.remove(tapName: network.tapName, namespacePath: network.namespacePath, interface: network.scan.interface.name) }
         }
+        let domainStarted = ContinuousClock.now
         do {
             try network?.createTap()
             _ = try libvirt.createTransientDomain(xml: xml)
@@ -114,6 +117,7 @@ final class PodVM: Sendable {
             endpoint = .unixSocket(layout.agentSocket)
         }
         let dialTimeout = Duration.milliseconds(configuration.agent.dialTimeoutMilliseconds)
+        let domainCreated = ContinuousClock.now
         let connected = await AgentReadiness.connect(endpoint, deadline: started + dialTimeout, isAlive: { kill(qemuPID, 0) == 0 })
         guard case .success(let (client, health)) = connected else {
             destroy()
@@ -126,6 +130,7 @@ final class PodVM: Sendable {
             throw .failedPrecondition("the guest agent speaks API \(health.apiVersion), this shim \(AgentProtocol.apiVersion): rebuild the guest image")
         }
         let agent = AgentSession(client: client, callTimeout: .milliseconds(configuration.agent.callTimeoutMilliseconds))
+        let agentReady = ContinuousClock.now
 
         var sandbox = Swiftkata_Agent_V1_CreateSandboxRequest()
         sandbox.sandboxID = layout.podID
@@ -145,6 +150,8 @@ final class PodVM: Sendable {
         logger.info("pod VM ready", metadata: [
             "domain": "\(layout.domainName)", "qemu_pid": "\(qemuPID)", "accelerator": "\(accelerator)",
             "transport": "\(transport.rawValue)", "boot_ms": "\((ContinuousClock.now - started).milliseconds)",
+            "prepare_ms": "\((domainStarted - started).milliseconds)", "domain_create_ms": "\((domainCreated - domainStarted).milliseconds)",
+            "agent_ready_ms": "\((agentReady - domainCreated).milliseconds)", "sandbox_ms": "\((ContinuousClock.now - agentReady).milliseconds)",
             "guest_kernel": "\(health.kernelRelease)",
         ])
         return PodVM(layout: layout, libvirt: libvirt, agent: agent, qemuPID: qemuPID, accelerator: accelerator, transport: transport,

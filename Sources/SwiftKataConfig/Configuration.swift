@@ -17,6 +17,10 @@ public struct Configuration: Sendable, Equatable {
         public var sharedFilesystem = SharedFilesystemSetting.virtioFS
         public var virtiofsd = "/usr/lib/qemu/virtiofsd"
         public var emulator = "/usr/bin/qemu-system-x86_64"
+        /// Guest pages freed after boot go back to the host (virtio-balloon free page reporting).
+        public var freePageReporting = true
+        /// TCG only: QEMU's translated-code cache in MiB; 0 = QEMU's default (grows up to 1 GiB).
+        public var tcgTranslationCacheMiB = 32
 
         /// What the guest kernel always gets: serial console, fast TCG boot, seeded RNG, and a halt
         /// (not a reboot) on panic so a crashed guest ends its domain.

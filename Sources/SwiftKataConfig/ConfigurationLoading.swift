@@ -45,7 +45,8 @@ extension Configuration {
         try reader.rejectUnknownTables(["", "hypervisor", "agent", "runtime"])
         try reader.rejectUnknownKeys(in: "", known: [])
 
-        let hypervisorKeys = ["libvirt_uri", "accelerator", "machine", "vcpus", "memory_mib", "kernel", "image", "kernel_params", "shared_fs", "virtiofsd", "emulator"]
+        let hypervisorKeys = ["libvirt_uri", "accelerator", "machine", "vcpus", "memory_mib", "kernel", "image", "kernel_params", "shared_fs", "virtiofsd", "emulator",
+                              "free_page_reporting", "tcg_translation_cache_mib"]
         try reader.rejectUnknownKeys(in: "hypervisor", known: hypervisorKeys)
         var hypervisor = configuration.hypervisor
         try reader.string("hypervisor", "libvirt_uri", into: &hypervisor.libvirtURI)
@@ -59,6 +60,8 @@ extension Configuration {
         try reader.choice("hypervisor", "shared_fs", into: &hypervisor.sharedFilesystem)
         try reader.absolutePath("hypervisor", "virtiofsd", into: &hypervisor.virtiofsd)
         try reader.absolutePath("hypervisor", "emulator", into: &hypervisor.emulator)
+        try reader.boolean("hypervisor", "free_page_reporting", into: &hypervisor.freePageReporting)
+        try reader.integer("hypervisor", "tcg_translation_cache_mib", into: &hypervisor.tcgTranslationCacheMiB, range: 0...4096)
         configuration.hypervisor = hypervisor
 
         try reader.rejectUnknownKeys(in: "agent", known: ["transport", "dial_timeout_ms", "call_timeout_ms"])

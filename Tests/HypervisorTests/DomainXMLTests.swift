@@ -22,10 +22,13 @@ struct DomainXMLTests {
         var tcgVirtiofsNet = base(.tcg, channel: .vsock)
         tcgVirtiofsNet.sharedFilesystem = .virtioFS(hostPath: "/run/swiftkata/3f2a9c/shared", tag: "swiftkata")
         tcgVirtiofsNet.tap = .init(device: "tap0_kata", macAddress: "02:42:ac:11:00:02")
+        tcgVirtiofsNet.translationCacheMiB = 32
         var kvmPlain = base(.kvm, channel: .vsock)
         kvmPlain.vcpus = 4
         kvmPlain.memoryMiB = 2048
         kvmPlain.machine = "q35"
+        kvmPlain.freePageReporting = false
+        kvmPlain.translationCacheMiB = 32  // ignored: KVM has no translation cache
         return [("tcg-9p-serial", tcg9p), ("tcg-virtiofs-vsock-tap", tcgVirtiofsNet), ("kvm-q35-vsock", kvmPlain)]
     }()
 
