@@ -29,7 +29,7 @@ final class ProcessStdio: Sendable {
     private let execID: String
     private let logger: Logger
     private let stdinClosed = Atomic<Bool>(false)
-    private static let chunk = 1 << 20
+    private static let chunk = AgentProtocol.maxOutputChunk
 
     init(paths: StdioPaths, agent: AgentSession, containerID: String, execID: String, logger: Logger) {
         self.paths = paths

@@ -120,16 +120,25 @@ extension TTRPCResponse {
         }
         if payload.readableBytes > 0 { buffer.writeProtoBytes(Field.payload, payload) }
     }
+
+    /// `encode(into:)` up to and including the payload's tag and length: the caller sends the payload
+    /// bytes right after (a successful reply only).
+    func encodeWithoutPayloadBytes(into buffer: inout ByteBuffer) {
+        buffer.writeProtoMessage(Field.status) { _ in }
+        buffer.writeProtoTag(Field.payload, .lengthDelimited)
+        buffer.writeProtoVarint(UInt64(payload.readableBytes))
+    }
 }
 
 extension ByteBuffer {
     /// Writes one complete frame (header + encoded envelope). Returns the payload length.
     @discardableResult
-    mutating func writeTTRPCFrame(streamID: UInt32, type: TTRPCMessageType, encode: (inout ByteBuffer) -> Void) -> Int {
+    /// `extraLength` counts bytes the caller writes after this buffer as part of the same frame.
+    mutating func writeTTRPCFrame(streamID: UInt32, type: TTRPCMessageType, extraLength: Int = 0, encode: (inout ByteBuffer) -> Void) -> Int {
         let headerIndex = writerIndex
         writeRepeatingByte(0, count: TTRPCWire.headerSize)
         encode(&self)
-        let length = writerIndex - headerIndex - TTRPCWire.headerSize
+        let length = writerIndex - headerIndex - TTRPCWire.headerSize + extraLength
         setInteger(UInt32(truncatingIfNeeded: length), at: headerIndex, endianness: .big)
         setInteger(streamID, at: headerIndex + 4, endianness: .big)
         setInteger(type.rawValue, at: headerIndex + 8)

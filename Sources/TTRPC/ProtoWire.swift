@@ -119,3 +119,20 @@ func protoVarintSize(_ value: UInt64) -> Int {
     }
     return size
 }
+
+/// Hand-encoding of simple messages on hot paths, where building a generated message first would
+/// copy its bytes fields once more (the agent's stream output).
+extension ByteBuffer {
+    /// Appends a length-delimited field (bytes, string or message) whose value is `parts` back to back.
+    public mutating func writeProtobufBytesField(_ field: UInt32, parts: [ByteBuffer]) {
+        writeProtoTag(field, .lengthDelimited)
+        writeProtoVarint(UInt64(parts.reduce(0) { $0 + $1.readableBytes }))
+        for part in parts { writeImmutableBuffer(part) }
+    }
+
+    /// Appends a varint field (integers, bools, enums).
+    public mutating func writeProtobufVarintField(_ field: UInt32, _ value: UInt64) {
+        writeProtoTag(field, .varint)
+        writeProtoVarint(value)
+    }
+}

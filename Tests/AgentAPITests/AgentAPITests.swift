@@ -1,5 +1,6 @@
 import AgentAPI
 import Foundation
+import NIOCore
 import SwiftProtobuf
 import Testing
 import TTRPC
@@ -48,4 +49,24 @@ struct AgentAPITests {
         let decoded = try Swiftkata_Agent_V1_CreateContainerRequest(serializedBytes: try request.serializedBytes() as [UInt8])
         #expect(decoded == request)
     }
+
+    /// The agent encodes ReadOutput replies by hand from its buffers; they must read back as the
+    /// generated message does, also when the data arrives in several parts or is empty.
+    @Test(arguments: [[], ["hello"], ["split ", "across ", "three buffers"]])
+    func handEncodedOutputDecodesAsTheGeneratedMessage(parts: [String]) throws {
+        for eof in [false, true] {
+            var encoded = ByteBuffer()
+            let buffers = parts.map { ByteBuffer(string: $0) }
+            if !parts.isEmpty { encoded.writeProtobufBytesField(1, parts: buffers) }
+            if eof { encoded.writeProtobufVarintField(2, 1) }
+            let decoded = try Swiftkata_Agent_V1_ReadOutputResponse(serializedBuffer: encoded)
+            #expect(decoded.data == Data(parts.joined().utf8))
+            #expect(decoded.eof == eof)
+            var generated = Swiftkata_Agent_V1_ReadOutputResponse()
+            generated.data = Data(parts.joined().utf8)
+            generated.eof = eof
+            #expect(try generated.serializedBuffer() == encoded)
+        }
+    }
 }
+
