@@ -71,28 +71,11 @@ final class PrivateContainerd: Sendable {
         } catch {
             return "writing test configuration: \(error)"
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/containerd")
-        process.arguments = ["--config", "\(directory)/containerd.toml", "--log-level", "debug"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["PATH"] = "\(productsDirectory):\(environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin")"
-        environment["SWIFTKATA_CONFIG"] = configPath
-        process.environment = environment
-        FileManager.default.createFile(atPath: "\(directory)/containerd.log", contents: nil)
-        let log = FileHandle(forWritingAtPath: "\(directory)/containerd.log")
-        process.standardOutput = log
-        process.standardError = log
-        do { try process.run() } catch { return "starting containerd: \(error)" }
+        if let error = launchContainerd(directory: directory, socket: socket, configPath: configPath) { return error }
         // Stopped when the test process exits (containerd leaves running shims alone).
-        containerdPID.withLock { $0 = process.processIdentifier }
         atexit {
             let pid = containerdPID.withLock { $0 }
             if pid > 0 { kill(pid, SIGTERM) }
-        }
-        let deadline = Date().addingTimeInterval(20)
-        while !FileManager.default.fileExists(atPath: socket) {
-            guard Date() < deadline, process.isRunning else { return "containerd did not start; see \(directory)/containerd.log" }
-            usleep(20_000)
         }
         let tar = "\(directory)/busybox.tar"
         let build = run("\(packageRoot)/scripts/make-busybox-image.sh", [tar, imageRef])
@@ -100,6 +83,44 @@ final class PrivateContainerd: Sendable {
         let imported = run("/usr/bin/ctr", ["--address", socket, "-n", namespace, "image", "import", tar])
         guard imported.status == 0 else { return "importing the busybox image: \(imported.output)" }
         return nil
+    }
+
+    /// Starts containerd on the test's directory and waits for its socket.
+    private static func launchContainerd(directory: String, socket: String, configPath: String) -> String? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/containerd")
+        process.arguments = ["--config", "\(directory)/containerd.toml", "--log-level", "debug"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["PATH"] = "\(productsDirectory):\(environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin")"
+        environment["SWIFTKATA_CONFIG"] = configPath
+        process.environment = environment
+        if !FileManager.default.fileExists(atPath: "\(directory)/containerd.log") {
+            FileManager.default.createFile(atPath: "\(directory)/containerd.log", contents: nil)
+        }
+        let log = FileHandle(forWritingAtPath: "\(directory)/containerd.log")
+        log?.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        do { try process.run() } catch { return "starting containerd: \(error)" }
+        containerdPID.withLock { $0 = process.processIdentifier }
+        let deadline = Date().addingTimeInterval(20)
+        while !FileManager.default.fileExists(atPath: socket) || PrivateContainerd.run("/usr/bin/ctr", ["--address", socket, "version"]).status != 0 {
+            guard Date() < deadline, process.isRunning else { return "containerd did not start; see \(directory)/containerd.log" }
+            usleep(20_000)
+        }
+        return nil
+    }
+
+    /// Stops containerd (SIGTERM, as a service manager would) and starts it again on the same state:
+    /// running shims must carry on and be found again.
+    func restartContainerd() -> String? {
+        let pid = containerdPID.withLock { $0 }
+        guard pid > 0 else { return "containerd is not running" }
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        try? FileManager.default.removeItem(atPath: socket)
+        return Self.launchContainerd(directory: directory, socket: socket, configPath: configPath)
     }
 
     /// `ctr --address … -n swiftkata-test <arguments>`.
