@@ -7,7 +7,8 @@ Rows:
   ctr task exec … true      runc  vs  swiftkata (into a running container)
   stdout throughput         256 MiB from `dd` to stdout, through containerd's FIFOs, MB/s: once in a
                             new container (its start included), once as an exec into a running one
-  memory per idle pod       shim RSS; shim + QEMU + virtiofsd PSS (runc: shim RSS)
+  memory per idle pod       shim RSS; shim + QEMU + virtiofsd PSS (runc: shim RSS), for one pod
+                            and per pod with three running (shared pages divided among them)
 
 A containerd of its own (own root, state and socket; CRI off) runs with the built shim on PATH.
 Usage: shim-bench.py KERNEL(vmlinux) IMAGE [--runs N]
@@ -121,12 +122,8 @@ def main():
                     containerd.ctr("task", "exec", "--exec-id", f"e{n}", cid, "true")
                     times.append(time.monotonic() - start)
                 exec_times[runtime] = times
-                # stdout streaming alone: an exec into the running container, no start cost
-                sink = open(os.devnull, "wb")
-                start = time.monotonic()
-                containerd.ctr("task", "exec", "--exec-id", "dd", cid, "dd", "if=/dev/zero", "bs=1M", "count=256", stdout=sink)
-                exec_throughput[runtime] = 256 * 1.048576 / (time.monotonic() - start)
-                time.sleep(1)  # let the idle pod settle before reading memory
+                # memory of the idle pod: after the exec loop, once freed guest pages were reported back
+                time.sleep(3)
                 shim = pids_matching(f"-id {cid}", "-namespace " + NS)
                 shim_rss = sum(rss_kib(p) for p in shim)
                 if runtime == "swiftkata":
@@ -135,6 +132,11 @@ def main():
                     memory[runtime] = (shim_rss, sum(pss_kib(p) for p in shim + qemu + virtiofsd), sum(pss_kib(p) for p in qemu), sum(pss_kib(p) for p in virtiofsd))
                 else:
                     memory[runtime] = (shim_rss, sum(pss_kib(p) for p in shim), 0, 0)
+                # stdout streaming alone: an exec into the running container, no start cost
+                sink = open(os.devnull, "wb")
+                start = time.monotonic()
+                containerd.ctr("task", "exec", "--exec-id", "dd", cid, "dd", "if=/dev/zero", "bs=1M", "count=256", stdout=sink)
+                exec_throughput[runtime] = 256 * 1.048576 / (time.monotonic() - start)
             finally:
                 containerd.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
                 time.sleep(0.5)
@@ -145,6 +147,29 @@ def main():
             containerd.ctr("run", "--rm", *runtime_flag(runtime), REF, f"bench-{runtime}-dd",
                            "dd", "if=/dev/zero", "bs=1M", "count=256", stdout=sink)
             throughput[runtime] = 256 * 1.048576 / (time.monotonic() - start)
+
+        # memory per pod when several run: what they share (QEMU, the kernel and image, the shim's
+        # text and libraries) is divided among them, as it is on a node
+        per_pod = {}
+        for runtime in ["runc", "swiftkata"]:
+            ids = [f"bench-{runtime}-many-{n}" for n in range(3)]
+            for cid in ids:
+                containerd.ctr("run", "-d", *runtime_flag(runtime), REF, cid, "sleep", "3600")
+            time.sleep(3)
+            pids = []
+            for cid in ids:
+                pids += pids_matching(f"-id {cid}", "-namespace " + NS)
+                if runtime == "swiftkata":
+                    pids += pids_matching(f"guest=swiftkata-{NS}-{cid}")
+            if runtime == "swiftkata":
+                pids += pids_matching("virtiofsd", "/run/swiftkata/pods")
+            per_pod[runtime] = sum(pss_kib(p) for p in pids) / len(ids)
+            for cid in ids:
+                containerd.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
+            time.sleep(0.5)
+            for cid in ids:
+                containerd.ctr("task", "rm", "-f", cid, check=False)
+                containerd.ctr("container", "rm", cid, check=False)
 
         print(f"swiftkata shim benchmark ({args.runs} runs each, medians; TCG guest; containerd {containerd_version()})\n")
         print(f"{'row':<44}{'runc':>12}{'swiftkata':>12}{'bare boot':>12}{'ratio':>10}")
@@ -161,6 +186,7 @@ def main():
         total, qemu, virtiofsd = memory["swiftkata"][1:]
         print(f"{'host PSS per idle pod (MiB)':<44}{memory['runc'][1] / 1024:>12.1f}{total / 1024:>12.1f}{'':>12}{'(target <= 60)':>10}")
         print(f"{'  of which QEMU / virtiofsd (MiB)':<44}{'':>12}{qemu / 1024:>6.1f} / {virtiofsd / 1024:.1f}")
+        print(f"{'host PSS per pod, 3 idle pods (MiB)':<44}{per_pod['runc'] / 1024:>12.1f}{per_pod['swiftkata'] / 1024:>12.1f}")
     finally:
         containerd.stop()
         shutil.rmtree(work, ignore_errors=True)
