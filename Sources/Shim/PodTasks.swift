@@ -49,6 +49,7 @@ extension Pod {
         let process = ProcessState(containerID: id, execID: "", stdio: stdio)
         let container = ContainerState(id: id, bundle: request.bundle, initProcess: process, rootfs: request.rootfs)
         containers[id] = container
+        var timing: Logger.Metadata = [:]
         do {
             let (vm, bootedNow) = try await ensureVM(layout: wanted, setup: spec.sandboxSetup)
             record.ownsVM = bootedNow
@@ -56,9 +57,13 @@ extension Pod {
             record.networkNamespace = vm.network?.namespacePath
             record.networkInterface = vm.network?.scan.interface.name
             try record.save(bundle: request.bundle)
+            let sharing = ContinuousClock.now
             let guestSpec = try shareFilesystems(of: id, spec: spec, rootfs: request.rootfs, bundle: request.bundle, layout: wanted,
                                                  sandboxGuestPID: try sandboxGuestPID(for: spec))
+            let creating = ContinuousClock.now
+            timing = ["share_ms": "\((creating - sharing).milliseconds)"]
             process.guestPID = try await vm.agent.createContainer(id: id, spec: guestSpec, terminal: request.terminal, stdin: !stdio.stdin.isEmpty)
+            timing["guest_create_ms"] = "\((ContinuousClock.now - creating).milliseconds)"
             let copier = ProcessStdio(paths: stdio, agent: vm.agent, containerID: id, execID: "", logger: logger)
             process.copier = copier
             _ = copier.start()
@@ -80,7 +85,7 @@ extension Pod {
         event.io.terminal = request.terminal
         event.pid = taskPID
         await publisher.publish(topic: ContainerdNames.Topic.taskCreate, event: event, typeName: "TaskCreate")
-        logger.info("container created", metadata: ["container": "\(id)", "guest_pid": "\(process.guestPID)"])
+        logger.info("container created", metadata: ["container": "\(id)", "guest_pid": "\(process.guestPID)"].merging(timing) { $1 })
         return taskPID
     }
 
