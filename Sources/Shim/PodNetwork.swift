@@ -15,9 +15,9 @@ struct PodNetwork: Sendable {
     let tapName: String
     let scan: NetworkNamespaceScan
 
-    static let ip = "/usr/sbin/ip"
-    static let tc = "/usr/sbin/tc"
-    static let nsenter = "/usr/bin/nsenter"
+    static let ip = PodNetworkTools.ip
+    static let tc = PodNetworkTools.tc
+    static let nsenter = PodNetworkTools.nsenter
 
     /// `sktap` + 10 hex digits of the pod's key: fits IFNAMSIZ, and `delete` finds it again.
     static func tapName(for layout: PodLayout) -> String {

@@ -66,6 +66,7 @@ public struct HostCheck: Sendable {
         results.append(checks.containerdRunning())
         results.append(checks.containerdRuntime())
         results.append(checks.shim())
+        results.append(checks.podNetworkTools())
         results.append(checks.cgroups())
         return CheckReport(checks: results, accelerator: accelerator, transport: transport)
     }

@@ -1,3 +1,5 @@
+import Hypervisor
+
 /// The services around the runtime: libvirt, containerd and its registration of swiftkata, cgroups.
 extension HostChecks {
     func libvirt() -> CheckResult {
@@ -70,6 +72,17 @@ extension HostChecks {
         }
         return .fail("shim", "\(SwiftKataNames.shimBinary) not found in PATH: containerd cannot start swiftkata pods",
                      fix: "make install (installs it to /usr/local/bin)")
+    }
+
+    /// Kubernetes pods get their CNI network through `ip`, `tc` and `nsenter`; plain `ctr run`
+    /// containers do not need them, so a missing tool is a warning.
+    func podNetworkTools() -> CheckResult {
+        let missing = PodNetworkTools.all.filter { !host.canAccess($0, .execute) }
+        guard missing.isEmpty else {
+            return .warn("pod-network", "\(missing.joined(separator: ", ")) missing: pods with a CNI network namespace cannot start",
+                         fix: "apt-get install iproute2 util-linux")
+        }
+        return .pass("pod-network", "tc mirroring into the VM (\(PodNetworkTools.all.joined(separator: ", ")))")
     }
 
     func cgroups() -> CheckResult {

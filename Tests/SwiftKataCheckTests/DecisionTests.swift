@@ -28,6 +28,17 @@ import Testing
         #expect(host.probes.fresh.withLock { $0 } == [false])
     }
 
+    @Test func missingNetworkToolsWarnWithTheirPackages() async {
+        var host = FakeHost()
+        host.executables.remove("/usr/sbin/tc")
+        let report = await host.report()
+        let check = report.check(named: "pod-network")
+        #expect(check?.status == .warn)
+        #expect(check?.detail.hasPrefix("/usr/sbin/tc missing") == true, "\(check?.detail ?? "")")
+        #expect(check?.fix == "apt-get install iproute2 util-linux")
+        #expect(report.ok, "plain containers still run")
+    }
+
     @Test func configuredKVMThatCannotBootFails() async {
         var host = FakeHost()
         host.setText(FakeHost.configurationPath, "[hypervisor]\naccelerator = \"kvm\"\n")
@@ -98,7 +109,7 @@ import Testing
         #expect(check?.status == .fail)
         #expect(check?.detail.hasPrefix("/tmp/c.toml:2: hypervisor.accelerator: \"fast\" is not one of") == true, "\(check?.detail ?? "")")
         #expect(check?.fix.hasPrefix("edit /tmp/c.toml line 2 (hypervisor.accelerator)") == true)
-        #expect(report.checks.count == 17 && report.check(named: "guest-kernel")?.status == .pass)
+        #expect(report.checks.count == 18 && report.check(named: "guest-kernel")?.status == .pass)
         #expect(report.summary == "pods cannot run: 1 check failed (configuration)")
     }
 
@@ -179,7 +190,7 @@ import Testing
         var host = FakeHost()
         host.readWrite.remove("/dev/vhost-vsock")
         let lines = await host.report().humanReadable.split(separator: "\n")
-        #expect(lines.count == 18)
+        #expect(lines.count == 19)
         #expect(lines.contains { $0.hasPrefix("WARN  vhost-vsock") && $0.hasSuffix("— fix: modprobe vhost_vsock") })
         #expect(lines.last == "pods can run: accelerator kvm, agent transport virtio-serial (1 warning)")
     }
