@@ -35,9 +35,7 @@ extension Pod {
         guard containers[id] == nil else { throw .alreadyExists("container \(id)") }
         guard request.checkpoint.isEmpty else { throw .unimplemented("checkpoint restore") }
         let spec = try BundleSpec.load(bundle: request.bundle)
-        let stdio = StdioPaths(
-            stdin: try StdioPaths.resolve(request.stdin), stdout: try StdioPaths.resolve(request.stdout),
-            stderr: try StdioPaths.resolve(request.stderr), terminal: request.terminal)
+        let stdio = try StdioPaths.parse(stdin: request.stdin, stdout: request.stdout, stderr: request.stderr, terminal: request.terminal)
         let podID = spec.podID(containerID: id)
         try validateIdentifier(podID, what: "sandbox id")
         let wanted = PodLayout(stateDirectory: configuration.runtime.stateDirectory, namespace: namespace, podID: podID)
@@ -50,7 +48,12 @@ extension Pod {
         let container = ContainerState(id: id, bundle: request.bundle, initProcess: process, rootfs: request.rootfs)
         containers[id] = container
         var timing: Logger.Metadata = [:]
+        var binaryLogger: BinaryLogger?
         do {
+            // First, as in containerd: a logging binary that does not come up fails Create before a VM boots.
+            if let log = stdio.binaryLog {
+                binaryLogger = try await BinaryLogger.start(log, containerID: id, namespace: namespace, logger: logger)
+            }
             let (vm, bootedNow) = try await ensureVM(layout: wanted, setup: spec.sandboxSetup)
             record.ownsVM = bootedNow
             record.qemuPID = vm.qemuPID
@@ -64,10 +67,11 @@ extension Pod {
             timing = ["share_ms": "\((creating - sharing).milliseconds)"]
             process.guestPID = try await vm.agent.createContainer(id: id, spec: guestSpec, terminal: request.terminal, stdin: !stdio.stdin.isEmpty)
             timing["guest_create_ms"] = "\((ContinuousClock.now - creating).milliseconds)"
-            let copier = ProcessStdio(paths: stdio, agent: vm.agent, containerID: id, execID: "", logger: logger)
+            let copier = ProcessStdio(paths: stdio, agent: vm.agent, containerID: id, execID: "", logger: logger, binaryLogger: binaryLogger)
             process.copier = copier
             _ = copier.start()
         } catch {
+            await binaryLogger?.abort()
             containers[id] = nil
             unshare(id, layout: wanted)
             if isEmpty && record.ownsVM { await shutdownVM() }
@@ -146,9 +150,19 @@ extension Pod {
             event.pid = taskPID
             await publisher.publish(topic: ContainerdNames.Topic.taskStart, event: event, typeName: "TaskStart")
         } else {
-            process.guestPID = try await vm.agent.exec(id: id, execID: execID, process: process.execSpec, terminal: process.stdio.terminal, stdin: !process.stdio.stdin.isEmpty)
+            // containerd starts an exec's logging binary at Start too; it sees the exec id as CONTAINER_ID.
+            var binaryLogger: BinaryLogger?
+            if let log = process.stdio.binaryLog {
+                binaryLogger = try await BinaryLogger.start(log, containerID: execID, namespace: namespace, logger: logger)
+            }
+            do {
+                process.guestPID = try await vm.agent.exec(id: id, execID: execID, process: process.execSpec, terminal: process.stdio.terminal, stdin: !process.stdio.stdin.isEmpty)
+            } catch {
+                await binaryLogger?.abort()
+                throw error
+            }
             process.status = .running
-            let copier = ProcessStdio(paths: process.stdio, agent: vm.agent, containerID: id, execID: execID, logger: logger)
+            let copier = ProcessStdio(paths: process.stdio, agent: vm.agent, containerID: id, execID: execID, logger: logger, binaryLogger: binaryLogger)
             process.copier = copier
             _ = copier.start()
             watchExit(of: process, agent: vm.agent)
@@ -169,9 +183,7 @@ extension Pod {
         guard request.spec.typeURL.hasSuffix("runtime-spec/1/Process") else {
             throw .invalidArgument("exec spec type \(request.spec.typeURL) (expected \(ContainerdNames.TypeURL.ociProcess))")
         }
-        let stdio = StdioPaths(
-            stdin: try StdioPaths.resolve(request.stdin), stdout: try StdioPaths.resolve(request.stdout),
-            stderr: try StdioPaths.resolve(request.stderr), terminal: request.terminal)
+        let stdio = try StdioPaths.parse(stdin: request.stdin, stdout: request.stdout, stderr: request.stderr, terminal: request.terminal)
         container.execs[request.execID] = ProcessState(containerID: request.id, execID: request.execID, stdio: stdio, execSpec: Array(request.spec.value))
         var event = Containerd_Events_TaskExecAdded()
         event.containerID = request.id
@@ -228,6 +240,7 @@ extension Pod {
         response.exitStatus = process.exitStatus
         response.exitedAt = process.exitedAt ?? .currentTime()
         if !execID.isEmpty {
+            process.copier?.stopLogger()
             container.execs[execID] = nil
             return response
         }
@@ -239,6 +252,7 @@ extension Pod {
         }
         _ = process.markExited(status: process.exitStatus, at: response.exitedAt)
         process.copier?.release()
+        process.copier?.stopLogger()
         containers[id] = nil
         if let layout { unshare(id, layout: layout) }
         var event = Containerd_Events_TaskDelete()

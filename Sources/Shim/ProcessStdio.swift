@@ -3,58 +3,114 @@ import Glibc
 import Logging
 import Synchronization
 
-/// Where containerd wants one process's stdio: FIFO paths (or `file://` URIs), empty when absent.
+/// Where containerd wants one process's stdio: FIFO paths (or `file://` URIs), empty when absent;
+/// or, for `binary://` URIs, a logging binary the shim starts (`BinaryLogger`).
 struct StdioPaths: Sendable, Equatable {
     var stdin: String
     var stdout: String
     var stderr: String
     var terminal: Bool
+    /// Set when stdout is a `binary://` URI; stdout and stderr then keep the URIs as containerd sent them.
+    var binaryLog: BinaryLogURI? = nil
 
-    /// The path to open for a stdio URI: a plain path or `file://`; `binary://` loggers are not supported.
+    /// The stdio of a Create or Exec request. As in containerd's runc shim, a `binary://` stdout
+    /// decides for both output streams (containerd's clients send the same URI as stderr); the
+    /// binary must exist and be executable.
+    static func parse(stdin: String, stdout: String, stderr: String, terminal: Bool) throws(ShimError) -> StdioPaths {
+        if BinaryLogURI.isBinary(stdout) {
+            let log = try BinaryLogURI(parsing: stdout)
+            try log.validateExecutable()
+            return StdioPaths(stdin: try resolve(stdin), stdout: stdout, stderr: stderr, terminal: terminal, binaryLog: log)
+        }
+        if BinaryLogURI.isBinary(stderr) {
+            throw .invalidArgument("stderr \(stderr): a binary:// logger must be given as stdout too (it takes both streams)")
+        }
+        return StdioPaths(stdin: try resolve(stdin), stdout: try resolve(stdout), stderr: try resolve(stderr), terminal: terminal)
+    }
+
+    /// The path to open for a stdio URI: a plain path, `fifo://` or `file://`. (`binary://` loggers
+    /// are not paths: `parse` handles them, for stdout and stderr.)
     static func resolve(_ uri: String) throws(ShimError) -> String {
         if uri.isEmpty || uri.hasPrefix("/") { return uri }
         if uri.hasPrefix("file://") { return String(uri.dropFirst("file://".count)) }
         if uri.hasPrefix("fifo://") { return String(uri.dropFirst("fifo://".count)) }
-        throw .unimplemented("stdio \(uri): only FIFOs and file:// are supported")
+        if BinaryLogURI.isBinary(uri) { throw .invalidArgument("stdio \(uri): a binary:// logger can only take stdout and stderr") }
+        throw .unimplemented("stdio \(uri): only FIFOs, file:// and binary:// are supported")
     }
 }
 
 /// Copies one guest process's stdio between containerd's FIFOs and the agent: output is pulled with
 /// `ReadOutput` (long polls, 1 MiB at a time) and written to the FIFOs until the guest reports EOF;
-/// stdin is read from its FIFO and written with `WriteStdin`, then closed with `CloseStdin`.
+/// stdin is read from its FIFO and written with `WriteStdin`, then closed with `CloseStdin`. With a
+/// logging binary, the output goes to the write ends of its pipes instead of the FIFOs; once both
+/// streams ended (and those ends are closed) the binary is stopped.
 final class ProcessStdio: Sendable {
     let paths: StdioPaths
     private let agent: AgentSession
+    private let binaryLogger: BinaryLogger?
     private let containerID: String
     private let execID: String
     private let logger: Logger
     private let stdinClosed = Atomic<Bool>(false)
     private static let chunk = AgentProtocol.maxOutputChunk
 
-    init(paths: StdioPaths, agent: AgentSession, containerID: String, execID: String, logger: Logger) {
+    init(paths: StdioPaths, agent: AgentSession, containerID: String, execID: String, logger: Logger, binaryLogger: BinaryLogger? = nil) {
         self.paths = paths
+        self.binaryLogger = binaryLogger
         self.agent = agent
         self.containerID = containerID
         self.execID = execID
         self.logger = logger
     }
 
-    /// Starts copying; the returned task ends when both output streams reached EOF (or the VM is gone).
+    /// Where one output stream goes: a FIFO or file to open (none when empty), or a descriptor the
+    /// copy owns (a logging binary's pipe; negative: nowhere).
+    private enum OutputTarget: Sendable {
+        case path(String)
+        case descriptor(CInt)
+    }
+
+    /// Starts copying; the returned task ends when both output streams reached EOF (or the VM is
+    /// gone), and a logging binary has been stopped.
     func start() -> Task<Void, Never> {
         if !paths.stdin.isEmpty {
             Task { await self.copyStdin() }
         }
+        var stdoutTarget = OutputTarget.path(paths.stdout)
+        var stderrTarget = OutputTarget.path(paths.stderr)
+        if let binaryLogger {
+            let outputs = binaryLogger.takeOutputs()
+            stdoutTarget = .descriptor(outputs?.stdout ?? -1)
+            stderrTarget = .descriptor(outputs?.stderr ?? -1)
+            // With a terminal everything arrives as stdout: the logger's stderr ends at once.
+            if paths.terminal, let outputs { close(outputs.stderr) }
+        }
+        let (binaryLogger, stdoutCopy, stderrCopy) = (binaryLogger, stdoutTarget, stderrTarget)
         return Task {
-            async let stdout: Void = copyOutput(.stdout, to: paths.stdout)
-            async let stderr: Void = paths.terminal ? () : copyOutput(.stderr, to: paths.stderr)
+            async let stdout: Void = copyOutput(.stdout, to: stdoutCopy)
+            async let stderr: Void = paths.terminal ? () : copyOutput(.stderr, to: stderrCopy)
             _ = await (stdout, stderr)
+            // The write ends are closed: the logger reads EOF and has its time to finish.
+            await binaryLogger?.stop()
         }
     }
 
-    private func copyOutput(_ stream: Swiftkata_Agent_V1_OutputStream, to path: String) async {
-        var fd: CInt = path.isEmpty ? -1 : await onBlockingThread { open(path, O_WRONLY | O_CLOEXEC | O_APPEND) }
-        if !path.isEmpty && fd < 0 {
-            logger.warning("cannot open output", metadata: ["path": "\(path)", "error": "\(String(cString: strerror(errno)))"])
+    /// The process is deleted: a logging binary is stopped even if the output has not ended yet
+    /// (containerd closes it on Delete too); the copy then drains into the broken pipe.
+    func stopLogger() {
+        guard let binaryLogger else { return }
+        Task { await binaryLogger.stop() }
+    }
+
+    private func copyOutput(_ stream: Swiftkata_Agent_V1_OutputStream, to target: OutputTarget) async {
+        var fd: CInt
+        switch target {
+        case .descriptor(let descriptor): fd = descriptor
+        case .path(let path):
+            fd = path.isEmpty ? -1 : await onBlockingThread { open(path, O_WRONLY | O_CLOEXEC | O_APPEND) }
+            if !path.isEmpty && fd < 0 {
+                logger.warning("cannot open output", metadata: ["path": "\(path)", "error": "\(String(cString: strerror(errno)))"])
+            }
         }
         defer { if fd >= 0 { close(fd) } }
         while true {
@@ -62,7 +118,7 @@ final class ProcessStdio: Sendable {
             do {
                 response = try await agent.readOutput(containerID: containerID, execID: execID, stream: stream, maxBytes: Self.chunk)
             } catch {
-                return  // the VM or the process is gone; closing the FIFO ends containerd's copy
+                return  // the VM or the process is gone; closing the FIFO (or pipe) ends the reader's copy
             }
             // The guest never gets to send more than asked for; a larger reply is cut, not trusted.
             let data = Array(response.data.prefix(Self.chunk))
@@ -70,7 +126,7 @@ final class ProcessStdio: Sendable {
                 let target = fd
                 if !(await onBlockingThread { BlockingIO.writeAll(target, data) }) {
                     close(fd)
-                    fd = -1  // the reader went away: keep draining so the guest process never blocks
+                    fd = -1  // the reader went away (EPIPE; SIGPIPE is ignored): keep draining so the guest process never blocks
                 }
             }
             if response.eof { return }

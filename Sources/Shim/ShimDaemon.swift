@@ -69,6 +69,8 @@ enum ShimDaemon {
         if ContinuousClock.now - started < .milliseconds(50) { try? await Task.sleep(for: .milliseconds(50)) }
         await listener.close()
         removeOwnSocket()
+        // A `binary://` logging binary still finishing (its output has ended) must not outlive the shim.
+        await BinaryLogger.stopAll(grace: .seconds(2))
         logger.info("shim daemon exiting")
         return 0
     }

@@ -1,0 +1,426 @@
+import CGuestSys
+import Glibc
+import Logging
+import Synchronization
+
+/// A `binary://` log URI (containerd's `--log-uri binary:///path?key=value`, nerdctl's default for
+/// `run -d`): the logging binary to start and its arguments.
+///
+/// Parsed as Go's `net/url` does for containerd's runc shim (`NewBinaryCmd` in containerd's
+/// `pkg/process`): the scheme is case-insensitive, the path is percent-decoded, the fragment is
+/// dropped, and every query parameter becomes two arguments, its name and its first value (an
+/// empty value stays an empty argument). Go ranges over a map, so containerd's argument order is
+/// random; here it is the URI's order (containerd's clients encode the query sorted by name).
+/// Unlike containerd, a URI with a host (`binary://usr/bin/x`, where Go would silently run `/bin/x`)
+/// is refused.
+struct BinaryLogURI: Sendable, Equatable {
+    /// The logging binary, an absolute path.
+    var path: String
+    /// The binary's arguments (after argv[0], which is `path`).
+    var arguments: [String]
+
+    init(path: String, arguments: [String]) {
+        self.path = path
+        self.arguments = arguments
+    }
+
+    /// Whether `uri` names a logging binary (scheme `binary`, any case).
+    static func isBinary(_ uri: String) -> Bool {
+        uri.utf8.count >= 7 && String(decoding: uri.utf8.prefix(7), as: UTF8.self).lowercased() == "binary:"
+    }
+
+    /// Parses a `binary:` URI; syntax only (`validateExecutable` checks the file).
+    init(parsing uri: String) throws(ShimError) {
+        guard Self.isBinary(uri) else { throw .invalidArgument("log URI \(uri): not a binary:// URI") }
+        var rest = Substring(uri.dropFirst("binary:".count))
+        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
+        var query: Substring = ""
+        if let question = rest.firstIndex(of: "?") {
+            query = rest[rest.index(after: question)...]
+            rest = rest[..<question]
+        }
+        if rest.hasPrefix("//") {
+            let authority = rest.dropFirst(2).prefix { $0 != "/" }
+            guard authority.isEmpty else {
+                throw .invalidArgument("log URI \(uri): the logging binary must be an absolute path, binary:///path (\"\(authority)\" reads as a host)")
+            }
+            rest = rest.dropFirst(2)
+        }
+        guard !rest.isEmpty else { throw .invalidArgument("log URI \(uri): no logging binary path (expected binary:///absolute/path)") }
+        guard rest.hasPrefix("/") else {
+            throw .invalidArgument("log URI \(uri): the logging binary path \(rest) is relative (expected binary:///absolute/path)")
+        }
+        guard let path = Self.percentDecode(rest, plusIsSpace: false) else {
+            throw .invalidArgument("log URI \(uri): the path has a malformed %-escape")
+        }
+        guard !path.utf8.contains(0) else { throw .invalidArgument("log URI \(uri): the path contains a NUL byte") }
+        var seen: Set<String> = []
+        var arguments: [String] = []
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            guard !pair.contains(";") else { continue }  // Go's ParseQuery rejects (and Query() drops) these
+            let equals = pair.firstIndex(of: "=")
+            let rawKey = equals.map { pair[..<$0] } ?? pair
+            let rawValue = equals.map { pair[pair.index(after: $0)...] } ?? ""
+            guard let key = Self.percentDecode(rawKey, plusIsSpace: true),
+                  let value = Self.percentDecode(rawValue, plusIsSpace: true)
+            else { continue }
+            guard seen.insert(key).inserted else { continue }  // only a parameter's first value is passed
+            // Go's exec refuses NUL in arguments, so containerd would fail to start the binary.
+            guard !key.utf8.contains(0) && !value.utf8.contains(0) else {
+                throw .invalidArgument("log URI \(uri): query parameter \(key) contains a NUL byte")
+            }
+            arguments += [key, value]
+        }
+        self.init(path: path, arguments: arguments)
+    }
+
+    /// A binary that does not exist, is not a regular file or is not executable is an invalid argument.
+    func validateExecutable() throws(ShimError) {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw .invalidArgument("logging binary \(path): \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw .invalidArgument("logging binary \(path) is not a regular file") }
+        guard access(path, X_OK) == 0 else { throw .invalidArgument("logging binary \(path) is not executable") }
+    }
+
+    /// `%XX` escapes decoded (and `+` as a space in query components); nil for a malformed escape.
+    static func percentDecode(_ text: Substring, plusIsSpace: Bool) -> String? {
+        var bytes: [UInt8] = []
+        var iterator = text.utf8.makeIterator()
+        func hex(_ byte: UInt8?) -> UInt8? {
+            switch byte {
+            case .some(let b) where b >= 0x30 && b <= 0x39: b - 0x30
+            case .some(let b) where b >= 0x41 && b <= 0x46: b - 0x41 + 10
+            case .some(let b) where b >= 0x61 && b <= 0x66: b - 0x61 + 10
+            default: nil
+            }
+        }
+        while let byte = iterator.next() {
+            switch byte {
+            case UInt8(ascii: "%"):
+                guard let high = hex(iterator.next()), let low = hex(iterator.next()) else { return nil }
+                bytes.append(high << 4 | low)
+            case UInt8(ascii: "+") where plusIsSpace: bytes.append(UInt8(ascii: " "))
+            default: bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// A logging binary started for one process's output, as containerd's runc shim does for
+/// `binary://` URIs (`NewBinaryIO` in containerd's `pkg/process/io.go`; the binary side is
+/// containerd's `runtime/v2/logging` package):
+///
+/// - Three O_CLOEXEC pipes. The binary gets the read end of the stdout pipe as fd 3, the read end of
+///   the stderr pipe as fd 4 and the write end of a "ready" pipe as fd 5; fds 0-2 are /dev/null and
+///   nothing else is inherited. Its environment is exactly `CONTAINER_ID` (the container id for an
+///   init process, the exec id for an exec) and `CONTAINER_NAMESPACE`; argv is the path, then the
+///   URI's arguments. Signal mask and dispositions are reset (the daemon ignores SIGPIPE and SIGTERM).
+/// - The shim then waits for readiness: a byte or EOF on the ready pipe (the logging library's
+///   `ready()` closes fd 5). containerd waits without a bound; here `readinessTimeout` (30 s) bounds
+///   it, and a binary that has exited by then (checked for `earlyExitWindow` after EOF) counts as a
+///   failure. Either way the binary is killed and reaped, the pipes closed, and the error names it.
+///   (So a logger that signals and exits at once, e.g. containerd's test logger `/bin/echo`, is
+///   refused here where containerd would accept it and lose the output.)
+/// - The stdout and stderr write ends are taken over by `ProcessStdio`, which copies the guest
+///   process's output into them and closes them at EOF (with a terminal, stderr's is closed at once).
+/// - `stop()`: the binary has `exitGrace` (2 s) to exit by itself after its input ended, then gets
+///   SIGTERM (the logging library cancels its context) and `termGrace` (10 s) more, then SIGKILL; it
+///   is always reaped. 12 s in all, containerd's `binaryIOProcTermTimeout`. containerd closes the
+///   pipes and sends SIGTERM at once, on the process's Delete; here the stop follows the end of the
+///   output (and Delete starts it too if the output has not ended), so a logger still draining its
+///   pipe is not interrupted.
+final class BinaryLogger: Sendable {
+    static let readinessTimeout: Duration = .seconds(30)
+    static let earlyExitWindow: Duration = .milliseconds(50)
+    static let exitGrace: Duration = .seconds(2)
+    static let termGrace: Duration = .seconds(10)
+
+    let uri: BinaryLogURI
+    let pid: pid_t
+    private let log: Logger
+    private let state: Mutex<State>
+
+    private struct State {
+        /// Set once reaped: the shell-style status (128 + signal for a signal death).
+        var exitStatus: Int32?
+        /// The write ends, until `ProcessStdio` takes them (or a failure closes them).
+        var outputs: (stdout: CInt, stderr: CInt)?
+        var stopping: Task<Void, Never>?
+    }
+
+    /// Loggers not yet reaped, for the daemon's exit.
+    private static let live = Mutex<[ObjectIdentifier: BinaryLogger]>([:])
+
+    private init(uri: BinaryLogURI, pid: pid_t, outputs: (CInt, CInt), log: Logger) {
+        self.uri = uri
+        self.pid = pid
+        self.log = log
+        state = Mutex(State(outputs: outputs))
+    }
+
+    deinit {
+        if let outputs = state.withLock({ $0.outputs }) {
+            close(outputs.stdout)
+            close(outputs.stderr)
+        }
+    }
+
+    /// Starts the binary and waits for it to be ready. `containerID` is what the binary sees as
+    /// `CONTAINER_ID` (an exec's id for an exec).
+    static func start(_ uri: BinaryLogURI, containerID: String, namespace: String, logger: Logger,
+                      readinessTimeout: Duration = readinessTimeout) async throws(ShimError) -> BinaryLogger {
+        var pipes: [[CInt]] = []
+        for name in ["stdout", "stderr", "ready"] {
+            var fds: [CInt] = [-1, -1]
+            guard guest_pipe_cloexec(&fds) == 0 else {
+                let reason = String(cString: strerror(errno))
+                pipes.joined().forEach { close($0) }
+                throw .internalError("logging binary \(uri.path): creating the \(name) pipe: \(reason)")
+            }
+            pipes.append(fds)
+        }
+        let (stdoutPipe, stderrPipe, readyPipe) = (pipes[0], pipes[1], pipes[2])
+        let environment = ["CONTAINER_ID=\(containerID)", "CONTAINER_NAMESPACE=\(namespace)"]
+        let spawned = spawn(uri, environment: environment, childDescriptors: [stdoutPipe[0], stderrPipe[0], readyPipe[1]])
+        // The binary has its ends now (or failed to start): ours go.
+        [stdoutPipe[0], stderrPipe[0], readyPipe[1]].forEach { close($0) }
+        let pid: pid_t
+        switch spawned {
+        case .failure(let failure):
+            [stdoutPipe[1], stderrPipe[1], readyPipe[0]].forEach { close($0) }
+            throw failure
+        case .success(let started): pid = started
+        }
+        let instance = BinaryLogger(uri: uri, pid: pid, outputs: (stdoutPipe[1], stderrPipe[1]), log: logger)
+        live.withLock { $0[ObjectIdentifier(instance)] = instance }
+
+        let readyFD = readyPipe[0]
+        let readiness = await onBlockingThread { awaitReadiness(fd: readyFD, timeout: readinessTimeout) }
+        close(readyFD)
+        var failure: ShimError?
+        switch readiness {
+        case .timedOut:
+            failure = .failedPrecondition("logging binary \(uri.path) did not signal readiness (closing fd 5) within \(readinessTimeout); it was killed")
+        case .failed(let code):
+            failure = .internalError("logging binary \(uri.path): reading its ready pipe: \(String(cString: strerror(code)))")
+        case .ready:
+            if await instance.awaitExit(until: ContinuousClock.now + earlyExitWindow), let status = instance.exitStatus {
+                failure = .failedPrecondition("logging binary \(uri.path) exited (status \(status)) before taking the process's output")
+            }
+        }
+        if let failure {
+            await instance.abort()
+            throw failure
+        }
+        logger.debug("logging binary started", metadata: ["binary": "\(uri.path)", "pid": "\(pid)", "container": "\(containerID)"])
+        return instance
+    }
+
+    /// The exit status once reaped.
+    var exitStatus: Int32? { state.withLock { $0.exitStatus } }
+
+    /// Hands the stdout and stderr write ends to their copier, once; the taker closes them.
+    func takeOutputs() -> (stdout: CInt, stderr: CInt)? {
+        state.withLock { state in
+            defer { state.outputs = nil }
+            return state.outputs
+        }
+    }
+
+    /// Ends the binary (see the type's comment): idempotent, every caller returns once it is reaped.
+    /// The grace periods are the first caller's.
+    func stop(exitGrace: Duration = exitGrace, termGrace: Duration = termGrace) async {
+        let task = state.withLock { state -> Task<Void, Never> in
+            if let stopping = state.stopping { return stopping }
+            let stopping = Task { await self.runStop(exitGrace: exitGrace, termGrace: termGrace) }
+            state.stopping = stopping
+            return stopping
+        }
+        await task.value
+    }
+
+    /// The process could not be set up: closes the write ends if nobody took them, kills and reaps.
+    func abort() async {
+        closeUntakenOutputs()
+        await stop(exitGrace: .zero, termGrace: .zero)
+    }
+
+    /// Ends every logger still running (the daemon is exiting; their output has ended or is about
+    /// to): `grace` to exit by themselves, then SIGTERM, a second, SIGKILL; all reaped.
+    static func stopAll(grace: Duration) async {
+        let loggers = live.withLock { Array($0.values) }
+        guard !loggers.isEmpty else { return }
+        loggers.forEach { $0.closeUntakenOutputs() }
+        var deadline = ContinuousClock.now + grace
+        for logger in loggers { _ = await logger.awaitExit(until: deadline) }
+        loggers.forEach { $0.signal(SIGTERM) }
+        deadline = ContinuousClock.now + .seconds(1)
+        for logger in loggers { _ = await logger.awaitExit(until: deadline) }
+        for logger in loggers {
+            logger.signal(SIGKILL)
+            _ = await logger.awaitExit(until: nil)
+        }
+    }
+
+    private func runStop(exitGrace: Duration, termGrace: Duration) async {
+        let path = uri.path
+        if await awaitExit(until: ContinuousClock.now + exitGrace) { return logExit() }
+        if exitGrace > .zero {
+            log.warning("logging binary still running after its input ended; sending SIGTERM", metadata: ["binary": "\(path)", "pid": "\(pid)"])
+        }
+        signal(SIGTERM)
+        if await awaitExit(until: ContinuousClock.now + termGrace) { return logExit() }
+        if termGrace > .zero {
+            log.warning("logging binary ignored SIGTERM; killing it", metadata: ["binary": "\(path)", "pid": "\(pid)"])
+        }
+        signal(SIGKILL)
+        _ = await awaitExit(until: nil)
+        logExit()
+    }
+
+    private func logExit() {
+        log.debug("logging binary exited", metadata: ["binary": "\(uri.path)", "pid": "\(pid)", "status": "\(exitStatus ?? -1)"])
+    }
+
+    private func closeUntakenOutputs() {
+        if let outputs = takeOutputs() {
+            close(outputs.stdout)
+            close(outputs.stderr)
+        }
+    }
+
+    /// Signals the binary unless it has been reaped (its pid cannot be reused before that).
+    private func signal(_ number: CInt) {
+        state.withLock { state in
+            if state.exitStatus == nil { _ = kill(pid, number) }
+        }
+    }
+
+    /// Polls for the exit until `deadline` (nil: without a bound); true once reaped.
+    private func awaitExit(until deadline: ContinuousClock.Instant?) async -> Bool {
+        var interval = Duration.milliseconds(2)
+        while true {
+            if reap() { return true }
+            let now = ContinuousClock.now
+            if let deadline, now >= deadline { return false }
+            let nap = deadline.map { min(interval, $0 - now) } ?? interval
+            try? await Task.sleep(for: nap)
+            interval = min(interval * 2, .milliseconds(50))
+        }
+    }
+
+    /// `waitpid(WNOHANG)`; true when the binary has been reaped (now or before).
+    private func reap() -> Bool {
+        let reaped = state.withLock { state -> Bool in
+            if state.exitStatus != nil { return true }
+            var status: Int32 = 0
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid {
+                state.exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                return true
+            }
+            if result < 0 && errno == ECHILD {
+                state.exitStatus = -1  // not ours to reap any more: gone
+                return true
+            }
+            return false
+        }
+        if reaped { _ = Self.live.withLock { $0.removeValue(forKey: ObjectIdentifier(self)) } }
+        return reaped
+    }
+
+    enum Readiness: Equatable { case ready, timedOut, failed(CInt) }
+
+    /// Blocks until a byte or EOF arrives on `fd`, or `timeout` passes.
+    static func awaitReadiness(fd: CInt, timeout: Duration) -> Readiness {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return .timedOut }
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&entry, 1, Int32(min(left / .milliseconds(1), 60_000)) + 1)
+            if ready < 0 && errno == EINTR { continue }
+            guard ready >= 0 else { return .failed(errno) }
+            guard ready > 0 else { continue }
+            var byte: UInt8 = 0
+            let count = read(fd, &byte, 1)
+            if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            return count < 0 ? .failed(errno) : .ready
+        }
+    }
+
+    /// posix_spawn with containerd's contract: `childDescriptors` become fds 3, 4, 5, fds 0-2 are
+    /// /dev/null, every other fd is closed.
+    private static func spawn(_ uri: BinaryLogURI, environment: [String], childDescriptors: [CInt]) -> Result<pid_t, ShimError> {
+        // Moved above 5 first, so that no dup2 onto 3, 4 or 5 overwrites a source still to be copied.
+        var high: [CInt] = []
+        defer { high.forEach { close($0) } }
+        for fd in childDescriptors {
+            let copy = fcntl(fd, F_DUPFD_CLOEXEC, 6)
+            guard copy >= 0 else { return .failure(.internalError("logging binary \(uri.path): \(String(cString: strerror(errno)))")) }
+            high.append(copy)
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        for (index, fd) in high.enumerated() {
+            posix_spawn_file_actions_adddup2(&actions, fd, CInt(3 + index))
+        }
+        closeDescriptors(from: 6, in: &actions)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for number in 1..<CInt(32) where number != SIGKILL && number != SIGSTOP { sigaddset(&defaults, number) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = ([uri.path] + uri.arguments).map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid = pid_t()
+        let status = posix_spawn(&pid, uri.path, &actions, &attributes, argv, envp)
+        guard status == 0 else {
+            let reason = "starting logging binary \(uri.path): \(String(cString: strerror(status)))"
+            switch status {
+            case ENOENT, EACCES, ENOEXEC, ENOTDIR, EISDIR, ELOOP, ENAMETOOLONG, EPERM: return .failure(.invalidArgument(reason))
+            default: return .failure(.internalError(reason))
+            }
+        }
+        return .success(pid)
+    }
+
+    /// Adds "close every fd from `lowest` up" to `actions`: glibc's
+    /// `posix_spawn_file_actions_addclosefrom_np` (2.34+, which Swift's Glibc module does not
+    /// export), else a close for each fd open now without FD_CLOEXEC.
+    private static func closeDescriptors(from lowest: CInt, in actions: inout posix_spawn_file_actions_t) {
+        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, CInt) -> CInt
+        if let handle = dlopen(nil, RTLD_NOW) {
+            defer { dlclose(handle) }
+            if let symbol = dlsym(handle, "posix_spawn_file_actions_addclosefrom_np"),
+               unsafeBitCast(symbol, to: CloseFrom.self)(&actions, lowest) == 0 {
+                return
+            }
+        }
+        guard let directory = opendir("/proc/self/fd") else { return }
+        defer { closedir(directory) }
+        let own = dirfd(directory)
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let fd = CInt(name), fd >= lowest, fd != own else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 && flags & FD_CLOEXEC == 0 { posix_spawn_file_actions_addclose(&actions, fd) }
+        }
+    }
+}
