@@ -1,5 +1,6 @@
 import CGuestSys
 import Glibc
+import Hypervisor
 import Logging
 import Synchronization
 
@@ -374,23 +375,13 @@ final class BinaryLogger: Sendable {
         }
         closeDescriptors(from: 6, in: &actions)
 
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for number in 1..<CInt(32) where number != SIGKILL && number != SIGSTOP { sigaddset(&defaults, number) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
         let argv: [UnsafeMutablePointer<CChar>?] = ([uri.path] + uri.arguments).map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         var pid = pid_t()
-        let status = posix_spawn(&pid, uri.path, &actions, &attributes, argv, envp)
+        // The daemon ignores SIGPIPE and handles SIGTERM itself: the logger starts with neither.
+        let status = SpawnAttributes.with(defaultSignalActions: true) { posix_spawn(&pid, uri.path, &actions, $0, argv, envp) }
         guard status == 0 else {
             let reason = "starting logging binary \(uri.path): \(String(cString: strerror(status)))"
             switch status {

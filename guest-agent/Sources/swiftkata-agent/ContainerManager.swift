@@ -9,11 +9,7 @@ import TTRPC
 /// The containers of this pod and their processes. All bookkeeping is serialised by the actor;
 /// waiting (exits, output) happens outside it, so a parked Wait never blocks other calls.
 actor ContainerManager {
-    struct ManagerError: Error, CustomStringConvertible, Sendable {
-        var code: Code
-        var description: String
-        enum Code: Sendable { case notFound, alreadyExists, invalid, failedPrecondition, internalError }
-    }
+    typealias ManagerError = AgentError
 
     final class Process: Sendable {
         let pid: pid_t
@@ -287,17 +283,5 @@ actor ContainerManager {
     private func lookup(_ id: String) throws(ManagerError) -> Container {
         guard let container = containers[id] else { throw ManagerError(code: .notFound, description: "container \(id): not found") }
         return container
-    }
-}
-
-extension ContainerManager.ManagerError: TTRPCStatusConvertible {
-    var ttrpcError: TTRPCError {
-        switch code {
-        case .notFound: TTRPCError(.notFound, description)
-        case .alreadyExists: TTRPCError(.alreadyExists, description)
-        case .invalid: TTRPCError(.invalidArgument, description)
-        case .failedPrecondition: TTRPCError(.failedPrecondition, description)
-        case .internalError: TTRPCError(.internal, description)
-        }
     }
 }

@@ -6,11 +6,7 @@ import TTRPC
 /// Applies the pod's validated network to the guest through rtnetlink (guest_net.c): loopback up,
 /// each NIC found by MAC, renamed, MTU, addresses, up; then the routes (link routes first).
 enum GuestNetwork {
-    struct NetworkError: Error, CustomStringConvertible, Sendable {
-        enum Code: Sendable { case notFound, alreadyExists, invalid, failedPrecondition, internalError }
-        var code: Code
-        var description: String
-    }
+    typealias NetworkError = AgentError
 
     static let sysClassNet = "/sys/class/net"
 
@@ -98,17 +94,5 @@ enum GuestNetwork {
         default: .internalError
         }
         throw NetworkError(code: code, description: "\(what()): \(String(cString: strerror(err)))\(kernel.isEmpty ? "" : " (\(kernel))")")
-    }
-}
-
-extension GuestNetwork.NetworkError: TTRPCStatusConvertible {
-    var ttrpcError: TTRPCError {
-        switch code {
-        case .notFound: TTRPCError(.notFound, description)
-        case .alreadyExists: TTRPCError(.alreadyExists, description)
-        case .invalid: TTRPCError(.invalidArgument, description)
-        case .failedPrecondition: TTRPCError(.failedPrecondition, description)
-        case .internalError: TTRPCError(.internal, description)
-        }
     }
 }
