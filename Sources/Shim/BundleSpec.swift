@@ -64,6 +64,13 @@ struct BundleSpec: Sendable {
         namespaces.first(where: { $0.type == "network" })?.path
     }
 
+    /// The spec asks for the host's network (`ctr run --net-host`, Kubernetes' `hostNetwork: true`):
+    /// it lists namespaces but no network namespace at all.
+    var requestsHostNetwork: Bool {
+        guard json["linux"]?["namespaces"]?.arrayValue != nil else { return false }
+        return !namespaces.contains { $0.type == "network" }
+    }
+
     /// `linux.sysctl` entries of the network stack, which the VM's network namespace gets.
     var networkSysctls: [String: String] {
         guard case .object(let object)? = json["linux"]?["sysctl"] else { return [:] }

@@ -35,6 +35,10 @@ extension Pod {
         guard containers[id] == nil else { throw .alreadyExists("container \(id)") }
         guard request.checkpoint.isEmpty else { throw .unimplemented("checkpoint restore") }
         let spec = try BundleSpec.load(bundle: request.bundle)
+        if spec.requestsHostNetwork {
+            // A VM has its own network stack; silently giving it none would be worse than refusing.
+            throw .failedPrecondition("container \(id) asks for the host's network (--net-host, hostNetwork: true), which a container in its own VM cannot share; run it without host networking, or with runc")
+        }
         let stdio = try StdioPaths.parse(stdin: request.stdin, stdout: request.stdout, stderr: request.stderr, terminal: request.terminal)
         let podID = spec.podID(containerID: id)
         try validateIdentifier(podID, what: "sandbox id")

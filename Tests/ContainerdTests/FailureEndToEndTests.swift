@@ -100,4 +100,12 @@ extension ShimEndToEndTests {
         removeContainer(id)
         #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
     }
+
+    @Test func hostNetworkIsRefusedClearly() {
+        let result = containerd.runContainer("hostnet", ["true"], options: ["--net-host"])
+        #expect(result.status != 0)
+        #expect(result.output.contains("asks for the host's network"), "\(result.output)")
+        containerd.ctr(["container", "rm", "hostnet"])
+        #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
+    }
 }

@@ -95,4 +95,13 @@ import Testing
         let user = try BundleSpec(bytes: Array(#"{"linux":{"namespaces":[{"type":"cgroup","path":"/proc/1/ns/cgroup"}]}}"#.utf8))
         #expect(throws: ShimError.self) { try user.guestSpec(rootInSharedFS: "c/rootfs", guestSources: [:], guestSeccomp: true, sandboxGuestPID: 3) }
     }
+
+    @Test func hostNetworkIsRecognisedOnlyWhenTheNetworkNamespaceIsMissing() throws {
+        let host = try BundleSpec(bytes: Array(#"{"linux":{"namespaces":[{"type":"pid"},{"type":"mount"}]}}"#.utf8))
+        #expect(host.requestsHostNetwork)
+        let isolated = try BundleSpec(bytes: Array(#"{"linux":{"namespaces":[{"type":"pid"},{"type":"network"}]}}"#.utf8))
+        #expect(!isolated.requestsHostNetwork)
+        #expect(!(try BundleSpec(bytes: Array(Self.sandboxSpec.utf8))).requestsHostNetwork)
+        #expect(!(try BundleSpec(bytes: Array("{}".utf8))).requestsHostNetwork)
+    }
 }
