@@ -24,6 +24,7 @@ _METHODS = {
         ("ContainerStatus", pb.ContainerStatusRequest, pb.ContainerStatusResponse),
         ("ExecSync", pb.ExecSyncRequest, pb.ExecSyncResponse),
         ("Exec", pb.ExecRequest, pb.ExecResponse),
+        ("Attach", pb.AttachRequest, pb.AttachResponse),
         ("ContainerStats", pb.ContainerStatsRequest, pb.ContainerStatsResponse),
         ("ListContainerStats", pb.ListContainerStatsRequest, pb.ListContainerStatsResponse),
     ],

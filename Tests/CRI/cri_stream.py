@@ -54,9 +54,9 @@ def _frame(payload):
     return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-def run(url, send_after=None, timeout=60):
-    """Connects to an Exec URL and collects the command's output. With send_after=(marker, data), `data`
-    is written to the command's stdin once `marker` has appeared on its stdout.
+def run(url, send_after=None, send_first=None, timeout=60):
+    """Connects to an Exec or Attach URL and collects the output. With send_after=(marker, data), `data`
+    is written to stdin once `marker` has appeared on stdout; `send_first` is written to stdin at once.
     Returns (stdout bytes, stderr bytes, exit code: 0, the ExitCode cause, or None if unknown)."""
     target = urllib.parse.urlsplit(url)
     key = base64.b64encode(os.urandom(16)).decode()
@@ -83,6 +83,8 @@ def run(url, send_after=None, timeout=60):
         if b" 101 " not in status_line + b" ":
             raise ConnectionError(f"WebSocket upgrade refused by {url}: {header.decode(errors='replace')}")
         output = {STDOUT: b"", STDERR: b"", ERROR: b""}
+        if send_first:
+            connection.sendall(_frame(bytes([STDIN]) + send_first))
         for opcode, payload in _frames(connection):
             if opcode in (0x1, 0x2) and payload and payload[0] in output:
                 output[payload[0]] += payload[1:]

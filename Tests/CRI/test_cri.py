@@ -75,7 +75,7 @@ class Pod:
     def ip(self):
         return self.status().network.ip
 
-    def run_container(self, name, command, mounts=(), attempt=0):
+    def run_container(self, name, command, mounts=(), attempt=0, stdin=False):
         """Creates and starts a container; returns its id once CRI reports it RUNNING."""
         config = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=name, attempt=attempt),
@@ -84,6 +84,7 @@ class Pod:
             mounts=list(mounts),
             log_path=f"{name}_{attempt}.log",
             labels={"swiftkata-cri-test": f"{self.name}/{name}"},
+            stdin=stdin,
         )
         container_id = harness.client.CreateContainer(pb.CreateContainerRequest(
             pod_sandbox_id=self.id, config=config, sandbox_config=self.config)).container_id
@@ -357,6 +358,21 @@ class CRIEndToEnd(unittest.TestCase):
             harness.client.StopContainer(pb.StopContainerRequest(container_id=escaper, timeout=0))
             harness.client.RemoveContainer(pb.RemoveContainerRequest(container_id=escaper))
             del pod.containers["escaper"]
+
+    def test_12c_attach_to_a_running_container(self):
+        # kubectl attach: the container's own stdin and stdout, through containerd's streaming server.
+        pod = self.web()
+        attached = pod.run_container("attached", ["sh", "-c", "read line; echo \"attached: $line\""], stdin=True)
+        try:
+            url = harness.client.Attach(pb.AttachRequest(container_id=attached, stdin=True, stdout=True, stderr=True)).url
+            stdout, _, _ = cri_stream.run(url, send_first=b"hello\n")
+            self.assertIn(b"attached: hello", stdout)
+            exited = wait_for(lambda: (s := container_status(attached)).state == pb.CONTAINER_EXITED and s, 30, "attached EXITED")
+            self.assertEqual(exited.exit_code, 0)
+        finally:
+            harness.client.StopContainer(pb.StopContainerRequest(container_id=attached, timeout=0))
+            harness.client.RemoveContainer(pb.RemoveContainerRequest(container_id=attached))
+            del pod.containers["attached"]
 
     def test_13_stop_and_remove_leave_nothing(self):
         pods = [self.web(), self.client_pod()]
