@@ -51,6 +51,7 @@ unit-test:
 ## (Tests/CRI). CRI_RUNTIME_HANDLER=runc checks the suite itself; default kata-runtime (swiftkata).
 cri-test: guest
 	$(SWIFT) build --product containerd-shim-swiftkata-v2
+	$(SWIFT) build --product swiftkata-vm
 	$(GUEST_ENV) /usr/bin/python3 -B -m unittest discover -v -s Tests/CRI
 
 ## Short libFuzzer run of the ttrpc frame decoder + request dispatch (CI).
@@ -68,6 +69,7 @@ fuzz: fuzz-smoke
 ## The container path: ctr run/exec/stdout with runc vs swiftkata vs a bare QEMU boot; memory per pod.
 bench: guest
 	$(SWIFT) build -c release --product containerd-shim-swiftkata-v2 -Xswiftc -static-stdlib
+	$(SWIFT) build -c release --product swiftkata-vm -Xswiftc -static-stdlib
 	Benchmarks/shim-bench.py "$$(dirname "$$(tail -n1 .build/guest-kernel.path)")/vmlinux" "$$(tail -n1 .build/guest-image.path)" --runs 7
 
 ## Swift ttrpc vs containerd's Go ttrpc, side by side.

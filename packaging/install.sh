@@ -36,6 +36,7 @@ fi
 log "building release binaries"
 swift build -c release --product containerd-shim-swiftkata-v2 -Xswiftc -static-stdlib >/dev/null
 swift build -c release --product swiftkata-check -Xswiftc -static-stdlib >/dev/null
+swift build -c release --product swiftkata-vm -Xswiftc -static-stdlib >/dev/null
 log "building the guest kernel and image (the kernel is cached under /var/cache/swiftkata)"
 kernel_dir=$(dirname "$(guest-kernel-config/build.sh | tail -n1)")
 image=$(guest-agent/build-image.sh | tail -n1)
@@ -46,6 +47,8 @@ install_file() {  # install_file MODE SOURCE DESTINATION
 }
 install_file 0755 .build/release/containerd-shim-swiftkata-v2 /usr/local/bin/containerd-shim-swiftkata-v2
 install_file 0755 .build/release/swiftkata-check /usr/local/bin/swiftkata-check
+# The shim drives libvirt through this helper, found next to the shim.
+install_file 0755 .build/release/swiftkata-vm /usr/local/bin/swiftkata-vm
 install_file 0644 "$kernel_dir/vmlinux" /usr/share/swiftkata/vmlinux
 install_file 0644 "$image" /usr/share/swiftkata/swiftkata-initrd.img
 record "directory /usr/share/swiftkata"

@@ -9,7 +9,7 @@ import TTRPC
 /// and the domain's lifecycle events.
 final class PodVM: Sendable {
     let layout: PodLayout
-    let libvirt: LibvirtConnection
+    let control: VMControl
     let agent: AgentSession
     let qemuPID: pid_t
     let accelerator: VMDescription.Accelerator
@@ -19,11 +19,11 @@ final class PodVM: Sendable {
     /// libvirt lifecycle events (and QEMU's exit, seen through a pidfd at once).
     let events: AsyncStream<DomainLifecycleEvent>
 
-    private init(layout: PodLayout, libvirt: LibvirtConnection, agent: AgentSession, qemuPID: pid_t,
+    private init(layout: PodLayout, control: VMControl, agent: AgentSession, qemuPID: pid_t,
                  accelerator: VMDescription.Accelerator, transport: ResolvedAgentTransport, network: PodNetwork?,
                  events: AsyncStream<DomainLifecycleEvent>) {
         self.layout = layout
-        self.libvirt = libvirt
+        self.control = control
         self.agent = agent
         self.qemuPID = qemuPID
         self.accelerator = accelerator
@@ -35,10 +35,10 @@ final class PodVM: Sendable {
     /// Boots the pod's VM and waits for its agent; on failure nothing of the VM is left running.
     static func boot(layout: PodLayout, configuration: Configuration, sandbox setup: SandboxSetup, logger: Logger) async throws(ShimError) -> PodVM {
         let hypervisor = configuration.hypervisor
-        let libvirt: LibvirtConnection
-        do { libvirt = try LibvirtConnection(uri: hypervisor.libvirtURI) } catch {
-            throw .unavailable("libvirt at \(hypervisor.libvirtURI) (is libvirtd running?): \(error.message)")
+        guard let helper = VMControl.locateHelper() else {
+            throw .failedPrecondition("\(VMControl.helperName) is missing next to \(VMControl.currentExecutable()) (install it with `make install`)")
         }
+        let control = VMControl(helper: helper, uri: hypervisor.libvirtURI)
         for (what, path) in [("guest kernel", hypervisor.kernel), ("guest image", hypervisor.image)] where access(path, R_OK) != 0 {
             throw .failedPrecondition("\(what) \(path): \(String(cString: strerror(errno))) (install it with `make install`, or set hypervisor.\(what == "guest kernel" ? "kernel" : "image") in the configuration)")
         }
@@ -78,37 +78,36 @@ final class PodVM: Sendable {
         let xml: String
         do { xml = try DomainXML.render(vm) } catch { throw .invalidArgument("VM description: \(error)") }
 
-        // A domain of the same pod left by a shim that died is ours to replace.
-        try? libvirt.destroyDomain(named: layout.domainName)
+        let xmlPath = "\(layout.vmDirectory)/domain.xml"
+        try writeFileAtomically(xmlPath, Array(xml.utf8), mode: 0o600)
         let removeNetwork = {
             if let network { _ = PodNetwork.remove(tapName: network.tapName, namespacePath: network.namespacePath, interface: network.scan.interface.name) }
         }
         let domainStarted = ContinuousClock.now
+        // The helper replaces a domain of the same pod left by a shim that died.
+        let domain: VMControl.Started
         do {
             try network?.createTap()
-            _ = try libvirt.createTransientDomain(xml: xml)
+            domain = try control.create(name: layout.domainName, xmlPath: xmlPath)
         } catch {
             removeNetwork()
             if let error = error as? ShimError { throw error }
-            throw .internalError("starting the pod VM \(layout.domainName): \((error as? LibvirtError)?.message ?? "\(error)")")
+            throw .internalError("\(error); console: \(consoleTail(layout))")
         }
         let destroy = {
-            try? libvirt.destroyDomain(named: layout.domainName)
+            try? control.destroy(name: layout.domainName)
             removeNetwork()
         }
         do { try network?.connect() } catch {
             destroy()
             throw error
         }
-        guard let qemuPID = libvirt.qemuPID(ofDomain: layout.domainName) else {
-            destroy()
-            throw .internalError("the pod VM \(layout.domainName) stopped right after it started; console: \(consoleTail(layout))")
-        }
-        let events = libvirt.events(for: layout.domainName)
+        let qemuPID = domain.qemuPID
+        let events = QEMUProcess.events(pid: qemuPID)
 
         let endpoint: AgentReadiness.Endpoint
         if transport == .vsock {
-            guard let cid = try? libvirt.vsockCID(ofDomain: layout.domainName) else {
+            guard let cid = domain.vsockCID else {
                 destroy()
                 throw .internalError("the pod VM \(layout.domainName) has no vsock context id")
             }
@@ -154,7 +153,7 @@ final class PodVM: Sendable {
             "agent_ready_ms": "\((agentReady - domainCreated).milliseconds)", "sandbox_ms": "\((ContinuousClock.now - agentReady).milliseconds)",
             "guest_kernel": "\(health.kernelRelease)",
         ])
-        return PodVM(layout: layout, libvirt: libvirt, agent: agent, qemuPID: qemuPID, accelerator: accelerator, transport: transport,
+        return PodVM(layout: layout, control: control, agent: agent, qemuPID: qemuPID, accelerator: accelerator, transport: transport,
                      network: network, events: events)
     }
 
@@ -177,7 +176,11 @@ final class PodVM: Sendable {
     /// Destroys the domain (idempotent), closes the agent connection and removes the pod's tap.
     func destroy() async {
         await agent.client.close()
-        try? libvirt.destroyDomain(named: layout.domainName)
+        do { try control.destroy(name: layout.domainName) } catch {
+            // Without the helper's destroy, QEMU goes anyway (libvirt then removes the domain), if
+            // libvirt's pid file still names it: a pid of a QEMU that already exited may be reused.
+            if QEMUProcess.pid(ofDomain: layout.domainName) == qemuPID { kill(qemuPID, SIGKILL) }
+        }
         if let network {
             _ = PodNetwork.remove(tapName: network.tapName, namespacePath: network.namespacePath, interface: network.scan.interface.name)
         }

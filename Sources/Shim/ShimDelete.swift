@@ -33,11 +33,14 @@ enum ShimDelete {
 
     /// Destroys the pod's VM (if it still runs) and removes its host directory.
     static func destroyPod(_ record: ContainerRecord, logger: (String) -> Void) {
-        do {
-            let libvirt = try LibvirtConnection(uri: record.libvirtURI)
-            try libvirt.destroyDomain(named: record.pod.domainName)
-        } catch {
-            logger("destroying VM \(record.pod.domainName): \(error)")
+        if let helper = VMControl.locateHelper() {
+            do { try VMControl(helper: helper, uri: record.libvirtURI).destroy(name: record.pod.domainName) } catch {
+                logger("destroying VM \(record.pod.domainName): \(error)")
+            }
+        } else if let pid = record.qemuPID, let current = QEMUProcess.pid(ofDomain: record.pod.domainName), current == pid {
+            // Without the helper, QEMU itself goes; libvirt cleans up the domain after it.
+            kill(pid, SIGKILL)
+            logger("\(VMControl.helperName) is missing: killed QEMU \(pid) of \(record.pod.domainName)")
         }
         for failure in PodNetwork.remove(tapName: PodNetwork.tapName(for: record.pod), namespacePath: record.networkNamespace,
                                          interface: record.networkInterface) {

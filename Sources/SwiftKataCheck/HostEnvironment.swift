@@ -1,4 +1,5 @@
 import Hypervisor
+import HypervisorLibvirt
 import SwiftKataConfig
 
 /// Everything swiftkata-check reads from the host, as replaceable closures: `HostEnvironment.live`

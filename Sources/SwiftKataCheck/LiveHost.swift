@@ -1,5 +1,6 @@
 import Glibc
 import Hypervisor
+import HypervisorLibvirt
 import SwiftKataConfig
 
 extension HostEnvironment {

@@ -68,7 +68,12 @@ extension HostChecks {
     func shim() -> CheckResult {
         // containerd looks in its own PATH and next to its binary; under systemd that includes these.
         if let path = host.findExecutable(SwiftKataNames.shimBinary, extraDirectories: ["/usr/local/bin", "/usr/bin"]) {
-            return .pass("shim", path)
+            // The shim creates and destroys pod VMs through its helper, found next to it.
+            let helper = "\(path.prefix(upTo: path.lastIndex(of: "/") ?? path.startIndex))/\(VMControl.helperName)"
+            guard host.canAccess(helper, .execute) else {
+                return .fail("shim", "\(path) is there but its helper \(helper) is not: pods cannot start", fix: "make install (installs both to /usr/local/bin)")
+            }
+            return .pass("shim", "\(path) (+ \(VMControl.helperName))")
         }
         return .fail("shim", "\(SwiftKataNames.shimBinary) not found in PATH: containerd cannot start swiftkata pods",
                      fix: "make install (installs it to /usr/local/bin)")

@@ -1,6 +1,7 @@
 import AgentAPI
 import Foundation
 import Hypervisor
+import HypervisorLibvirt
 import Testing
 import TTRPC
 

@@ -28,6 +28,15 @@ import Testing
         #expect(host.probes.fresh.withLock { $0 } == [false])
     }
 
+    @Test func shimWithoutItsVMHelperFails() async {
+        var host = FakeHost()
+        host.executables.remove("/usr/local/bin/swiftkata-vm")
+        let report = await host.report()
+        #expect(report.check(named: "shim")?.status == .fail)
+        #expect(report.check(named: "shim")?.detail.contains("/usr/local/bin/swiftkata-vm") == true)
+        #expect(!report.ok)
+    }
+
     @Test func missingNetworkToolsWarnWithTheirPackages() async {
         var host = FakeHost()
         host.executables.remove("/usr/sbin/tc")

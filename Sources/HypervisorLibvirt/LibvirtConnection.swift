@@ -1,6 +1,6 @@
-import CGuestSys
 import CLibvirt
 import Glibc
+import Hypervisor
 import Synchronization
 
 /// A failure reported by libvirt, with libvirt's own message.
@@ -26,17 +26,6 @@ public struct LibvirtError: Error, CustomStringConvertible, Sendable {
     }
 
     public var isNoDomain: Bool { code == Int32(VIR_ERR_NO_DOMAIN.rawValue) }
-}
-
-/// What happened to a domain, as libvirt's lifecycle events report it.
-public enum DomainLifecycleEvent: Sendable, Equatable {
-    case started
-    case stopped(reason: StopReason)
-    case other(event: Int32, detail: Int32)
-
-    public enum StopReason: Sendable, Equatable {
-        case shutdown, destroyed, crashed, failed, other(Int32)
-    }
 }
 
 /// A connection to libvirtd through the libvirt C API (not virsh).
@@ -120,34 +109,9 @@ public final class LibvirtConnection: @unchecked Sendable {
         let (stream, continuation) = AsyncStream.makeStream(of: DomainLifecycleEvent.self)
         subscribers.withLock { $0[name, default: []].append(continuation) }
         if let pid = qemuPID(ofDomain: name) {
-            watchProcessExit(pid) { continuation.yield(.stopped(reason: .crashed)) }
+            QEMUProcess.onExit(of: pid) { continuation.yield(.stopped(reason: .crashed)) }
         }
         return stream
-    }
-
-    /// Calls `exited` from a helper thread when process `pid` ends (pidfd, so never a reused pid).
-    private func watchProcessExit(_ pid: pid_t, exited: @escaping @Sendable () -> Void) {
-        let pidfd = guest_pidfd_open(pid)
-        guard pidfd >= 0 else { return }
-        final class Watch: @unchecked Sendable {
-            let pidfd: CInt
-            let exited: @Sendable () -> Void
-            init(pidfd: CInt, exited: @escaping @Sendable () -> Void) {
-                self.pidfd = pidfd
-                self.exited = exited
-            }
-        }
-        let watch = Unmanaged.passRetained(Watch(pidfd: pidfd, exited: exited)).toOpaque()
-        var thread = pthread_t()
-        pthread_create(&thread, nil, { context in
-            let watch = Unmanaged<Watch>.fromOpaque(context!).takeRetainedValue()
-            var entry = pollfd(fd: watch.pidfd, events: Int16(POLLIN), revents: 0)
-            while poll(&entry, 1, -1) < 0 && errno == EINTR {}
-            close(watch.pidfd)
-            watch.exited()
-            return nil
-        }, watch)
-        pthread_detach(thread)
     }
 
     /// Creates and starts a transient domain (libvirt forgets it once it stops).
@@ -208,7 +172,6 @@ public final class LibvirtConnection: @unchecked Sendable {
 
     /// The QEMU process id of a running domain, read from libvirt's pid file.
     public func qemuPID(ofDomain name: String) -> pid_t? {
-        guard let text = readText("/run/libvirt/qemu/\(name).pid") else { return nil }
-        return pid_t(text.filter(\.isNumber))
+        QEMUProcess.pid(ofDomain: name)
     }
 }

@@ -1,0 +1,62 @@
+import CGuestSys
+import Glibc
+
+/// What happened to a domain, as libvirt's lifecycle events report it.
+public enum DomainLifecycleEvent: Sendable, Equatable {
+    case started
+    case stopped(reason: StopReason)
+    case other(event: Int32, detail: Int32)
+
+    public enum StopReason: Sendable, Equatable {
+        case shutdown, destroyed, crashed, failed, other(Int32)
+    }
+}
+
+/// The QEMU process of a libvirt domain, seen without libvirt: its pid from libvirt's pid file, and
+/// its exit through a pidfd (reported at once, where libvirtd reports a killed QEMU only after its
+/// own clean-up).
+public enum QEMUProcess {
+    /// QEMU's pid for a running domain of the local QEMU driver, or nil.
+    public static func pid(ofDomain name: String) -> pid_t? {
+        guard let text = readText("/run/libvirt/qemu/\(name).pid") else { return nil }
+        return pid_t(text.filter(\.isNumber))
+    }
+
+    /// Calls `exited` from a helper thread when process `pid` ends (pidfd, so never a reused pid);
+    /// false when the process is already gone.
+    @discardableResult
+    public static func onExit(of pid: pid_t, _ exited: @escaping @Sendable () -> Void) -> Bool {
+        let pidfd = guest_pidfd_open(pid)
+        guard pidfd >= 0 else { return false }
+        final class Watch: @unchecked Sendable {
+            let pidfd: CInt
+            let exited: @Sendable () -> Void
+            init(pidfd: CInt, exited: @escaping @Sendable () -> Void) {
+                self.pidfd = pidfd
+                self.exited = exited
+            }
+        }
+        let watch = Unmanaged.passRetained(Watch(pidfd: pidfd, exited: exited)).toOpaque()
+        var thread = pthread_t()
+        pthread_create(&thread, nil, { context in
+            let watch = Unmanaged<Watch>.fromOpaque(context!).takeRetainedValue()
+            var entry = pollfd(fd: watch.pidfd, events: Int16(POLLIN), revents: 0)
+            while poll(&entry, 1, -1) < 0 && errno == EINTR {}
+            close(watch.pidfd)
+            watch.exited()
+            return nil
+        }, watch)
+        pthread_detach(thread)
+        return true
+    }
+
+    /// QEMU's exit as a lifecycle stream: `.stopped(.crashed)` once it is gone (at once if it already is).
+    public static func events(pid: pid_t) -> AsyncStream<DomainLifecycleEvent> {
+        let (stream, continuation) = AsyncStream.makeStream(of: DomainLifecycleEvent.self)
+        if !onExit(of: pid, { continuation.yield(.stopped(reason: .crashed)); continuation.finish() }) {
+            continuation.yield(.stopped(reason: .crashed))
+            continuation.finish()
+        }
+        return stream
+    }
+}

@@ -1,0 +1,96 @@
+import Glibc
+
+/// Pod domains created and destroyed through `swiftkata-vm`, a short-lived helper next to the shim:
+/// the shim daemon lives as long as its pod and so stays without libvirt.so and the ≈ 14 MiB of
+/// libraries it loads (gnutls, glib, libxml2, curl, ssh, …). QEMU's exit is watched without libvirt
+/// (`QEMUProcess`).
+public struct VMControl: Sendable {
+    /// The helper's path.
+    public var helper: String
+    public var uri: String
+
+    /// Why a domain operation failed: the helper's own one-line message, or why it did not run.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// What `create` reports of the started domain.
+    public struct Started: Sendable, Equatable {
+        public var qemuPID: pid_t
+        public var vsockCID: UInt32?
+    }
+
+    public static let helperName = "swiftkata-vm"
+
+    /// The helper next to the running executable (how it is installed and built), else in PATH.
+    public static func locateHelper(executable: String = currentExecutable()) -> String? {
+        if let slash = executable.lastIndex(of: "/") {
+            let candidate = "\(executable[..<slash])/\(helperName)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        for directory in ["/usr/local/bin", "/usr/bin"] where access("\(directory)/\(helperName)", X_OK) == 0 {
+            return "\(directory)/\(helperName)"
+        }
+        return nil
+    }
+
+    public static func currentExecutable() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        return count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+    }
+
+    public init(helper: String, uri: String) {
+        self.helper = helper
+        self.uri = uri
+    }
+
+    /// Starts the transient domain `name` described in the file `xmlPath` (replacing a stale one).
+    public func create(name: String, xmlPath: String) throws(Failure) -> Started {
+        let output = try run(["create", "--uri", uri, "--name", name, "--xml", xmlPath])
+        var fields: [Substring: Substring] = [:]
+        for pair in output.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { fields[parts[0]] = parts[1] }
+        }
+        guard let pidText = fields["qemu_pid"], let pid = pid_t(pidText), pid > 0 else {
+            throw Failure(description: "\(Self.helperName) create printed no QEMU pid: \(output.prefix(200))")
+        }
+        return Started(qemuPID: pid, vsockCID: fields["vsock_cid"].flatMap { UInt32($0) })
+    }
+
+    /// Destroys the domain `name`; one that does not exist is not an error.
+    public func destroy(name: String) throws(Failure) {
+        _ = try run(["destroy", "--uri", uri, "--name", name])
+    }
+
+    private func run(_ arguments: [String]) throws(Failure) -> String {
+        let result: HostCommand
+        do { result = try HostCommand.run(helper, arguments, timeoutMilliseconds: 60_000) } catch {
+            throw Failure(description: "\(error)")
+        }
+        guard result.status == 0 else {
+            let message = result.standardError.split(separator: "\n").last.map(String.init) ?? "exit status \(result.status)"
+            throw Failure(description: message)
+        }
+        return result.standardOutput
+    }
+
+    /// The domain XML file the helper reads (at most 1 MiB).
+    public static func readDomainXML(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while bytes.count <= 1 << 20 {
+            let count = read(fd, &chunk, chunk.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { return nil }
+            if count == 0 { return String(decoding: bytes, as: UTF8.self) }
+            bytes.append(contentsOf: chunk[0..<count])
+        }
+        errno = EFBIG
+        return nil
+    }
+}

@@ -1,0 +1,57 @@
+import Glibc
+import Hypervisor
+import HypervisorLibvirt
+
+// swiftkata-vm: the shim's hand on libvirt. The shim daemon stays small and long-lived without
+// libvirt.so and its libraries; this short-lived helper links them and does one domain operation:
+//
+//   swiftkata-vm create --uri URI --name NAME --xml FILE
+//       destroys a stale domain of that name, creates the transient domain from FILE, prints
+//       `qemu_pid=N vsock_cid=M` (vsock_cid=none without a vsock device)
+//   swiftkata-vm destroy --uri URI --name NAME  destroys the domain; a missing one is success
+//
+// Errors go to stderr as one line (libvirt's own message); the exit status is 1.
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError(message)
+    exit(1)
+}
+
+enum FileHandle {
+    static func standardError(_ line: String) {
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    }
+}
+
+func option(_ name: String, in arguments: [String]) -> String? {
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
+    return arguments[index + 1]
+}
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+guard let command = arguments.first else { fail("usage: swiftkata-vm create --uri URI --xml FILE | destroy --uri URI --name NAME") }
+let uri = option("--uri", in: arguments) ?? "qemu:///system"
+let libvirt: LibvirtConnection
+do { libvirt = try LibvirtConnection(uri: uri) } catch { fail("libvirt at \(uri) (is libvirtd running?): \(error.message)") }
+
+switch command {
+case "create":
+    guard let path = option("--xml", in: arguments), let name = option("--name", in: arguments) else {
+        fail("create: --name NAME and --xml FILE are required")
+    }
+    guard let xml = VMControl.readDomainXML(path) else { fail("create: cannot read \(path): \(String(cString: strerror(errno)))") }
+    try? libvirt.destroyDomain(named: name)  // a domain of the same pod left by a shim that died
+    do { _ = try libvirt.createTransientDomain(xml: xml) } catch { fail("starting the pod VM \(name): \(error.message)") }
+    guard let pid = libvirt.qemuPID(ofDomain: name) else {
+        try? libvirt.destroyDomain(named: name)
+        fail("the pod VM \(name) stopped right after it started")
+    }
+    let cid = (try? libvirt.vsockCID(ofDomain: name)).flatMap { $0 }.map(String.init) ?? "none"
+    print("qemu_pid=\(pid) vsock_cid=\(cid)")
+case "destroy":
+    guard let name = option("--name", in: arguments) else { fail("destroy: --name NAME is required") }
+    do { try libvirt.destroyDomain(named: name) } catch { fail("destroying \(name): \(error.message)") }
+default:
+    fail("unknown command \(command): create or destroy")
+}
