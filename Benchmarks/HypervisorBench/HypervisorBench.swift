@@ -1,6 +1,7 @@
 import AgentAPI
 import Foundation
 import Hypervisor
+import HypervisorLibvirt
 import NIOPosix
 
 /// Domain-create call → agent ready, through libvirt, vs a bare `qemu-system-x86_64` boot of the
