@@ -92,13 +92,9 @@ extension KVMProbeResult {
     }
 }
 
+/// The first 4 KiB of a small text file (/proc, /sys, pid files, the probe cache).
 func readText(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes = [UInt8](repeating: 0, count: 4096)
-    let count = read(fd, &bytes, bytes.count)
-    return count >= 0 ? String(decoding: bytes[0..<count], as: UTF8.self) : nil
+    readFilePrefix(path, limit: 4096).map { String(decoding: $0, as: UTF8.self) }
 }
 
 func writeText(_ path: String, _ text: String) {

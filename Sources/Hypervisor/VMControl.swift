@@ -22,7 +22,8 @@ public struct VMControl: Sendable {
 
     public static let helperName = "swiftkata-vm"
 
-    /// The helper next to the running executable (how it is installed and built), else in PATH.
+    /// The helper next to the running executable (how it is installed and built), else in
+    /// /usr/local/bin or /usr/bin.
     public static func locateHelper(executable: String = currentExecutable()) -> String? {
         if let slash = executable.lastIndex(of: "/") {
             let candidate = "\(executable[..<slash])/\(helperName)"
@@ -74,23 +75,5 @@ public struct VMControl: Sendable {
             throw Failure(description: message)
         }
         return result.standardOutput
-    }
-
-    /// The domain XML file the helper reads (at most 1 MiB).
-    public static func readDomainXML(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while bytes.count <= 1 << 20 {
-            let count = read(fd, &chunk, chunk.count)
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { return nil }
-            if count == 0 { return String(decoding: bytes, as: UTF8.self) }
-            bytes.append(contentsOf: chunk[0..<count])
-        }
-        errno = EFBIG
-        return nil
     }
 }

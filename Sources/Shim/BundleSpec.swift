@@ -1,4 +1,5 @@
 import Glibc
+import Hypervisor
 
 /// The OCI spec (`config.json`) of a container's bundle, as the shim reads it: the pod it belongs to,
 /// and the spec bytes the guest agent gets.
@@ -154,23 +155,6 @@ struct BundleSpec: Sendable {
             result.append((index, source, destination, options.contains("ro")))
         }
         return result
-    }
-}
-
-/// Reads a whole (small) file; nil when it cannot be opened or is larger than `limit`.
-func readFile(_ path: String, limit: Int) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = read(fd, &chunk, chunk.count)
-        if count < 0 && errno == EINTR { continue }
-        guard count >= 0 else { return nil }
-        if count == 0 { return bytes }
-        bytes.append(contentsOf: chunk[0..<count])
-        if bytes.count > limit { errno = EFBIG; return nil }
     }
 }
 

@@ -1,4 +1,5 @@
 import Glibc
+import Hypervisor
 
 /// Host mounts the shim makes for a pod: containerd's rootfs mounts and shared bind mounts under the
 /// pod's shared directory, and their removal.

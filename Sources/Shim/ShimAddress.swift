@@ -1,3 +1,5 @@
+import Hypervisor
+
 /// Where a shim listens: `unix:///run/containerd/s/<sha256(<containerd address>/<namespace>/<group id>)>`.
 /// Every shim derives the same address for the same group, which is how a pod's later containers find
 /// the shim its sandbox started.

@@ -12,7 +12,7 @@ extension HostEnvironment {
             if let value = getenv(name) { environment[name] = String(cString: value) }
         }
         return HostEnvironment(
-            readFile: { path, limit in readBytes(path, limit: limit) },
+            readFile: { path, limit in readFilePrefix(path, limit: limit) },
             canAccess: { path, mode in access(path, mode.rawValue) == 0 },
             processNames: runningProcessNames,
             run: { executable, arguments in runProcess(executable, arguments) },
@@ -39,23 +39,6 @@ extension HostEnvironment {
     }
 }
 
-/// Up to `limit` bytes from the start of the file at `path`.
-func readBytes(_ path: String, limit: Int) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while bytes.count < limit {
-        let count = read(fd, &chunk, min(chunk.count, limit - bytes.count))
-        if count < 0 && errno == EINTR { continue }
-        guard count >= 0 else { return nil }
-        if count == 0 { break }
-        bytes.append(contentsOf: chunk[0..<count])
-    }
-    return bytes
-}
-
 /// The entries of a directory, without "." and "..".
 func directoryEntries(_ path: String) -> [String] {
     guard let directory = opendir(path) else { return [] }
@@ -72,7 +55,7 @@ func directoryEntries(_ path: String) -> [String] {
 @Sendable func runningProcessNames() -> Set<String> {
     var names = Set<String>()
     for pid in directoryEntries("/proc") where pid.allSatisfy(\.isNumber) {
-        if let comm = readBytes("/proc/\(pid)/comm", limit: 64) {
+        if let comm = readFilePrefix("/proc/\(pid)/comm", limit: 64) {
             names.insert(String(decoding: comm, as: UTF8.self).trimmingWhitespace())
         }
     }
@@ -98,7 +81,7 @@ func directoryEntries(_ path: String) -> [String] {
 /// Removes the cached KVM probe results of this host boot (files named `<boot id>-<kernel key>`), so the
 /// next probe boots a guest again and re-caches its result for the shim.
 func forgetProbeResultsOfThisBoot(in directory: String) {
-    guard let bootID = readBytes("/proc/sys/kernel/random/boot_id", limit: 64).map({ String(decoding: $0, as: UTF8.self).trimmingWhitespace() }),
+    guard let bootID = readFilePrefix("/proc/sys/kernel/random/boot_id", limit: 64).map({ String(decoding: $0, as: UTF8.self).trimmingWhitespace() }),
           !bootID.isEmpty
     else { return }
     for name in directoryEntries(directory) where name.hasPrefix("\(bootID)-") {

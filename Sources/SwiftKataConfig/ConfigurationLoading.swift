@@ -12,22 +12,11 @@ extension Configuration {
 
     /// Loads the configuration at `path`; a missing file is an error unless `mayBeMissing`.
     public static func load(path: String, mayBeMissing: Bool = false) throws(ConfigurationError) -> Configuration {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let reason = String(cString: strerror(errno))
-            if errno == ENOENT && mayBeMissing { return Configuration() }
-            throw ConfigurationError(path: path, line: nil, key: nil, message: "cannot open: \(reason)")
-        }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let count = read(fd, &chunk, chunk.count)
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw ConfigurationError(path: path, line: nil, key: nil, message: "cannot read: \(String(cString: strerror(errno)))") }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk[0..<count])
-            guard bytes.count <= 1 << 20 else { throw ConfigurationError(path: path, line: nil, key: nil, message: "larger than 1 MiB") }
+        let bytes: [UInt8]
+        do { bytes = try readWholeFile(path, limit: 1 << 20) } catch {
+            if error == .cannotOpen(errno: ENOENT) && mayBeMissing { return Configuration() }
+            let message = if case .tooLarge = error { "larger than 1 MiB" } else { error.description }
+            throw ConfigurationError(path: path, line: nil, key: nil, message: message)
         }
         return try parse(String(decoding: bytes, as: UTF8.self), path: path)
     }

@@ -40,7 +40,8 @@ case "create":
     guard let path = option("--xml", in: arguments), let name = option("--name", in: arguments) else {
         fail("create: --name NAME and --xml FILE are required")
     }
-    guard let xml = VMControl.readDomainXML(path) else { fail("create: cannot read \(path): \(String(cString: strerror(errno)))") }
+    let xml: String
+    do { xml = String(decoding: try readWholeFile(path, limit: 1 << 20), as: UTF8.self) } catch { fail("create: \(path): \(error)") }
     try? libvirt.destroyDomain(named: name)  // a domain of the same pod left by a shim that died
     do { _ = try libvirt.createTransientDomain(xml: xml) } catch { fail("starting the pod VM \(name): \(error.message)") }
     guard let pid = libvirt.qemuPID(ofDomain: name) else {
