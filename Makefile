@@ -68,8 +68,7 @@ fuzz: fuzz-smoke
 
 ## The container path: ctr run/exec/stdout with runc vs swiftkata vs a bare QEMU boot; memory per pod.
 bench: guest
-	$(SWIFT) build -c release --product containerd-shim-swiftkata-v2 -Xswiftc -static-stdlib
-	$(SWIFT) build -c release --product swiftkata-vm -Xswiftc -static-stdlib
+	scripts/build-host-release.sh containerd-shim-swiftkata-v2 swiftkata-vm
 	Benchmarks/shim-bench.py "$$(dirname "$$(tail -n1 .build/guest-kernel.path)")/vmlinux" "$$(tail -n1 .build/guest-image.path)" --runs 7
 
 ## Swift ttrpc vs containerd's Go ttrpc, side by side.

@@ -17,7 +17,7 @@ record() { grep -qxF "$1" "$manifest" || echo "$1" >> "$manifest"; }
 # 1. Debian packages (those missing now are recorded: uninstall.sh --purge-packages removes them).
 packages=(
     containerd runc libvirt-daemon-system libvirt-dev libvirt-clients qemu-system-x86 qemu-utils
-    libseccomp-dev busybox-static linux-source-6.1 cpio tini make
+    libseccomp-dev busybox-static linux-source-6.1 cpio e2fsprogs tini make binutils libstdc++-12-dev
     bc bison flex libelf-dev libssl-dev xz-utils
 )
 missing=()
@@ -34,9 +34,7 @@ fi
 
 # 2. Release binaries, guest kernel (cached by its inputs) and guest image.
 log "building release binaries"
-swift build -c release --product containerd-shim-swiftkata-v2 -Xswiftc -static-stdlib >/dev/null
-swift build -c release --product swiftkata-check -Xswiftc -static-stdlib >/dev/null
-swift build -c release --product swiftkata-vm -Xswiftc -static-stdlib >/dev/null
+scripts/build-host-release.sh containerd-shim-swiftkata-v2 swiftkata-check swiftkata-vm >/dev/null
 log "building the guest kernel and image (the kernel is cached under /var/cache/swiftkata)"
 kernel_dir=$(dirname "$(guest-kernel-config/build.sh | tail -n1)")
 image=$(guest-agent/build-image.sh | tail -n1)
