@@ -67,8 +67,10 @@ enum ShimDaemon {
         await publisher.flush()
         // A pod without a VM tears down at once: let the Shutdown reply reach containerd first.
         if ContinuousClock.now - started < .milliseconds(50) { try? await Task.sleep(for: .milliseconds(50)) }
-        await listener.close()
+        // The address goes before the connections: a new shim for a reused id waits for them to
+        // close, then binds the same path, which this process must not unlink afterwards.
         removeOwnSocket()
+        await listener.close()
         // A `binary://` logging binary still finishing (its output has ended) must not outlive the shim.
         await BinaryLogger.stopAll(grace: .seconds(2))
         logger.info("shim daemon exiting")
@@ -89,8 +91,8 @@ enum ShimDaemon {
         guard let listener = try? await TTRPCServer(services: [service], logger: logger).listen(inheritedDescriptor: 3) else { return 1 }
         await exitSignal.wait()
         try? await Task.sleep(for: .milliseconds(50))
-        await listener.close()
         removeOwnSocket()
+        await listener.close()
         return 1
     }
 

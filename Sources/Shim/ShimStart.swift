@@ -9,6 +9,10 @@ import SwiftProtobuf
 /// listener is bound before the address is printed (containerd dials once, at once) and handed to
 /// the daemon as fd 3.
 enum ShimStart {
+    /// How long a pod's first container waits for the departing shim of an earlier container with
+    /// the same id (destroying a VM takes well under a second).
+    static let departingShimTimeout: Duration = .seconds(30)
+
     static func run(_ arguments: ShimArguments) throws(ShimError) -> String {
         // The runtime options (containerd's `options` table) may name the configuration file; the
         // daemon gets it as $SWIFTKATA_CONFIG. A bad configuration fails here, where containerd
@@ -25,13 +29,22 @@ enum ShimStart {
         let address = ShimAddress(containerdAddress: arguments.address, namespace: arguments.namespace, groupID: podID)
         try makeDirectories(ShimAddress.socketDirectory, mode: 0o711)
 
-        if UnixSocket.isServing(path: address.socketPath) {
+        switch spec.podRole {
+        case .container(let sandboxID):
+            guard UnixSocket.isServing(path: address.socketPath) else {
+                throw .failedPrecondition("pod sandbox \(sandboxID) has no running swiftkata shim (its sandbox container must be started first)")
+            }
             // The pod's shim is running: this container joins it.
             try address.save(bundle: bundle)
             return address.uri
-        }
-        if case .container(let sandboxID) = spec.podRole {
-            throw .failedPrecondition("pod sandbox \(sandboxID) has no running swiftkata shim (its sandbox container must be started first)")
+        case .sandbox:
+            // containerd never starts a live id twice, so a shim still serving this address belongs to
+            // a container of the same id that was just deleted (`ctr run --rm` in a loop): its daemon
+            // answered Shutdown and is destroying its VM. Both would use the same domain name and pod
+            // directory, so the new pod waits for the old one to be gone.
+            guard UnixSocket.waitUntilDeparted(path: address.socketPath, timeout: departingShimTimeout) else {
+                throw .failedPrecondition("the previous swiftkata shim of \(arguments.id) is still shutting down after \(departingShimTimeout); try again once it has exited")
+            }
         }
         unlink(address.socketPath)  // a dead shim's socket
         let listener = try UnixSocket.listen(path: address.socketPath)

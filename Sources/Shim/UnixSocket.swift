@@ -36,6 +36,32 @@ enum UnixSocket {
         } == 0
     }
 
+    /// Waits until nothing serves `path` any more: connects, then waits for the server to close the
+    /// connection (it closes its listener or exits). True when the server is gone (or never was),
+    /// false when it still serves after `timeout`.
+    static func waitUntilDeparted(path: String, timeout: Duration) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0, var address = try? makeAddress(path) else { return true }
+        defer { close(fd) }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        } == 0
+        guard connected else { return true }
+        let deadline = ContinuousClock.now + timeout
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return false }
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&entry, 1, CInt(clamping: left.milliseconds + 1))
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { continue }
+            // The server never writes unasked: anything but EOF is drained and waited past.
+            let count = read(fd, &scratch, scratch.count)
+            if count == 0 || (count < 0 && errno != EINTR && errno != EAGAIN) { return true }
+        }
+    }
+
     private static func makeAddress(_ path: String) throws(ShimError) -> sockaddr_un {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
