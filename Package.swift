@@ -230,7 +230,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GuestTests",
-            dependencies: ["TTRPC", "AgentAPI", "TTRPCTestSupport"]
+            dependencies: ["TTRPC", "AgentAPI", "Hypervisor", "TTRPCTestSupport"]
         ),
         .testTarget(
             name: "InteropTests",

@@ -2,9 +2,9 @@
 """Boot to agent-ready vs a bare busybox-init boot of the same kernel, side by side, in one run.
 
 Both boot with identical QEMU arguments (machine pc, TCG unless --accel kvm, the agent's
-virtio-serial port present in both); only the initrd differs:
+virtio-serial port present in both); only the guest image differs:
   bare  : busybox /init that prints INIT-READY on the console   (time: QEMU exec -> that line)
-  agent : our guest image                                        (time: QEMU exec -> first Health reply)
+  agent : our guest image (ext4 root disk or initramfs)          (time: QEMU exec -> first Health reply)
 Runs alternate between the two so that machine load affects both alike. Also prints the agent's
 RSS and the guest's memory use as the agent reports them.
 
@@ -14,10 +14,21 @@ import argparse, os, shutil, socket, statistics, struct, subprocess, tempfile, t
 
 CMDLINE = "console=ttyS0 quiet noapictimer acpi=noirq random.trust_cpu=on panic=-1"
 
-def qemu_args(kernel, initrd, sock, accel):
+def image_args(image):
+    """QEMU arguments and kernel parameters for a guest image: an ext4 root disk or an initramfs
+    (the same rule as the shim's GuestImage)."""
+    with open(image, "rb") as f:
+        head = f.read(1082)
+    if len(head) == 1082 and head[1080:1082] == b"\x53\xef":
+        return (["-drive", f"file={image},if=none,id=guestroot,format=raw,readonly=on",
+                 "-device", "virtio-blk-pci,drive=guestroot"], " root=/dev/vda ro rootfstype=ext4")
+    return ["-initrd", image], ""
+
+def qemu_args(kernel, image, sock, accel):
+    attach, params = image_args(image)
     return ["qemu-system-x86_64", "-machine", "pc", "-accel", accel, "-cpu", "max", "-m", "256", "-smp", "1",
             "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-serial", "stdio",
-            "-kernel", kernel, "-initrd", initrd, "-append", CMDLINE,
+            "-kernel", kernel] + attach + ["-append", CMDLINE + params,
             "-chardev", f"socket,id=agent,path={sock},server=on,wait=off",
             "-device", "virtio-serial-pci,id=serial0",
             "-device", "virtserialport,bus=serial0.0,chardev=agent,name=io.swiftkata.agent"]
@@ -126,7 +137,7 @@ def main():
         mb, ma = statistics.median(bare), statistics.median(agent)
         print(f"boot under {a.accel}, machine pc, {a.runs} runs each, medians (min):")
         print(f"  bare busybox init -> INIT-READY   {mb*1000:7.0f} ms ({min(bare)*1000:.0f})   initrd {os.path.getsize(bare_img)//1024} KiB")
-        print(f"  swiftkata agent   -> Health reply {ma*1000:7.0f} ms ({min(agent)*1000:.0f})   initrd {os.path.getsize(a.image)//1024} KiB")
+        print(f"  swiftkata agent   -> Health reply {ma*1000:7.0f} ms ({min(agent)*1000:.0f})   image {os.path.getsize(a.image)//1024} KiB")
         print(f"  agent overhead over bare boot     {(ma-mb)*1000:7.0f} ms   ratio {ma/mb:.2f}")
         print(f"  agent RSS in the guest            {statistics.median(rss)/1048576:7.1f} MiB")
         print(f"  guest memory in use at ready      {statistics.median(used)/1048576:7.1f} MiB")

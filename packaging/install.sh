@@ -48,13 +48,19 @@ install_file 0755 .build/release/swiftkata-check /usr/local/bin/swiftkata-check
 # The shim drives libvirt through this helper, found next to the shim.
 install_file 0755 .build/release/swiftkata-vm /usr/local/bin/swiftkata-vm
 install_file 0644 "$kernel_dir/vmlinux" /usr/share/swiftkata/vmlinux
-install_file 0644 "$image" /usr/share/swiftkata/swiftkata-initrd.img
+install_file 0644 "$image" /usr/share/swiftkata/swiftkata-rootfs.img
 record "directory /usr/share/swiftkata"
-if [[ ! -e /etc/swiftkata/configuration.toml ]]; then
-    install_file 0644 packaging/configuration.toml /etc/swiftkata/configuration.toml
+installed_config=/etc/swiftkata/configuration.toml
+if [[ ! -e $installed_config ]]; then
+    install_file 0644 packaging/configuration.toml "$installed_config"
     record "directory /etc/swiftkata"
-elif ! cmp -s packaging/configuration.toml /etc/swiftkata/configuration.toml; then
-    log "keeping the edited /etc/swiftkata/configuration.toml (defaults: packaging/configuration.toml)"
+elif ! cmp -s packaging/configuration.toml "$installed_config"; then
+    if grep -qxF "$(sha256sum < "$installed_config" | cut -c1-64)" packaging/configuration.previous-defaults; then
+        log "updating the unedited $installed_config to this version's defaults"
+        install -m 0644 packaging/configuration.toml "$installed_config"
+    else
+        log "keeping the edited $installed_config (defaults: packaging/configuration.toml)"
+    fi
 fi
 
 # 3. containerd: runtime io.containerd.swiftkata.v2 as CRI handler kata-runtime.

@@ -20,6 +20,7 @@ struct HypervisorBench {
         let runs = arguments.count > 3 ? Int(arguments[3]) ?? 5 : 5
         let cmdline = "console=ttyS0 quiet noapictimer acpi=noirq random.trust_cpu=on panic=-1"
         let libvirt = try LibvirtConnection()
+        let guestImage = try GuestImage.load(path: image)
         var bare: [Double] = [], viaLibvirt: [Double] = [], createCall: [Double] = []
         for run in 0..<runs {
             let directory = "/tmp/swiftkata-hvbench-\(getpid())-\(run)"
@@ -33,7 +34,9 @@ struct HypervisorBench {
             qemu.arguments = [
                 "-machine", "pc", "-accel", "tcg", "-cpu", "max", "-m", "256", "-smp", "1",
                 "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-                "-kernel", kernel, "-initrd", image, "-append", cmdline,
+                "-kernel", kernel,
+            ] + guestImage.qemuArguments + [
+                "-append", guestImage.kernelCommandLine(cmdline),
                 "-serial", "file:\(directory)/bare-console.log",
                 "-fsdev", "local,id=shared,path=\(directory)/shared,security_model=passthrough",
                 "-device", "virtio-9p-pci,fsdev=shared,mount_tag=swiftkata",
@@ -54,7 +57,7 @@ struct HypervisorBench {
             // The same VM as a libvirt transient domain, created through the C API.
             var vm = VMDescription(
                 owner: .init(podID: "hvbench-\(getpid())-\(run)", namespace: "bench"), accelerator: .tcg,
-                kernel: kernel, initrd: image, kernelCommandLine: cmdline,
+                kernel: kernel, image: guestImage, kernelCommandLine: cmdline,
                 agentChannel: .virtioSerial(socketPath: "\(directory)/agent.sock", name: AgentProtocol.serialPortName),
                 consoleLog: "\(directory)/console.log")
             vm.sharedFilesystem = .ninep(hostPath: "\(directory)/shared", tag: "swiftkata")

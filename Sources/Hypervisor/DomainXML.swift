@@ -23,8 +23,8 @@ public enum DomainXML {
         xml += "  <os>\n"
         xml += "    <type arch='x86_64' machine='\(escape(vm.machine))'>hvm</type>\n"
         xml += "    <kernel>\(escape(vm.kernel))</kernel>\n"
-        xml += "    <initrd>\(escape(vm.initrd))</initrd>\n"
-        xml += "    <cmdline>\(escape(vm.kernelCommandLine))</cmdline>\n"
+        if case .initrd(let path) = vm.image { xml += "    <initrd>\(escape(path))</initrd>\n" }
+        xml += "    <cmdline>\(escape(vm.image.kernelCommandLine(vm.kernelCommandLine)))</cmdline>\n"
         xml += "  </os>\n"
         xml += "  <features>\n    <acpi/>\n"
         if vm.accelerator == .tcg, let cache = vm.translationCacheMiB {
@@ -40,6 +40,16 @@ public enum DomainXML {
         // No USB controller (libvirt adds one by default): the guest has no use for it, and every
         // device costs probing time at boot.
         xml += "    <controller type='usb' model='none'/>\n"
+        if case .rootDisk(let path) = vm.image {
+            // One image serves every pod: read-only, so no guest can change it, and not relabelled, so
+            // libvirt does not chown it per domain (QEMU reads it as any user: mode 0644).
+            xml += "    <disk type='file' device='disk'>\n"
+            xml += "      <driver name='qemu' type='raw'/>\n"
+            xml += "      <source file='\(escape(path))'>\n        <seclabel model='dac' relabel='no'/>\n      </source>\n"
+            xml += "      <target dev='vda' bus='virtio'/>\n"
+            xml += "      <readonly/>\n"
+            xml += "    </disk>\n"
+        }
         xml += "    <serial type='file'>\n      <source path='\(escape(vm.consoleLog))'/>\n      <target port='0'/>\n    </serial>\n"
         switch vm.sharedFilesystem {
         case .virtioFS(let hostPath, let tag, let virtiofsd):
@@ -90,7 +100,7 @@ public enum DomainXML {
         if let cache = vm.translationCacheMiB, !(1...4096).contains(cache) {
             throw .invalid(field: "translation cache", reason: "\(cache) MiB is outside 1...4096 MiB")
         }
-        for (field, path) in [("kernel", vm.kernel), ("initrd", vm.initrd), ("console log", vm.consoleLog), ("emulator", vm.emulator)] {
+        for (field, path) in [("kernel", vm.kernel), ("image", vm.image.path), ("console log", vm.consoleLog), ("emulator", vm.emulator)] {
             guard path.hasPrefix("/") else { throw .invalid(field: field, reason: "\(path) is not an absolute path") }
         }
         if let tap = vm.tap {

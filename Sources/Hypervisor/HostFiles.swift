@@ -45,18 +45,23 @@ public func readFile(_ path: String, limit: Int) -> [UInt8]? {
 }
 
 /// Up to `limit` bytes from the start of the file at `path` (a longer file is cut, not refused).
-public func readFilePrefix(_ path: String, limit: Int) -> [UInt8]? {
+public func readFileHead(_ path: String, limit: Int) throws(FileReadFailure) -> [UInt8] {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
+    guard fd >= 0 else { throw .cannotOpen(errno: errno) }
     defer { close(fd) }
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: min(65536, max(limit, 1)))
     while bytes.count < limit {
         let count = read(fd, &chunk, min(chunk.count, limit - bytes.count))
         if count < 0 && errno == EINTR { continue }
-        guard count >= 0 else { return nil }
+        guard count >= 0 else { throw .cannotRead(errno: errno) }
         if count == 0 { break }
         bytes.append(contentsOf: chunk[0..<count])
     }
     return bytes
+}
+
+/// `readFileHead`, nil on failure.
+public func readFilePrefix(_ path: String, limit: Int) -> [UInt8]? {
+    try? readFileHead(path, limit: limit)
 }

@@ -6,7 +6,7 @@ import TTRPC
 /// for the agent's Health reply. Reading CPU flags is not enough: nested KVM can create a VM whose
 /// Linux guest then hangs right after decompression.
 public enum KVMBootProbe {
-    public static func boot(kernel: String, image: String, timeout: Duration = .seconds(5)) async -> (ok: Bool, detail: String) {
+    public static func boot(kernel: String, image: GuestImage, timeout: Duration = .seconds(5)) async -> (ok: Bool, detail: String) {
         var template = Array("/tmp/swiftkata-kvm-probe-XXXXXX".utf8CString)
         guard let created = mkdtemp(&template) else { return (false, "cannot create a probe directory: \(String(cString: strerror(errno)))") }
         let directory = String(cString: created)
@@ -19,8 +19,9 @@ public enum KVMBootProbe {
         let arguments = [
             "qemu-system-x86_64", "-machine", "pc", "-accel", "kvm", "-cpu", "host", "-m", "256", "-smp", "1",
             "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-            "-kernel", kernel, "-initrd", image,
-            "-append", "console=ttyS0 quiet acpi=noirq panic=-1",
+            "-kernel", kernel,
+        ] + image.qemuArguments + [
+            "-append", image.kernelCommandLine("console=ttyS0 quiet acpi=noirq panic=-1"),
             "-serial", "file:\(directory)/console.log",
             "-chardev", "socket,id=agent,path=\(socket),server=on,wait=off",
             "-device", "virtio-serial-pci,id=serial0",

@@ -48,7 +48,9 @@ public struct VMDescription: Sendable, Equatable {
     public var vcpus: Int = 1
     public var memoryMiB: Int = 256
     public var kernel: String
-    public var initrd: String
+    /// The guest's root file system (the agent): a read-only root disk or an initramfs.
+    public var image: GuestImage
+    /// The kernel command line before the image's own parameters (`GuestImage.kernelParameters`).
     public var kernelCommandLine: String
     public var sharedFilesystem: SharedFilesystem?
     public var agentChannel: AgentChannel
@@ -56,20 +58,20 @@ public struct VMDescription: Sendable, Equatable {
     public var consoleLog: String
     public var tap: Tap?
     public var emulator = "/usr/bin/qemu-system-x86_64"
-    /// A virtio-balloon whose only job is free page reporting: pages the guest frees (the unpacked
-    /// initramfs, finished processes) go back to the host instead of staying in QEMU's RSS.
+    /// A virtio-balloon whose only job is free page reporting: pages the guest frees (page cache it
+    /// dropped, finished processes) go back to the host instead of staying in QEMU's RSS.
     public var freePageReporting = true
     /// TCG only: the size of QEMU's translated-code cache (nil: QEMU's default, up to 1 GiB).
     public var translationCacheMiB: Int?
 
     public init(
-        owner: Owner, accelerator: Accelerator, kernel: String, initrd: String, kernelCommandLine: String,
+        owner: Owner, accelerator: Accelerator, kernel: String, image: GuestImage, kernelCommandLine: String,
         agentChannel: AgentChannel, consoleLog: String
     ) {
         self.owner = owner
         self.accelerator = accelerator
         self.kernel = kernel
-        self.initrd = initrd
+        self.image = image
         self.kernelCommandLine = kernelCommandLine
         self.agentChannel = agentChannel
         self.consoleLog = consoleLog

@@ -39,11 +39,15 @@ final class PodVM: Sendable {
             throw .failedPrecondition("\(VMControl.helperName) is missing next to \(VMControl.currentExecutable()) (install it with `make install`)")
         }
         let control = VMControl(helper: helper, uri: hypervisor.libvirtURI)
-        for (what, path) in [("guest kernel", hypervisor.kernel), ("guest image", hypervisor.image)] where access(path, R_OK) != 0 {
-            throw .failedPrecondition("\(what) \(path): \(String(cString: strerror(errno))) (install it with `make install`, or set hypervisor.\(what == "guest kernel" ? "kernel" : "image") in the configuration)")
+        if access(hypervisor.kernel, R_OK) != 0 {
+            throw .failedPrecondition("guest kernel \(hypervisor.kernel): \(String(cString: strerror(errno))) (install it with `make install`, or set hypervisor.kernel in the configuration)")
+        }
+        let image: GuestImage
+        do throws(GuestImageError) { image = try GuestImage.load(path: hypervisor.image) } catch {
+            throw .failedPrecondition("\(error) (install it with `make install`, or set hypervisor.image in the configuration)")
         }
         let started = ContinuousClock.now
-        let probe = AcceleratorProbe { await KVMBootProbe.boot(kernel: hypervisor.kernel, image: hypervisor.image) }
+        let probe = AcceleratorProbe { await KVMBootProbe.boot(kernel: hypervisor.kernel, image: image) }
         let (accelerator, reason) = await probe.choose(hypervisor.accelerator, kernelPath: hypervisor.kernel)
         if accelerator == .tcg && hypervisor.accelerator == .auto {
             logger.warning("pod VM uses TCG (software emulation)", metadata: ["reason": "\(reason)"])
@@ -52,7 +56,7 @@ final class PodVM: Sendable {
 
         try prepareDirectories(layout)
         var vm = VMDescription(
-            owner: layout.owner, accelerator: accelerator, kernel: hypervisor.kernel, initrd: hypervisor.image,
+            owner: layout.owner, accelerator: accelerator, kernel: hypervisor.kernel, image: image,
             kernelCommandLine: hypervisor.kernelCommandLine,
             agentChannel: transport == .vsock ? .vsock : .virtioSerial(socketPath: layout.agentSocket, name: AgentProtocol.serialPortName),
             consoleLog: layout.consoleLog)

@@ -1,3 +1,5 @@
+import Hypervisor
+
 /// What a pod VM is built from: the guest kernel and image, and virtiofsd for the shared directory.
 extension HostChecks {
     func virtiofsd() -> CheckResult {
@@ -27,11 +29,15 @@ extension HostChecks {
 
     func guestImage() -> CheckResult {
         let path = configuration.hypervisor.image
-        guard let head = host.readFile(path, 6) else { return unreadable("guest-image", path, key: "image") }
+        guard let head = host.readFile(path, GuestImage.headerLength) else { return unreadable("guest-image", path, key: "image") }
         guard !head.isEmpty else {
             return .fail("guest-image", "\(path) is empty", fix: "make install (or make guest)")
         }
-        return .pass("guest-image", path)
+        guard let image = GuestImage(path: path, header: head) else {
+            return .fail("guest-image", "\(path) is neither an ext4 root file system nor a cpio initramfs",
+                         fix: "make install (or make guest, then \(setting("image = \"<image dir>/swiftkata-rootfs.img\"", in: "hypervisor")))")
+        }
+        return .pass("guest-image", "\(path) (\(image.formatName))")
     }
 
     /// A missing or unreadable kernel or image.

@@ -26,8 +26,12 @@ extension HostEnvironment {
             },
             probeKVM: { kernel, image, fresh in
                 if fresh { forgetProbeResultsOfThisBoot(in: kvmProbeCacheDirectory) }
+                let guestImage: GuestImage
+                do throws(GuestImageError) { guestImage = try GuestImage.load(path: image) } catch {
+                    return KVMProbeOutcome(usable: false, reason: "not probed: \(error)")
+                }
                 let probe = AcceleratorProbe(cacheDirectory: kvmProbeCacheDirectory) {
-                    await KVMBootProbe.boot(kernel: kernel, image: image, timeout: .seconds(5))
+                    await KVMBootProbe.boot(kernel: kernel, image: guestImage, timeout: .seconds(5))
                 }
                 let result = await probe.probe(kernelPath: kernel)
                 return KVMProbeOutcome(usable: result.usable, reason: result.reason)

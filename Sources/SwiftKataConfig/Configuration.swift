@@ -11,7 +11,8 @@ public struct Configuration: Sendable, Equatable {
         public var vcpus = 1
         public var memoryMiB = 256
         public var kernel = "/usr/share/swiftkata/vmlinux"
-        public var image = "/usr/share/swiftkata/swiftkata-initrd.img"
+        /// The guest's root: an ext4 image mounted read-only from a virtio-blk disk, or an initramfs.
+        public var image = "/usr/share/swiftkata/swiftkata-rootfs.img"
         /// Appended to `baseKernelParameters`.
         public var kernelParameters = ""
         public var sharedFilesystem = SharedFilesystemSetting.virtioFS

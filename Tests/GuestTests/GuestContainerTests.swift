@@ -10,13 +10,13 @@ struct GuestContainerTests {
     /// Runs `body` with a booted guest whose sandbox has the shared fs mounted. `qemuArguments` are
     /// added to QEMU's command line; `configure` completes the CreateSandbox request.
     static func withPod(
-        qemuArguments: [String] = [], configure: (inout Swiftkata_Agent_V1_CreateSandboxRequest) -> Void = { _ in },
+        image: String? = nil, qemuArguments: [String] = [], configure: (inout Swiftkata_Agent_V1_CreateSandboxRequest) -> Void = { _ in },
         _ body: (QEMUGuest, String) async throws -> Void
     ) async throws {
         let shared = FileManager.default.temporaryDirectory.appendingPathComponent("swiftkata-shared-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: shared) }
-        let guest = try await QEMUGuest.boot(shared: shared, extraArguments: qemuArguments)
+        let guest = try await QEMUGuest.boot(image: image, shared: shared, extraArguments: qemuArguments)
         do {
             _ = try await guest.waitForAgent()
             var sandbox = Swiftkata_Agent_V1_CreateSandboxRequest()
@@ -156,6 +156,16 @@ struct GuestContainerTests {
             // Its own pid namespace: the init is pid 1.
             let pid = try await Self.run(guest, shared: shared, id: "pidns", args: ["sh", "-c", "echo $$"])
             #expect(pid.stdout == "1\n")
+        }
+    }
+
+    /// The initramfs form of the image: the agent moves its root to a tmpfs first (an initramfs
+    /// cannot be pivoted away from), then containers pivot_root as on the root disk.
+    @Test func initramfsRootRunsContainersToo() async throws {
+        try await Self.withPod(image: try QEMUGuest.initramfsImage()) { guest, shared in
+            let hello = try await Self.run(guest, shared: shared, id: "hello", args: ["sh", "-c", "echo hello; cat /proc/1/mountinfo | wc -l"])
+            #expect(hello.stdout.hasPrefix("hello\n"))
+            #expect(hello.exitStatus == 0)
         }
     }
 

@@ -1,4 +1,5 @@
 import AgentAPI
+import Hypervisor
 import Foundation
 import TTRPC
 import TTRPCTestSupport
@@ -29,18 +30,29 @@ final class QEMUGuest: Sendable {
 
     /// Boots a VM; `shared` is a host directory exported over 9p with tag `shared` when given;
     /// `extraArguments` go to QEMU as they are (e.g. a NIC).
-    static func boot(memoryMiB: Int = 256, shared: String? = nil, extraKernelArgs: String = "", extraArguments: [String] = []) async throws -> QEMUGuest {
-        let (bzImage, image, _) = try artifacts()
+    /// The initramfs form of the guest image, built next to the root disk (guest-agent/build-image.sh).
+    static func initramfsImage() throws -> String {
+        let path = URL(fileURLWithPath: try artifacts().image).deletingLastPathComponent().appendingPathComponent("swiftkata-initrd.img").path
+        guard FileManager.default.fileExists(atPath: path) else { throw Failure(description: "\(path) is missing: run `make guest`") }
+        return path
+    }
+
+    /// `image` overrides $SWIFTKATA_IMAGE (the ext4 root disk), e.g. with `initramfsImage()`.
+    static func boot(memoryMiB: Int = 256, image: String? = nil, shared: String? = nil, extraKernelArgs: String = "", extraArguments: [String] = []) async throws -> QEMUGuest {
+        let (bzImage, defaultImage, _) = try artifacts()
+        let image = image ?? defaultImage
         // The uncompressed vmlinux boots 40–100 ms faster under TCG (QEMU's PVH entry); see guest-kernel-config/README.md.
         let vmlinux = URL(fileURLWithPath: bzImage).deletingLastPathComponent().appendingPathComponent("vmlinux").path
         let kernel = FileManager.default.fileExists(atPath: vmlinux) ? vmlinux : bzImage
         let directory = TempDirectory("swiftkata-vm")
         let socket = directory.file("agent.sock")
+        let guestImage = try GuestImage.load(path: image)
         var arguments = [
             "-machine", "pc", "-accel", "tcg", "-cpu", "max", "-m", "\(memoryMiB)", "-smp", "1",
             "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-            "-kernel", kernel, "-initrd", image,
-            "-append", "console=ttyS0 quiet panic=-1 random.trust_cpu=on noapictimer acpi=noirq \(extraKernelArgs)",
+            "-kernel", kernel,
+        ] + guestImage.qemuArguments + [
+            "-append", guestImage.kernelCommandLine("console=ttyS0 quiet panic=-1 random.trust_cpu=on noapictimer acpi=noirq \(extraKernelArgs)"),
             "-serial", "file:\(directory.file("console.log"))",
             "-chardev", "socket,id=agent,path=\(socket),server=on,wait=off",
             "-device", "virtio-serial-pci,id=serial0",

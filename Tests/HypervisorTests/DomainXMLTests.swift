@@ -11,7 +11,7 @@ struct DomainXMLTests {
     static func base(_ accelerator: VMDescription.Accelerator, channel: VMDescription.AgentChannel) -> VMDescription {
         VMDescription(
             owner: .init(podID: "3f2a9c", namespace: "k8s.io"), accelerator: accelerator,
-            kernel: "/usr/share/swiftkata/vmlinux", initrd: "/usr/share/swiftkata/swiftkata-initrd.img",
+            kernel: "/usr/share/swiftkata/vmlinux", image: .rootDisk(path: "/usr/share/swiftkata/swiftkata-rootfs.img"),
             kernelCommandLine: "console=ttyS0 quiet noapictimer acpi=noirq random.trust_cpu=on panic=-1",
             agentChannel: channel, consoleLog: "/run/swiftkata/3f2a9c/console.log")
     }
@@ -29,6 +29,7 @@ struct DomainXMLTests {
         kvmPlain.machine = "q35"
         kvmPlain.freePageReporting = false
         kvmPlain.translationCacheMiB = 32  // ignored: KVM has no translation cache
+        kvmPlain.image = .initrd(path: "/usr/share/swiftkata/swiftkata-initrd.img")
         return [("tcg-9p-serial", tcg9p), ("tcg-virtiofs-vsock-tap", tcgVirtiofsNet), ("kvm-q35-vsock", kvmPlain)]
     }()
 
@@ -61,7 +62,7 @@ struct DomainXMLTests {
         var vm = Self.base(.tcg, channel: .vsock)
         vm.kernelCommandLine = "console=ttyS0 x='<&>\""
         let xml = try DomainXML.render(vm)
-        #expect(xml.contains("<cmdline>console=ttyS0 x=&apos;&lt;&amp;&gt;&quot;</cmdline>"))
+        #expect(xml.contains("<cmdline>console=ttyS0 x=&apos;&lt;&amp;&gt;&quot; root=/dev/vda ro rootfstype=ext4</cmdline>"))
     }
 
     @Test func domainNameAndMetadataIdentifyThePod() throws {

@@ -50,7 +50,7 @@ struct HostChoiceTests {
         }
         let kernel = URL(fileURLWithPath: bzImage).deletingLastPathComponent().appendingPathComponent("vmlinux").path
         let started = ContinuousClock.now
-        let (ok, detail) = await KVMBootProbe.boot(kernel: kernel, image: image, timeout: .seconds(5))
+        let (ok, detail) = await KVMBootProbe.boot(kernel: kernel, image: try GuestImage.load(path: image), timeout: .seconds(5))
         print("KVM boot probe: ok=\(ok) (\(detail)) in \(ContinuousClock.now - started)")
         #expect(ContinuousClock.now - started < .seconds(10))
         // Either the agent answered under KVM, or the reason says why not (QEMU error, or no answer).

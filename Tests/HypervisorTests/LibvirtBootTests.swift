@@ -25,7 +25,7 @@ struct LibvirtBootTests {
         // QEMU runs as libvirt's unprivileged user: it must be able to create the agent socket here.
         chmod(directory, 0o777)
         var vm = VMDescription(
-            owner: .init(podID: pod, namespace: "swiftkata-libvirt-test"), accelerator: .tcg, kernel: kernel, initrd: image,
+            owner: .init(podID: pod, namespace: "swiftkata-libvirt-test"), accelerator: .tcg, kernel: kernel, image: try GuestImage.load(path: image),
             kernelCommandLine: "console=ttyS0 quiet noapictimer acpi=noirq random.trust_cpu=on panic=-1",
             agentChannel: .virtioSerial(socketPath: "\(directory)/agent.sock", name: AgentProtocol.serialPortName),
             consoleLog: "\(directory)/console.log")

@@ -152,6 +152,19 @@ import Testing
         #expect(await host.report().check(named: "guest-kernel")?.status == .fail)
     }
 
+    @Test func guestImageFormats() async {
+        var host = FakeHost()
+        let path = "/usr/share/swiftkata/swiftkata-rootfs.img"
+        #expect(await host.report().check(named: "guest-image")?.detail == "\(path) (ext4 root disk)")
+        host.setText(path, "070701")
+        #expect(await host.report().check(named: "guest-image")?.detail == "\(path) (initramfs)")
+        host.setText(path, "#!/bin/sh\n")
+        let check = await host.report().check(named: "guest-image")
+        #expect(check?.status == .fail)
+        #expect(check?.detail == "\(path) is neither an ext4 root file system nor a cpio initramfs")
+        #expect(check?.fix.hasPrefix("make install") == true)
+    }
+
     @Test func servicesThatAreDownFail() async {
         var host = FakeHost()
         host.libvirt = .failure(HostProbeError("connecting to libvirt at qemu:///system: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory"))

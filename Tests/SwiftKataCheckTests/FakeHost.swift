@@ -10,7 +10,7 @@ struct FakeHost {
     var files: [String: [UInt8]] = [
         "/proc/cpuinfo": Array("vendor_id\t: GenuineIntel\nflags\t\t: fpu vme vmx sse2\n".utf8),
         "/usr/share/swiftkata/vmlinux": [0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0],
-        "/usr/share/swiftkata/swiftkata-initrd.img": Array("070701".utf8),
+        "/usr/share/swiftkata/swiftkata-rootfs.img": Array(repeating: 0, count: 1080) + [0x53, 0xEF],  // ext4 superblock magic
         "/sys/fs/cgroup/cgroup.controllers": Array("cpu memory pids\n".utf8),
         "/etc/containerd/config.toml": Array("""
             version = 2
@@ -61,7 +61,9 @@ struct FakeHost {
             },
             loadConfiguration: { path, mayBeMissing throws(ConfigurationError) in
                 if let text = files[path] { return try Configuration.parse(String(decoding: text, as: UTF8.self), path: path) }
-                return try Configuration.load(path: path, mayBeMissing: mayBeMissing)
+                // Only the fake's files exist: never this machine's real /etc/swiftkata/configuration.toml.
+                if mayBeMissing { return Configuration() }
+                return try Configuration.load(path: path, mayBeMissing: false)
             },
             environment: environment)
     }
