@@ -18,12 +18,8 @@ enum ShimStart {
         // daemon gets it as $SWIFTKATA_CONFIG. A bad configuration fails here, where containerd
         // shows the message to whoever ran the container.
         let options = RuntimeOptions(anyBytes: readAll(fd: STDIN_FILENO, limit: 1 << 20))
-        let environment = processEnvironment()
-        let (configPath, mayBeMissing) = Configuration.resolvePath(runtimeOptionPath: options.configPath, environment: environment)
-        do { _ = try Configuration.load(path: configPath, mayBeMissing: mayBeMissing) } catch {
-            throw .invalidArgument("swiftkata configuration: \(error)")
-        }
         let bundle = currentDirectory()
+        let configPathOption = try checkConfiguration(options, bundle: bundle, environment: processEnvironment())
         let spec = try BundleSpec.load(bundle: bundle)
         let podID = spec.podID(containerID: arguments.id)
         let address = ShimAddress(containerdAddress: arguments.address, namespace: arguments.namespace, groupID: podID)
@@ -51,13 +47,31 @@ enum ShimStart {
         defer { close(listener) }
         do {
             try address.save(bundle: bundle)
-            try spawnDaemon(arguments, listener: listener, configPath: options.configPath)
+            try spawnDaemon(arguments, listener: listener, configPath: configPathOption)
         } catch {
             unlink(address.socketPath)
             unlink(ShimAddress.fileInBundle(bundle))
             throw error
         }
         return address.uri
+    }
+
+    /// Loads the configuration the runtime options select, so that a bad one fails here, where
+    /// containerd shows the message; returns the path the daemon is to read (nil: its default).
+    /// containerd 1.7's `ConfigBody` carries the file's text: it is kept in the bundle, so errors name
+    /// a file and a line, and the daemon reads it like any configuration file.
+    static func checkConfiguration(_ options: RuntimeOptions, bundle: String, environment: [String: String]) throws(ShimError) -> String? {
+        var configPathOption = options.configPath
+        if let body = options.configBody {
+            let path = RuntimeOptions.configBodyFile(bundle: bundle)
+            try writeFileAtomically(path, Array(body.utf8), mode: 0o600)
+            configPathOption = path
+        }
+        let (configPath, mayBeMissing) = Configuration.resolvePath(runtimeOptionPath: configPathOption, environment: environment)
+        do { _ = try Configuration.load(path: configPath, mayBeMissing: mayBeMissing) } catch {
+            throw .invalidArgument("swiftkata configuration: \(error)")
+        }
+        return configPathOption
     }
 
     /// Starts the daemon: same binary, no action, listener on fd 3, stdio on /dev/null (containerd
@@ -109,27 +123,5 @@ func readAll(fd: CInt, limit: Int) -> [UInt8] {
         if count < 0 && errno == EINTR { continue }
         if count <= 0 { return bytes }
         if bytes.count < limit { bytes.append(contentsOf: chunk[0..<min(count, limit - bytes.count)]) }
-    }
-}
-
-/// The runtime options containerd passes to `start` (stdin) and `Create`: an `Any` holding
-/// `runtimeoptions.v1.Options` for non-runc runtimes.
-struct RuntimeOptions: Sendable, Equatable {
-    var configPath: String?
-
-    init(configPath: String? = nil) { self.configPath = configPath }
-
-    init(anyBytes: [UInt8]) {
-        self.init()
-        guard !anyBytes.isEmpty, let any = try? Google_Protobuf_Any(serializedBytes: anyBytes) else { return }
-        self.init(any: any)
-    }
-
-    init(any: Google_Protobuf_Any) {
-        self.init()
-        guard any.typeURL.hasSuffix("runtimeoptions.v1.Options"),
-              let options = try? Runtimeoptions_V1_Options(serializedBytes: any.value)
-        else { return }
-        configPath = options.configPath.isEmpty ? nil : options.configPath
     }
 }
