@@ -28,25 +28,17 @@ enum UnixSocket {
 
     /// Whether something accepts connections at `path`.
     static func isServing(path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0, var address = try? makeAddress(path) else { return false }
-        defer { close(fd) }
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        } == 0
+        guard let fd = connected(to: path) else { return false }
+        close(fd)
+        return true
     }
 
     /// Waits until nothing serves `path` any more: connects, then waits for the server to close the
     /// connection (it closes its listener or exits). True when the server is gone (or never was),
     /// false when it still serves after `timeout`.
     static func waitUntilDeparted(path: String, timeout: Duration) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0, var address = try? makeAddress(path) else { return true }
+        guard let fd = connected(to: path) else { return true }
         defer { close(fd) }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        } == 0
-        guard connected else { return true }
         let deadline = ContinuousClock.now + timeout
         var scratch = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -60,6 +52,19 @@ enum UnixSocket {
             let count = read(fd, &scratch, scratch.count)
             if count == 0 || (count < 0 && errno != EINTR && errno != EAGAIN) { return true }
         }
+    }
+
+    /// A stream socket connected to `path`; nil when nothing accepts there (or no socket is left).
+    private static func connected(to path: String) -> CInt? {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        guard var address = try? makeAddress(path), withUnsafePointer(to: &address, {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }) == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
     }
 
     private static func makeAddress(_ path: String) throws(ShimError) -> sockaddr_un {
