@@ -4,10 +4,11 @@ import Testing
 @Suite("Pod network and sysctl validation")
 struct PodNetworkTests {
     static func interface(
-        mac: String = "52:54:00:12:34:56", name: String = "eth0", mtu: UInt32 = 1400,
+        mac: String = "52:54:00:12:34:56", device: String = "", name: String = "eth0", mtu: UInt32 = 1400,
         addresses: [(String, UInt32)] = [("10.88.0.5", 16), ("fd00::5", 64)]
     ) -> PodNetwork.InterfaceRequest {
-        PodNetwork.InterfaceRequest(macAddress: mac, name: name, mtu: mtu, addresses: addresses.map { (address: $0.0, prefixLength: $0.1) })
+        PodNetwork.InterfaceRequest(macAddress: mac, deviceMacAddress: device, name: name, mtu: mtu,
+                                    addresses: addresses.map { (address: $0.0, prefixLength: $0.1) })
     }
 
     static func route(_ destination: String = "", via gateway: String = "", dev device: String = "", scope: String = "") -> PodNetwork.RouteRequest {
@@ -35,6 +36,23 @@ struct PodNetworkTests {
         #expect(network.routes[3].destination.address.family == .v6)
     }
 
+    @Test func aPreBootedNICIsFoundByItsDeviceMACAndGivenThePodsMAC() throws {
+        let network = try PodNetwork.validate(
+            interfaces: [Self.interface(mac: "02:00:00:AA:bb:cc", device: "52:54:00:12:34:56"),
+                         Self.interface(mac: "52:54:00:12:34:57", name: "eth1"),
+                         Self.interface(mac: "52:54:00:12:34:58", device: "52:54:00:12:34:58".uppercased(), name: "eth2")],
+            routes: [])
+        #expect(network.interfaces.map(\.mac.text) == ["02:00:00:aa:bb:cc", "52:54:00:12:34:57", "52:54:00:12:34:58"])
+        #expect(network.interfaces.map(\.deviceMAC.text) == ["52:54:00:12:34:56", "52:54:00:12:34:57", "52:54:00:12:34:58"])
+        #expect(network.interfaces.map(\.changesMAC) == [true, false, false])
+        // A chain is fine (eth1 takes the MAC eth0 gives up): the devices differ, and so do the MACs they end with.
+        let chain = try PodNetwork.validate(
+            interfaces: [Self.interface(mac: "02:00:00:aa:bb:cc", device: "52:54:00:12:34:56"),
+                         Self.interface(mac: "02:00:00:aa:bb:dd", device: "02:00:00:aa:bb:cc", name: "eth1")],
+            routes: [])
+        #expect(chain.interfaces.map(\.changesMAC) == [true, true])
+    }
+
     @Test func nothingIsValidToo() throws {
         let network = try PodNetwork.validate(interfaces: [], routes: [])
         #expect(network.interfaces.isEmpty && network.routes.isEmpty)
@@ -45,6 +63,9 @@ struct PodNetworkTests {
         (interface(mac: "52:54:00:12:34"), "interfaces[0].mac_address: \"52:54:00:12:34\" is not xx:xx:xx:xx:xx:xx (hex)"),
         (interface(mac: "52:54:00:12:34:5g"), "interfaces[0].mac_address: \"52:54:00:12:34:5g\" is not xx:xx:xx:xx:xx:xx (hex)"),
         (interface(mac: "52-54-00-12-34-56"), "interfaces[0].mac_address: \"52-54-00-12-34-56\" is not xx:xx:xx:xx:xx:xx (hex)"),
+        (interface(device: "52:54:00:12:34"), "interfaces[0].device_mac_address: \"52:54:00:12:34\" is not xx:xx:xx:xx:xx:xx (hex)"),
+        (interface(device: "52-54-00-12-34-56"), "interfaces[0].device_mac_address: \"52-54-00-12-34-56\" is not xx:xx:xx:xx:xx:xx (hex)"),
+        (interface(mac: "", device: "52:54:00:12:34:56"), "interfaces[0].mac_address: \"\" is not xx:xx:xx:xx:xx:xx (hex)"),
         (interface(name: ""), "interfaces[0].name: \"\" is not 1 to 15 bytes of [A-Za-z0-9_.-]"),
         (interface(name: "averyveryverylong0"), "interfaces[0].name: \"averyveryverylong0\" is not 1 to 15 bytes of [A-Za-z0-9_.-]"),
         (interface(name: "eth/0"), "interfaces[0].name: \"eth/0\" is not 1 to 15 bytes of [A-Za-z0-9_.-]"),
@@ -72,6 +93,21 @@ struct PodNetworkTests {
             try PodNetwork.validate(interfaces: [Self.interface(), Self.interface(mac: "52:54:00:12:34:57")], routes: [])
         }
         #expect(sameName?.description == "interfaces[1].name: eth0 is listed twice")
+        let sameDevice = #expect(throws: PodConfigError.self) {
+            try PodNetwork.validate(interfaces: [Self.interface(), Self.interface(mac: "02:00:00:aa:bb:cc", device: "52:54:00:12:34:56", name: "eth1")], routes: [])
+        }
+        #expect(sameDevice?.description == "interfaces[1].device_mac_address: device 52:54:00:12:34:56 is taken by interfaces[0]")
+        let samePlainDevice = #expect(throws: PodConfigError.self) {
+            try PodNetwork.validate(interfaces: [Self.interface(mac: "02:00:00:aa:bb:cc", device: "52:54:00:12:34:56"), Self.interface(name: "eth1")], routes: [])
+        }
+        #expect(samePlainDevice?.description == "interfaces[1].mac_address: device 52:54:00:12:34:56 is taken by interfaces[0]")
+        let sameTarget = #expect(throws: PodConfigError.self) {
+            try PodNetwork.validate(
+                interfaces: [Self.interface(mac: "02:00:00:aa:bb:cc", device: "52:54:00:12:34:56"),
+                             Self.interface(mac: "02:00:00:AA:BB:CC", device: "52:54:00:12:34:57", name: "eth1")],
+                routes: [])
+        }
+        #expect(sameTarget?.description == "interfaces[1].mac_address: 02:00:00:aa:bb:cc is listed twice")
         let tooMany = #expect(throws: PodConfigError.self) {
             try PodNetwork.validate(interfaces: Array(repeating: Self.interface(), count: 17), routes: [])
         }

@@ -3,12 +3,14 @@ import Foundation
 import Testing
 import TTRPC
 
-/// Pod networking in a real guest: CreateSandbox configures two virtio NICs (found by MAC) with
-/// QEMU's user-mode network behind them, then a busybox container sees the result and reaches the host.
+/// Pod networking in a real guest: CreateSandbox configures virtio NICs (found by MAC) with QEMU's
+/// user-mode network behind them, then a busybox container sees the result and reaches the host.
 @Suite("Pod network in the guest", .serialized)
 struct GuestNetworkTests {
     static let mac0 = "52:54:00:12:34:56"
     static let mac1 = "52:54:00:12:34:57"
+    /// The MAC of the pod's eth0 on the host, which a pre-booted VM's NIC (booted with mac0) takes.
+    static let podMAC = "02:00:00:aa:bb:cc"
 
     /// Two NICs: eth0 on QEMU's user network (10.0.2.0/24, host at 10.0.2.2), and one the agent renames to pod1.
     static let nics = [
@@ -16,9 +18,11 @@ struct GuestNetworkTests {
         "-netdev", "user,id=n1,net=10.0.3.0/24,restrict=on", "-device", "virtio-net-pci,netdev=n1,mac=\(mac1)",
     ]
 
-    static func interface(mac: String, name: String, mtu: UInt32 = 0, addresses: [(String, UInt32)]) -> Swiftkata_Agent_V1_NetworkInterface {
+    static func interface(mac: String, device: String = "", name: String, mtu: UInt32 = 0,
+                          addresses: [(String, UInt32)]) -> Swiftkata_Agent_V1_NetworkInterface {
         var interface = Swiftkata_Agent_V1_NetworkInterface()
         interface.macAddress = mac
+        interface.deviceMacAddress = device
         interface.name = name
         interface.mtu = mtu
         interface.addresses = addresses.map { address, length in
@@ -38,6 +42,17 @@ struct GuestNetworkTests {
         return route
     }
 
+    /// Shell that waits (5 s at most) until no link is NO-CARRIER: the kernel reports a link running
+    /// (operstate up) a moment after it is set up.
+    static let waitForCarrier = #"i=0; while [ $i -lt 50 ]; do case "$(ip link)" in *NO-CARRIER*) sleep 0.1; i=$((i+1));; *) break;; esac; done"#
+
+    /// The busybox spec plus /sys read-only, as containerd's default spec has it.
+    static func specWithSysfs(id: String, args: [String]) -> Data {
+        let spec = String(decoding: BusyboxRootfs.spec(id: id, args: args), as: UTF8.self)
+        let sysfs = #"{"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},"#
+        return Data(spec.replacingOccurrences(of: #""mounts": ["#, with: #""mounts": ["# + sysfs).utf8)
+    }
+
     @Test func createSandboxConfiguresInterfacesRoutesAndSysctls() async throws {
         let listener = try HostLineListener()
         try await GuestContainerTests.withPod(qemuArguments: Self.nics, configure: { sandbox in
@@ -51,6 +66,7 @@ struct GuestNetworkTests {
         }) { guest, shared in
             async let received = listener.receiveLine(timeoutSeconds: 60)
             let script = """
+                \(Self.waitForCarrier)
                 ip addr; ip route; ip -6 addr show dev pod1
                 echo forward=$(cat /proc/sys/net/ipv4/ip_forward) ping=$(cat /proc/sys/net/ipv4/ping_group_range)
                 echo hello-from-pod | nc -w 10 10.0.2.2 \(listener.port)
@@ -107,6 +123,38 @@ struct GuestNetworkTests {
                 #expect(refused?.message.contains(key) == true)
             }
             #expect(try await agent.health(.init(), timeout: .seconds(10)).apiVersion == AgentProtocol.apiVersion)
+        }
+    }
+
+    /// A pre-booted (warm pool) VM's NIC has a MAC of its own: the agent finds it by that and gives it the pod's.
+    @Test func aPreBootedNICTakesThePodsMAC() async throws {
+        let listener = try HostLineListener()
+        let nic = ["-netdev", "user,id=n0,net=10.0.2.0/24", "-device", "virtio-net-pci,netdev=n0,mac=\(Self.mac0)"]
+        try await GuestContainerTests.withPod(qemuArguments: nic, configure: { sandbox in
+            sandbox.interfaces = [Self.interface(mac: Self.podMAC, device: Self.mac0, name: "eth0", addresses: [("10.0.2.15", 24)])]
+            sandbox.routes = [Self.route(via: "10.0.2.2")]
+        }) { guest, shared in
+            async let received = listener.receiveLine(timeoutSeconds: 60)
+            let script = """
+                \(Self.waitForCarrier)
+                echo address=$(cat /sys/class/net/eth0/address); ip link show eth0
+                echo hello-with-pod-mac | nc -w 10 10.0.2.2 \(listener.port)
+                """
+            let run = try await GuestContainerTests.run(guest, shared: shared, id: "mac", args: [],
+                                                        spec: Self.specWithSysfs(id: "mac", args: ["sh", "-c", script]))
+            print("container output:\n\(run.stdout)\(run.stderr)")
+            #expect(run.stdout.contains("address=\(Self.podMAC)\n"))
+            #expect(run.stdout.contains(": eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> "))
+            #expect(run.exitStatus == 0)
+            // QEMU's user network answers the new MAC: 10.0.2.2:<port> is the host's loopback.
+            #expect(try await received == "hello-with-pod-mac")
+
+            // The pool MAC is gone: asking for it again names both MACs.
+            var again = Swiftkata_Agent_V1_CreateSandboxRequest()
+            again.interfaces = [Self.interface(mac: Self.podMAC, device: Self.mac0, name: "eth0", addresses: [])]
+            let gone = await #expect(throws: TTRPCError.self) { try await guest.agentClient.createSandbox(again, timeout: .seconds(10)) }
+            #expect(gone?.code == .notFound)
+            #expect(gone?.message == "interface eth0 (\(Self.mac0), to become \(Self.podMAC)): no guest network device has MAC address \(Self.mac0)")
         }
     }
 

@@ -65,6 +65,15 @@ int main(void) {
     int err = guest_net_link_set(index, "pod0", 1400, detail, sizeof(detail));
     check(err == 0, "rename + mtu: %s %s", strerror(err), detail);
     check(if_nametoindex("pod0") == (unsigned)index, "pod0 has another index");
+    const unsigned char mac[6] = {0x02, 0x00, 0x00, 0xaa, 0xbb, 0xcc}, multicast[6] = {0x01, 0x00, 0x5e, 0, 0, 1};
+    err = guest_net_link_set_address(index, mac, sizeof(mac), detail, sizeof(detail));
+    check(err == 0, "address 02:00:00:aa:bb:cc: %s %s", strerror(err), detail);
+    err = guest_net_link_set_address(index, mac, 4, detail, sizeof(detail));
+    check(err == EINVAL, "a 4-byte address: %s (%s)", strerror(err), detail);
+    err = guest_net_link_set_address(index, multicast, sizeof(multicast), detail, sizeof(detail));
+    check(err == EADDRNOTAVAIL, "a multicast address: %s (%s)", strerror(err), detail);
+    err = guest_net_link_set_address(9999, mac, sizeof(mac), detail, sizeof(detail));
+    check(err == ENODEV, "address of an unknown ifindex: %s", strerror(err));
     inet_pton(AF_INET, "10.9.0.5", v4);
     inet_pton(AF_INET6, "fd00::5", v6);
     err = guest_net_addr_add(index, AF_INET, v4, 24, detail, sizeof(detail));
@@ -101,6 +110,7 @@ int main(void) {
     check(strstr(out, "10.10.0.0/16 dev pod0 scope link \n") != NULL, "link route");
     check(strstr(out, "default via fd00::1 dev pod0 metric 1024") != NULL, "IPv6 default route");
     check(strstr(out, "<BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1400 ") != NULL, "mtu 1400, up");
+    check(strstr(out, "link/ether 02:00:00:aa:bb:cc ") != NULL, "address 02:00:00:aa:bb:cc");
 
     err = guest_net_link_set(9999, NULL, 1500, detail, sizeof(detail));
     check(err == ENODEV, "unknown ifindex: %s", strerror(err));
@@ -108,6 +118,6 @@ int main(void) {
     check(err == EINVAL, "mtu 10: %s (%s)", strerror(err), detail);
     printf("    mtu 10: %s (%s)\n", strerror(err), detail);
 
-    printf("%s guest_net: rtnetlink link, address and route requests\n", failures ? "FAIL" : "PASS");
+    printf("%s guest_net: rtnetlink link, hardware address, address and route requests\n", failures ? "FAIL" : "PASS");
     return failures ? 1 : 0;
 }

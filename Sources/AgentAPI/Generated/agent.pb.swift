@@ -212,6 +212,11 @@ public nonisolated struct Swiftkata_Agent_V1_NetworkInterface: Sendable {
 
   public var addresses: [Swiftkata_Agent_V1_IPAddress] = []
 
+  /// The MAC the guest device has now, when it differs from mac_address (a pre-booted VM's NIC):
+  /// the agent finds the device by it and gives it mac_address. Empty: the device is found by
+  /// mac_address.
+  public var deviceMacAddress: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -941,7 +946,7 @@ nonisolated extension Swiftkata_Agent_V1_IPAddress: SwiftProtobuf.Message, Swift
 
 nonisolated extension Swiftkata_Agent_V1_NetworkInterface: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NetworkInterface"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}mac_address\0\u{1}name\0\u{1}mtu\0\u{1}addresses\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}mac_address\0\u{1}name\0\u{1}mtu\0\u{1}addresses\0\u{3}device_mac_address\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -953,6 +958,7 @@ nonisolated extension Swiftkata_Agent_V1_NetworkInterface: SwiftProtobuf.Message
       case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.mtu) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.addresses) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.deviceMacAddress) }()
       default: break
       }
     }
@@ -971,6 +977,9 @@ nonisolated extension Swiftkata_Agent_V1_NetworkInterface: SwiftProtobuf.Message
     if !self.addresses.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.addresses, fieldNumber: 4)
     }
+    if !self.deviceMacAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.deviceMacAddress, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -979,6 +988,7 @@ nonisolated extension Swiftkata_Agent_V1_NetworkInterface: SwiftProtobuf.Message
     if lhs.name != rhs.name {return false}
     if lhs.mtu != rhs.mtu {return false}
     if lhs.addresses != rhs.addresses {return false}
+    if lhs.deviceMacAddress != rhs.deviceMacAddress {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,16 +1,23 @@
-/// The pod's network as the guest applies it: interfaces matched by MAC, then routes. Built only by
-/// `validate`, so every value in it is within the limits below.
+/// The pod's network as the guest applies it: interfaces matched by MAC (and given another one when a
+/// pre-booted VM's NIC must take the pod's), then routes. Built only by `validate`, so every value in
+/// it is within the limits below.
 public struct PodNetwork: Sendable, Equatable {
     public static let maxInterfaces = 16
     public static let maxAddressesPerInterface = 16
     public static let maxRoutes = 128
 
     public struct Interface: Sendable, Equatable {
+        /// The MAC the interface ends up with.
         public var mac: MACAddress
+        /// The MAC the guest device has now, by which it is found: `mac` unless the device must change it.
+        public var deviceMAC: MACAddress
         public var name: String
         /// 0: leave the MTU as it is.
         public var mtu: UInt32
         public var addresses: [IPPrefix]
+
+        /// The device has another MAC and must be given `mac`.
+        public var changesMAC: Bool { deviceMAC != mac }
     }
 
     public enum Scope: UInt8, Sendable {
@@ -46,12 +53,16 @@ public struct PodNetwork: Sendable, Equatable {
     /// What the host sent for one interface (agent.proto NetworkInterface), before validation.
     public struct InterfaceRequest: Sendable {
         public var macAddress: String
+        /// Empty: the device is found by `macAddress`.
+        public var deviceMacAddress: String
         public var name: String
         public var mtu: UInt32
         public var addresses: [(address: String, prefixLength: UInt32)]
 
-        public init(macAddress: String, name: String, mtu: UInt32, addresses: [(address: String, prefixLength: UInt32)]) {
+        public init(macAddress: String, deviceMacAddress: String = "", name: String, mtu: UInt32,
+                    addresses: [(address: String, prefixLength: UInt32)]) {
             self.macAddress = macAddress
+            self.deviceMacAddress = deviceMacAddress
             self.name = name
             self.mtu = mtu
             self.addresses = addresses
@@ -92,6 +103,10 @@ public struct PodNetwork: Sendable, Equatable {
             if validInterfaces.contains(where: { $0.mac == interface.mac }) {
                 throw PodConfigError(field: "interfaces[\(index)].mac_address", reason: "\(interface.mac) is listed twice")
             }
+            if let other = validInterfaces.firstIndex(where: { $0.deviceMAC == interface.deviceMAC }) {
+                let field = request.deviceMacAddress.isEmpty ? "mac_address" : "device_mac_address"
+                throw PodConfigError(field: "interfaces[\(index)].\(field)", reason: "device \(interface.deviceMAC) is taken by interfaces[\(other)]")
+            }
             if validInterfaces.contains(where: { $0.name == interface.name }) {
                 throw PodConfigError(field: "interfaces[\(index)].name", reason: "\(interface.name) is listed twice")
             }
@@ -106,9 +121,8 @@ public struct PodNetwork: Sendable, Equatable {
     }
 
     static func validate(interface request: InterfaceRequest, field: String) throws(PodConfigError) -> Interface {
-        guard let mac = MACAddress(request.macAddress) else {
-            throw PodConfigError(field: "\(field).mac_address", reason: "\"\(request.macAddress.prefix(32))\" is not xx:xx:xx:xx:xx:xx (hex)")
-        }
+        let mac = try parseMAC(request.macAddress, field: "\(field).mac_address")
+        let deviceMAC = try request.deviceMacAddress.isEmpty ? mac : parseMAC(request.deviceMacAddress, field: "\(field).device_mac_address")
         guard InterfaceName.isValid(request.name) else {
             throw PodConfigError(field: "\(field).name", reason: "\"\(request.name.prefix(32))\" is not 1 to 15 bytes of [A-Za-z0-9_.-]")
         }
@@ -122,7 +136,14 @@ public struct PodNetwork: Sendable, Equatable {
         for (index, address) in request.addresses.enumerated() {
             addresses.append(try IPPrefix.interfaceAddress(address.address, prefixLength: address.prefixLength, field: "\(field).addresses[\(index)]"))
         }
-        return Interface(mac: mac, name: request.name, mtu: request.mtu, addresses: addresses)
+        return Interface(mac: mac, deviceMAC: deviceMAC, name: request.name, mtu: request.mtu, addresses: addresses)
+    }
+
+    private static func parseMAC(_ text: String, field: String) throws(PodConfigError) -> MACAddress {
+        guard let mac = MACAddress(text) else {
+            throw PodConfigError(field: field, reason: "\"\(text.prefix(32))\" is not xx:xx:xx:xx:xx:xx (hex)")
+        }
+        return mac
     }
 
     static func validate(route request: RouteRequest, field: String) throws(PodConfigError) -> Route {

@@ -28,6 +28,9 @@
 #ifndef NLMSGERR_ATTR_MSG
 #define NLMSGERR_ATTR_MSG 1
 #endif
+#ifndef MAX_ADDR_LEN
+#define MAX_ADDR_LEN 32 // linux/netdevice.h: the longest hardware address
+#endif
 
 /// One request: header, family header, attributes.
 typedef struct guest_nl_request {
@@ -143,6 +146,17 @@ int guest_net_link_set(int ifindex, const char *name, unsigned int mtu, char *de
         uint32_t value = mtu;
         err = guest_nl_attr(&req, IFLA_MTU, &value, sizeof(value));
     }
+    return err != 0 ? err : guest_nl_talk(&req, detail, detail_len);
+}
+
+int guest_net_link_set_address(int ifindex, const unsigned char *address, size_t address_len,
+                               char *detail, size_t detail_len) {
+    if (address == NULL || address_len == 0 || address_len > MAX_ADDR_LEN) return EINVAL;
+    guest_nl_request req;
+    struct ifinfomsg *info = guest_nl_begin(&req, RTM_NEWLINK, 0, sizeof(*info));
+    info->ifi_family = AF_UNSPEC;
+    info->ifi_index = ifindex;
+    int err = guest_nl_attr(&req, IFLA_ADDRESS, address, address_len);
     return err != 0 ? err : guest_nl_talk(&req, detail, detail_len);
 }
 

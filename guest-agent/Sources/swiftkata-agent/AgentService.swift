@@ -52,7 +52,8 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
         do {
             network = try PodNetwork.validate(
                 interfaces: request.interfaces.map { interface in
-                    PodNetwork.InterfaceRequest(macAddress: interface.macAddress, name: interface.name, mtu: interface.mtu,
+                    PodNetwork.InterfaceRequest(macAddress: interface.macAddress, deviceMacAddress: interface.deviceMacAddress,
+                                                name: interface.name, mtu: interface.mtu,
                                                 addresses: interface.addresses.map { ($0.address, $0.prefixLength) })
                 },
                 routes: request.routes.map { PodNetwork.RouteRequest(destination: $0.destination, gateway: $0.gateway, device: $0.device, scope: $0.scope) })

@@ -4,7 +4,8 @@ import Glibc
 import TTRPC
 
 /// Applies the pod's validated network to the guest through rtnetlink (guest_net.c): loopback up,
-/// each NIC found by MAC, renamed, MTU, addresses, up; then the routes (link routes first).
+/// each NIC found by the MAC it has now, given the pod's MAC (a pre-booted VM's NIC), renamed, MTU,
+/// addresses, up; then the routes (link routes first).
 enum GuestNetwork {
     typealias NetworkError = AgentError
 
@@ -16,17 +17,22 @@ enum GuestNetwork {
         // Every NIC is found before anything changes, so a missing one leaves the guest as it was.
         var found: [(PodNetwork.Interface, ifindex: Int32, current: String)] = []
         for interface in network.interfaces {
-            guard let (name, ifindex) = nic(mac: interface.mac) else {
-                throw NetworkError(code: .notFound, description: "interface \(interface.name) (\(interface.mac)): no guest network device has this MAC address")
+            guard let (name, ifindex) = nic(mac: interface.deviceMAC) else {
+                throw NetworkError(code: .notFound, description: "\(describe(interface)): no guest network device has MAC address \(interface.deviceMAC)")
             }
             found.append((interface, ifindex, name))
         }
         for (interface, ifindex, current) in found {
-            let what = "interface \(interface.name) (\(interface.mac))"
+            let what = describe(interface)
             let rename = current != interface.name
-            if rename {
-                // Linux may refuse to rename a link that is up.
-                try netlink("\(what): setting \(current) down to rename it") { guest_net_link_up(ifindex, 0, $0, $1) }
+            if rename || interface.changesMAC {
+                // Linux may refuse to rename a link that is up, and some drivers to change its MAC.
+                let purpose = [rename ? "rename it" : nil, interface.changesMAC ? "change its MAC" : nil].compactMap { $0 }.joined(separator: " and ")
+                try netlink("\(what): setting \(current) down to \(purpose)") { guest_net_link_up(ifindex, 0, $0, $1) }
+            }
+            if interface.changesMAC {
+                let mac = interface.mac.bytes
+                try netlink("\(what): setting MAC \(interface.mac)") { guest_net_link_set_address(ifindex, mac, mac.count, $0, $1) }
             }
             if rename || interface.mtu != 0 {
                 let step = [rename ? "renaming \(current)" : nil, interface.mtu != 0 ? "setting MTU \(interface.mtu)" : nil]
@@ -57,6 +63,14 @@ enum GuestNetwork {
                 return guest_net_route_add(family, destination, length, nil, device, route.scope.rawValue, detail, size)
             }
         }
+    }
+
+    /// "interface eth0 (02:00:00:aa:bb:cc)", or with the device's MAC first when it changes:
+    /// "interface eth0 (52:54:00:12:34:56, to become 02:00:00:aa:bb:cc)".
+    private static func describe(_ interface: PodNetwork.Interface) -> String {
+        interface.changesMAC
+            ? "interface \(interface.name) (\(interface.deviceMAC), to become \(interface.mac))"
+            : "interface \(interface.name) (\(interface.mac))"
     }
 
     /// The network device whose /sys/class/net/<name>/address is `mac`, with its ifindex.
@@ -95,4 +109,9 @@ enum GuestNetwork {
         }
         throw NetworkError(code: code, description: "\(what()): \(String(cString: strerror(err)))\(kernel.isEmpty ? "" : " (\(kernel))")")
     }
+}
+
+private extension MACAddress {
+    /// The six bytes of the (validated) text.
+    var bytes: [UInt8] { text.split(separator: ":").compactMap { UInt8($0, radix: 16) } }
 }

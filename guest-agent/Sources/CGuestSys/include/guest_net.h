@@ -11,6 +11,12 @@
 /// Linux refuses to rename a link that is up (EBUSY): set it down first.
 int guest_net_link_set(int ifindex, const char *name, unsigned int mtu, char *detail, size_t detail_len);
 
+/// RTM_NEWLINK on an existing link: a new hardware address (IFLA_ADDRESS), `address_len` bytes: the
+/// link's address length (6 for Ethernet; shorter is EINVAL). Ethernet refuses a multicast or zero
+/// address (EADDRNOTAVAIL). Set the link down first: not every driver changes it on a running link.
+int guest_net_link_set_address(int ifindex, const unsigned char *address, size_t address_len,
+                               char *detail, size_t detail_len);
+
 /// RTM_NEWLINK on an existing link: IFF_UP set (up != 0) or cleared.
 int guest_net_link_up(int ifindex, int up, char *detail, size_t detail_len);
 
