@@ -9,6 +9,9 @@ Rows:
                             new container (its start included), once as an exec into a running one
   memory per idle pod       shim RSS; shim + QEMU + virtiofsd PSS (runc: shim RSS), for one pod
                             and per pod with three running (shared pages divided among them)
+  warm pool ([pool] size=1) `ctr run --rm … true` again, each pod claiming a VM the pool booted before
+                            it (the row waits for the pool VM's agent first, as a pod arriving later
+                            would find it); and what one warm VM costs while it waits (PSS, CPU)
 
 A containerd of its own (own root, state and socket; CRI off) runs with the built shim on PATH.
 Usage: shim-bench.py KERNEL(vmlinux) IMAGE [--runs N]
@@ -91,6 +94,34 @@ def pids_matching(*needles):
         if all(n in cmd for n in needles): found.append(int(entry))
     return found
 
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+POOL = "/run/swiftkata/pool"
+
+def warm_vm_ready(timeout=60):
+    """The published pool VM whose agent is up (its console has the agent's "agent listening" line)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for key in os.listdir(POOL) if os.path.isdir(POOL) else []:
+            for entry in os.listdir(os.path.join(POOL, key)) if not key.startswith(".") else []:
+                if entry.startswith("."): continue
+                try:
+                    with open(os.path.join(POOL, key, entry, "vm", "console.log"), errors="replace") as f:
+                        if "agent listening" in f.read(): return entry
+                except OSError:
+                    pass
+        time.sleep(0.05)
+    sys.exit(f"no warm VM became ready within {timeout} s (see {POOL})")
+
 def median_ms(values):
     return statistics.median(values) * 1000
 
@@ -171,6 +202,29 @@ def main():
                 containerd.ctr("task", "rm", "-f", cid, check=False)
                 containerd.ctr("container", "rm", cid, check=False)
 
+        # warm pool: every pod claims a VM booted before it; each shim then boots the next one
+        pool_config = os.path.join(work, "configuration-pool.toml")
+        with open(pool_config, "w") as f:
+            f.write(f'[hypervisor]\nkernel = "{args.kernel}"\nimage = "{args.image}"\n[pool]\nsize = 1\n')
+        pool_flag = ["--runtime-config-path", pool_config]
+        containerd.ctr("run", "--rm", *runtime_flag("swiftkata"), *pool_flag, REF, "bench-pool-fill", "true")
+        pooled = []
+        for n in range(args.runs):
+            entry = warm_vm_ready()
+            if n == 0:  # what a warm VM costs while it waits
+                time.sleep(3)
+                pids = pids_matching(f"guest=swiftkata_pool-{entry}") + pids_matching("virtiofsd", f"{POOL}/")
+                before = cpu_ticks(pids)
+                time.sleep(5)
+                warm_cpu = (cpu_ticks(pids) - before) / os.sysconf("SC_CLK_TCK") / 5 * 100
+                warm_pss = sum(pss_kib(p) for p in pids)
+            start = time.monotonic()
+            containerd.ctr("run", "--rm", *runtime_flag("swiftkata"), *pool_flag, REF, f"bench-pool-{n}", "true")
+            pooled.append(time.monotonic() - start)
+        warm_vm_ready()  # the last refill finished before the pool is drained
+        shim = os.path.join(ROOT, ".build", "release", "containerd-shim-swiftkata-v2")
+        subprocess.run([shim, "drain-pool"], env=dict(os.environ, SWIFTKATA_CONFIG=pool_config), stdout=subprocess.DEVNULL, check=True)
+
         print(f"swiftkata shim benchmark ({args.runs} runs each, medians; TCG guest; containerd {containerd_version()})\n")
         print(f"{'row':<44}{'runc':>12}{'swiftkata':>12}{'bare boot':>12}{'ratio':>10}")
         r, k, b = median_ms(runc), median_ms(kata), median_ms(bare)
@@ -187,6 +241,10 @@ def main():
         print(f"{'host PSS per idle pod (MiB)':<44}{memory['runc'][1] / 1024:>12.1f}{total / 1024:>12.1f}{'':>12}{'(target <= 60)':>10}")
         print(f"{'  of which QEMU / virtiofsd (MiB)':<44}{'':>12}{qemu / 1024:>6.1f} / {virtiofsd / 1024:.1f}")
         print(f"{'host PSS per pod, 3 idle pods (MiB)':<44}{per_pod['runc'] / 1024:>12.1f}{per_pod['swiftkata'] / 1024:>12.1f}")
+        p = median_ms(pooled)
+        print(f"{'ctr run --rm true, warm pool of 1 (ms)':<44}{r:>12.0f}{p:>12.0f}{b:>12.0f}{p / r:>9.1f}x")
+        print(f"{'  warm pool over the bare boot (ms)':<44}{'':>12}{p - b:>12.0f}{'':>12}{'(target <= 150)':>10}")
+        print(f"{'  one warm VM waiting: PSS (MiB) / CPU (%)':<44}{'':>12}{warm_pss / 1024:>6.1f} / {warm_cpu:.1f}")
     finally:
         containerd.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -11,6 +11,7 @@ public enum DomainXML {
         xml += "    <swiftkata:pod xmlns:swiftkata='\(metadataNamespace)'>\n"
         xml += "      <swiftkata:id>\(escape(vm.owner.podID))</swiftkata:id>\n"
         xml += "      <swiftkata:namespace>\(escape(vm.owner.namespace))</swiftkata:namespace>\n"
+        if vm.owner.pooled { xml += "      <swiftkata:warm-pool/>\n" }
         xml += "      <swiftkata:created-by>swiftkata</swiftkata:created-by>\n"
         xml += "    </swiftkata:pod>\n"
         xml += "  </metadata>\n"

@@ -36,9 +36,19 @@ public struct VMDescription: Sendable, Equatable {
     public struct Owner: Sendable, Equatable {
         public var podID: String
         public var namespace: String
+        /// A warm-pool VM booted before any pod asked for it: `podID` is the pool entry's id.
+        public var pooled: Bool
         public init(podID: String, namespace: String) {
             self.podID = podID
             self.namespace = namespace
+            pooled = false
+        }
+
+        /// The owner of warm-pool entry `entryID`.
+        public static func warmPool(entryID: String) -> Owner {
+            var owner = Owner(podID: entryID, namespace: "")
+            owner.pooled = true
+            return owner
         }
     }
 
@@ -78,7 +88,13 @@ public struct VMDescription: Sendable, Equatable {
     }
 
     /// Domain names are derived from the pod's namespace and id, so `delete` can always find the VM again.
-    public static func domainName(for owner: Owner) -> String { "swiftkata-\(owner.namespace)-\(owner.podID)" }
+    /// Warm-pool VMs are `swiftkata_pool-<entry>`: no pod's name can take that form (pod domains
+    /// start with `swiftkata-`), and they keep it after a pod claims them.
+    public static func domainName(for owner: Owner) -> String {
+        owner.pooled ? "\(warmPoolDomainPrefix)\(owner.podID)" : "swiftkata-\(owner.namespace)-\(owner.podID)"
+    }
+
+    public static let warmPoolDomainPrefix = "swiftkata_pool-"
 }
 
 /// Why a VM description cannot become a domain.

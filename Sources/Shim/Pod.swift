@@ -21,6 +21,9 @@ actor Pod {
     private(set) var layout: PodLayout?
     private var vmGone = false
     private var shuttingDown = false
+    /// The warm pool's refill, started once the pod's first container runs; the daemon waits for it
+    /// before it exits, so no VM is left half-booted.
+    private var poolRefill: Task<Void, Never>?
 
     init(namespace: String, configuration: Configuration, publisher: EventPublisher, logger: Logger) {
         self.namespace = namespace
@@ -94,7 +97,7 @@ actor Pod {
         guard !vmGone else { return }
         vmGone = true
         if !shuttingDown {
-            logger.error("pod VM stopped unexpectedly", metadata: ["reason": "\(reason)", "domain": "\(layout?.domainName ?? "")"])
+            logger.error("pod VM stopped unexpectedly", metadata: ["reason": "\(reason)", "domain": "\(vm?.domainName ?? "")"])
         }
         for container in containers.values {
             for process in [container.initProcess] + Array(container.execs.values) where process.status != .stopped {
@@ -143,7 +146,8 @@ actor Pod {
         await exited(process, status: status, at: time)
     }
 
-    /// Destroys the VM and removes the pod's host state (after the last container, or on SIGTERM).
+    /// Destroys the VM and removes the pod's host state (after the last container, or on SIGTERM),
+    /// then waits for a warm-pool refill still booting.
     func shutdownVM() async {
         shuttingDown = true
         if let vm {
@@ -152,6 +156,17 @@ actor Pod {
         if let layout { removePodDirectory(layout) }
         vm = nil
         vmGone = true
+        await poolRefill?.value
+    }
+
+    /// Tops up the warm pool in the background (once per pod), when the configuration keeps one. It
+    /// runs after the pod's first container started, so the new VM's boot does not delay that start.
+    func refillWarmPool() {
+        guard poolRefill == nil, !shuttingDown, configuration.pool.size > 0, let plan = vm?.plan else { return }
+        let logger = logger
+        poolRefill = Task.detached(priority: .background) {
+            await WarmPool(plan: plan).refill(logger: logger)
+        }
     }
 
     private func removePodDirectory(_ layout: PodLayout) {

@@ -15,6 +15,13 @@ struct PodLayout: Sendable, Equatable, Codable {
         directory = "\(stateDirectory)/pods/\(SHA256.hex("\(namespace)/\(podID)").prefix(16))"
     }
 
+    /// A warm-pool VM's directory: the same tree as a pod's, so a pod claims it with one rename.
+    init(poolEntry entryID: String, directory: String) {
+        namespace = ""
+        podID = entryID
+        self.directory = directory
+    }
+
     var sharedDirectory: String { "\(directory)/shared" }
     var vmDirectory: String { "\(directory)/vm" }
     var agentSocket: String { "\(vmDirectory)/agent.sock" }

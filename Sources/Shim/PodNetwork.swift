@@ -38,12 +38,12 @@ struct PodNetwork: Sendable {
         return PodNetwork(namespacePath: namespacePath, tapName: tapName, scan: scan)
     }
 
-    /// Before the VM starts: a persistent tap in the host's namespace (a stale one of this pod is replaced).
-    func createTap() throws(ShimError) {
-        _ = try? Self.run(Self.ip, ["link", "del", "dev", tapName], in: nil, what: "")
-        _ = try Self.run(Self.ip, ["tuntap", "add", "dev", tapName, "mode", "tap"], in: nil, what: "creating tap device \(tapName)")
+    /// Before the VM starts: a persistent tap in the host's namespace (a stale one of that name is replaced).
+    static func createTap(named tapName: String) throws(ShimError) {
+        _ = try? run(ip, ["link", "del", "dev", tapName], in: nil, what: "")
+        _ = try run(ip, ["tuntap", "add", "dev", tapName, "mode", "tap"], in: nil, what: "creating tap device \(tapName)")
         // Nothing of the host's own stack may speak on it (IPv6 router solicitations, DAD).
-        _ = try? Self.run("/usr/sbin/sysctl", ["-q", "-w", "net.ipv6.conf.\(tapName).disable_ipv6=1"], in: nil, what: "")
+        _ = try? run("/usr/sbin/sysctl", ["-q", "-w", "net.ipv6.conf.\(tapName).disable_ipv6=1"], in: nil, what: "")
     }
 
     /// Once QEMU holds the tap: moves it into the pod's namespace and redirects traffic both ways.

@@ -153,6 +153,7 @@ extension Pod {
             event.containerID = id
             event.pid = taskPID
             await publisher.publish(topic: ContainerdNames.Topic.taskStart, event: event, typeName: "TaskStart")
+            refillWarmPool()
         } else {
             // containerd starts an exec's logging binary at Start too; it sees the exec id as CONTAINER_ID.
             var binaryLogger: BinaryLogger?

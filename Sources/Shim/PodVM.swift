@@ -5,115 +5,88 @@ import Logging
 import SwiftKataConfig
 import TTRPC
 
-/// One pod's VM: a transient libvirt domain booting the guest kernel and agent, the agent session,
-/// and the domain's lifecycle events.
+/// One pod's VM: a transient libvirt domain booting the guest kernel and agent (or a warm-pool VM
+/// the pod claimed), the agent session, and the domain's lifecycle events.
 final class PodVM: Sendable {
     let layout: PodLayout
-    let control: VMControl
+    let plan: VMPlan
+    /// The domain and tap names (a claimed pool VM keeps the ones it booted with).
+    let identity: VMIdentity
     let agent: AgentSession
     let qemuPID: pid_t
-    let accelerator: VMDescription.Accelerator
-    let transport: ResolvedAgentTransport
     /// The pod network mirrored into the VM (CRI pods), nil for a VM without a NIC.
     let network: PodNetwork?
+    /// The pod claimed this VM from the warm pool instead of booting it.
+    let pooled: Bool
     /// libvirt lifecycle events (and QEMU's exit, seen through a pidfd at once).
     let events: AsyncStream<DomainLifecycleEvent>
 
-    private init(layout: PodLayout, control: VMControl, agent: AgentSession, qemuPID: pid_t,
-                 accelerator: VMDescription.Accelerator, transport: ResolvedAgentTransport, network: PodNetwork?,
-                 events: AsyncStream<DomainLifecycleEvent>) {
+    var accelerator: VMDescription.Accelerator { plan.accelerator }
+    var transport: ResolvedAgentTransport { plan.transport }
+    var domainName: String { identity.domainName }
+
+    private init(layout: PodLayout, plan: VMPlan, identity: VMIdentity, agent: AgentSession, qemuPID: pid_t, network: PodNetwork?,
+                 pooled: Bool, events: AsyncStream<DomainLifecycleEvent>) {
         self.layout = layout
-        self.control = control
+        self.plan = plan
+        self.identity = identity
         self.agent = agent
         self.qemuPID = qemuPID
-        self.accelerator = accelerator
-        self.transport = transport
         self.network = network
+        self.pooled = pooled
         self.events = events
     }
 
-    /// Boots the pod's VM and waits for its agent; on failure nothing of the VM is left running.
+    /// Gives the pod a VM — a running one from the warm pool when the configuration keeps one, else a
+    /// fresh boot — and waits for its agent; on failure nothing of the VM is left running.
     static func boot(layout: PodLayout, configuration: Configuration, sandbox setup: SandboxSetup, logger: Logger) async throws(ShimError) -> PodVM {
-        let hypervisor = configuration.hypervisor
-        guard let helper = VMControl.locateHelper() else {
-            throw .failedPrecondition("\(VMControl.helperName) is missing next to \(VMControl.currentExecutable()) (install it with `make install`)")
-        }
-        let control = VMControl(helper: helper, uri: hypervisor.libvirtURI)
-        if access(hypervisor.kernel, R_OK) != 0 {
-            throw .failedPrecondition("guest kernel \(hypervisor.kernel): \(String(cString: strerror(errno))) (install it with `make install`, or set hypervisor.kernel in the configuration)")
-        }
-        let image: GuestImage
-        do throws(GuestImageError) { image = try GuestImage.load(path: hypervisor.image) } catch {
-            throw .failedPrecondition("\(error) (install it with `make install`, or set hypervisor.image in the configuration)")
-        }
         let started = ContinuousClock.now
-        let probe = AcceleratorProbe { await KVMBootProbe.boot(kernel: hypervisor.kernel, image: image) }
-        let (accelerator, reason) = await probe.choose(hypervisor.accelerator, kernelPath: hypervisor.kernel)
-        if accelerator == .tcg && hypervisor.accelerator == .auto {
-            logger.warning("pod VM uses TCG (software emulation)", metadata: ["reason": "\(reason)"])
+        let plan = try await VMPlan.resolve(configuration, logger: logger)
+        let claimed = WarmPool(plan: plan).claim(into: layout, logger: logger)
+        let discardClaimed = {
+            if claimed != nil { WarmPool.discard(layout, fallbackControl: plan.control, logger: logger) }
         }
-        let transport = configuration.agent.transport.resolve()
-
-        try prepareDirectories(layout)
-        var vm = VMDescription(
-            owner: layout.owner, accelerator: accelerator, kernel: hypervisor.kernel, image: image,
-            kernelCommandLine: hypervisor.kernelCommandLine,
-            agentChannel: transport == .vsock ? .vsock : .virtioSerial(socketPath: layout.agentSocket, name: AgentProtocol.serialPortName),
-            consoleLog: layout.consoleLog)
-        vm.machine = hypervisor.machine
-        vm.vcpus = hypervisor.vcpus
-        vm.memoryMiB = hypervisor.memoryMiB
-        vm.emulator = hypervisor.emulator
-        vm.freePageReporting = hypervisor.freePageReporting
-        vm.translationCacheMiB = hypervisor.tcgTranslationCacheMiB > 0 ? hypervisor.tcgTranslationCacheMiB : nil
-        vm.sharedFilesystem = hypervisor.sharedFilesystem == .virtioFS
-            ? .virtioFS(hostPath: layout.sharedDirectory, tag: sharedTag, virtiofsd: hypervisor.virtiofsd)
-            : .ninep(hostPath: layout.sharedDirectory, tag: sharedTag)
-        let network = try setup.networkNamespace.flatMap { path throws(ShimError) in
-            try PodNetwork.inspect(namespacePath: path, tapName: PodNetwork.tapName(for: layout))
-        }
-        if let network {
-            vm.tap = .init(device: network.tapName, macAddress: network.scan.interface.macAddress)
-            if !network.scan.ignoredInterfaces.isEmpty {
-                logger.warning("pod network: only one interface is carried into the VM", metadata: [
-                    "carried": "\(network.scan.interface.name)", "ignored": "\(network.scan.ignoredInterfaces.joined(separator: ","))"])
-            }
-        }
-        let xml: String
-        do { xml = try DomainXML.render(vm) } catch { throw .invalidArgument("VM description: \(error)") }
-
-        let xmlPath = "\(layout.vmDirectory)/domain.xml"
-        try writeFileAtomically(xmlPath, Array(xml.utf8), mode: 0o600)
-        let removeNetwork = {
-            if let network { _ = PodNetwork.remove(tapName: network.tapName, namespacePath: network.namespacePath, interface: network.scan.interface.name) }
-        }
-        let domainStarted = ContinuousClock.now
-        // The helper replaces a domain of the same pod left by a shim that died.
-        let domain: VMControl.Started
+        let network: PodNetwork?
         do {
-            try network?.createTap()
-            domain = try control.create(name: layout.domainName, xmlPath: xmlPath)
+            network = try setup.networkNamespace.flatMap { path throws(ShimError) in
+                try PodNetwork.inspect(namespacePath: path, tapName: claimed?.tapName ?? PodNetwork.tapName(for: layout))
+            }
         } catch {
-            removeNetwork()
-            if let error = error as? ShimError { throw error }
-            throw .internalError("\(error); console: \(consoleTail(layout))")
+            discardClaimed()
+            throw error
+        }
+        if let network, !network.scan.ignoredInterfaces.isEmpty {
+            logger.warning("pod network: only one interface is carried into the VM", metadata: [
+                "carried": "\(network.scan.interface.name)", "ignored": "\(network.scan.ignoredInterfaces.joined(separator: ","))"])
+        }
+
+        let domainStarted = ContinuousClock.now
+        let identity: VMIdentity
+        if let claimed {
+            identity = claimed
+        } else {
+            let tap = network.map { VMDescription.Tap(device: $0.tapName, macAddress: $0.scan.interface.macAddress) }
+            identity = try plan.launch(layout: layout, owner: layout.owner, tap: tap)
         }
         let destroy = {
-            try? control.destroy(name: layout.domainName)
-            removeNetwork()
+            try? plan.control.destroy(name: identity.domainName)
+            removeNetwork(network, identity: identity)
         }
         do { try network?.connect() } catch {
             destroy()
             throw error
         }
-        let qemuPID = domain.qemuPID
+        guard let qemuPID = identity.qemuPID else {
+            destroy()
+            throw .internalError("the pod VM \(identity.domainName) has no QEMU pid")
+        }
         let events = QEMUProcess.events(pid: qemuPID)
 
         let endpoint: AgentReadiness.Endpoint
-        if transport == .vsock {
-            guard let cid = domain.vsockCID else {
+        if plan.transport == .vsock {
+            guard let cid = identity.vsockCID else {
                 destroy()
-                throw .internalError("the pod VM \(layout.domainName) has no vsock context id")
+                throw .internalError("the pod VM \(identity.domainName) has no vsock context id")
             }
             endpoint = .vsock(cid: cid)
         } else {
@@ -125,7 +98,7 @@ final class PodVM: Sendable {
         guard case .success(let (client, health)) = connected else {
             destroy()
             let reason = if case .failure(let error) = connected { error.description } else { "" }
-            throw .unavailable("the guest agent of \(layout.domainName) did not answer within \(dialTimeout) (\(reason)); console: \(consoleTail(layout))")
+            throw .unavailable("the guest agent of \(identity.domainName) did not answer within \(dialTimeout) (\(reason)); console: \(consoleTail(layout))")
         }
         guard health.apiVersion == AgentProtocol.apiVersion else {
             await client.close()
@@ -140,10 +113,14 @@ final class PodVM: Sendable {
         if let hostname = setup.hostname, !hostname.isEmpty { sandbox.hostname = hostname }
         if let network {
             sandbox.interfaces = network.agentInterfaces
+            // A pool VM's NIC was booted with the pool's MAC address: the guest gives it eth0's.
+            if claimed != nil, let booted = identity.macAddress {
+                for index in sandbox.interfaces.indices { sandbox.interfaces[index].deviceMacAddress = booted }
+            }
             sandbox.routes = network.agentRoutes
         }
         sandbox.sysctls = setup.networkSysctls
-        sandbox.sharedFs.type = hypervisor.sharedFilesystem == .virtioFS ? .sharedFilesystemVirtioFs : .sharedFilesystem9P
+        sandbox.sharedFs.type = configuration.hypervisor.sharedFilesystem == .virtioFS ? .sharedFilesystemVirtioFs : .sharedFilesystem9P
         sandbox.sharedFs.tag = sharedTag
         do { try await agent.createSandbox(sandbox) } catch {
             await client.close()
@@ -151,43 +128,36 @@ final class PodVM: Sendable {
             throw error
         }
         logger.info("pod VM ready", metadata: [
-            "domain": "\(layout.domainName)", "qemu_pid": "\(qemuPID)", "accelerator": "\(accelerator)",
-            "transport": "\(transport.rawValue)", "boot_ms": "\((ContinuousClock.now - started).milliseconds)",
+            "domain": "\(identity.domainName)", "qemu_pid": "\(qemuPID)", "accelerator": "\(plan.accelerator)",
+            "transport": "\(plan.transport.rawValue)", "warm_pool": "\(claimed != nil)", "boot_ms": "\((ContinuousClock.now - started).milliseconds)",
             "prepare_ms": "\((domainStarted - started).milliseconds)", "domain_create_ms": "\((domainCreated - domainStarted).milliseconds)",
             "agent_ready_ms": "\((agentReady - domainCreated).milliseconds)", "sandbox_ms": "\((ContinuousClock.now - agentReady).milliseconds)",
             "guest_kernel": "\(health.kernelRelease)",
         ])
-        return PodVM(layout: layout, control: control, agent: agent, qemuPID: qemuPID, accelerator: accelerator, transport: transport,
-                     network: network, events: events)
+        return PodVM(layout: layout, plan: plan, identity: identity, agent: agent, qemuPID: qemuPID, network: network,
+                     pooled: claimed != nil, events: events)
+    }
+
+    /// Removes the pod's tap: the network's (in the pod's namespace) or a pool VM's unused one (in the host's).
+    private static func removeNetwork(_ network: PodNetwork?, identity: VMIdentity) {
+        if let network {
+            _ = PodNetwork.remove(tapName: network.tapName, namespacePath: network.namespacePath, interface: network.scan.interface.name)
+        } else if let tap = identity.tapName {
+            _ = PodNetwork.remove(tapName: tap, namespacePath: nil, interface: nil)
+        }
     }
 
     static let sharedTag = "swiftkata"
 
-    /// The pod directory, its shared directory as a shared mount point, and a VM directory QEMU
-    /// (running as libvirt's unprivileged user) can create its agent socket in.
-    private static func prepareDirectories(_ layout: PodLayout) throws(ShimError) {
-        try makeDirectories(layout.directory, mode: 0o711)
-        try makeDirectories(layout.sharedDirectory, mode: 0o755)
-        if !HostMounts.mountPoints(under: layout.sharedDirectory).contains(layout.sharedDirectory) {
-            try HostMounts.makeSharedMountPoint(layout.sharedDirectory)
-        }
-        try makeDirectories(layout.vmDirectory, mode: 0o700)
-        if let user = getpwnam(QEMUUser.name) {
-            chown(layout.vmDirectory, user.pointee.pw_uid, user.pointee.pw_gid)
-        }
-    }
-
     /// Destroys the domain (idempotent), closes the agent connection and removes the pod's tap.
     func destroy() async {
         await agent.client.close()
-        do { try control.destroy(name: layout.domainName) } catch {
+        do { try plan.control.destroy(name: domainName) } catch {
             // Without the helper's destroy, QEMU goes anyway (libvirt then removes the domain), if
             // libvirt's pid file still names it: a pid of a QEMU that already exited may be reused.
-            if QEMUProcess.pid(ofDomain: layout.domainName) == qemuPID { kill(qemuPID, SIGKILL) }
+            if QEMUProcess.pid(ofDomain: domainName) == qemuPID { kill(qemuPID, SIGKILL) }
         }
-        if let network {
-            _ = PodNetwork.remove(tapName: network.tapName, namespacePath: network.namespacePath, interface: network.scan.interface.name)
-        }
+        Self.removeNetwork(network, identity: identity)
     }
 
     /// The last lines of the guest console, for error messages.

@@ -4,6 +4,8 @@
 public struct ShimArguments: Sendable, Equatable {
     public enum Action: String, Sendable, Equatable {
         case start, delete
+        /// An operator's command (not containerd's): destroy every warm-pool VM (`make uninstall`).
+        case drainPool = "drain-pool"
         /// No action: run as the long-lived daemon.
         case daemon
     }
@@ -63,12 +65,12 @@ public struct ShimArguments: Sendable, Equatable {
         if index < arguments.count, arguments[index] == "--" { index += 1 }
         if index < arguments.count {
             guard let parsed = Action(rawValue: arguments[index]), parsed != .daemon else {
-                throw Invalid(description: "unknown action \"\(arguments[index])\" (expected start or delete)")
+                throw Invalid(description: "unknown action \"\(arguments[index])\" (expected start, delete or drain-pool)")
             }
             action = parsed
             index += 1
         }
         guard index == arguments.count else { throw Invalid(description: "unexpected arguments: \(arguments[index...].joined(separator: " "))") }
-        guard version || !namespace.isEmpty else { throw Invalid(description: "-namespace is required") }
+        guard version || action == .drainPool || !namespace.isEmpty else { throw Invalid(description: "-namespace is required") }
     }
 }

@@ -31,19 +31,23 @@ enum ShimDelete {
         return response
     }
 
-    /// Destroys the pod's VM (if it still runs) and removes its host directory.
+    /// Destroys the pod's VM (if it still runs) and removes its host directory. The VM's names come
+    /// from its identity file (a VM claimed from the warm pool keeps its own), else from the pod.
     static func destroyPod(_ record: ContainerRecord, logger: (String) -> Void) {
+        let identity = VMIdentity.load(in: record.pod)
+        let domainName = identity?.domainName ?? record.pod.domainName
+        let qemuPID = identity?.qemuPID ?? record.qemuPID
         if let helper = VMControl.locateHelper() {
-            do { try VMControl(helper: helper, uri: record.libvirtURI).destroy(name: record.pod.domainName) } catch {
-                logger("destroying VM \(record.pod.domainName): \(error)")
+            do { try VMControl(helper: helper, uri: record.libvirtURI).destroy(name: domainName) } catch {
+                logger("destroying VM \(domainName): \(error)")
             }
-        } else if let pid = record.qemuPID, let current = QEMUProcess.pid(ofDomain: record.pod.domainName), current == pid {
+        } else if let pid = qemuPID, let current = QEMUProcess.pid(ofDomain: domainName), current == pid {
             // Without the helper, QEMU itself goes; libvirt cleans up the domain after it.
             kill(pid, SIGKILL)
-            logger("\(VMControl.helperName) is missing: killed QEMU \(pid) of \(record.pod.domainName)")
+            logger("\(VMControl.helperName) is missing: killed QEMU \(pid) of \(domainName)")
         }
-        for failure in PodNetwork.remove(tapName: PodNetwork.tapName(for: record.pod), namespacePath: record.networkNamespace,
-                                         interface: record.networkInterface) {
+        let tapName = identity?.tapName ?? PodNetwork.tapName(for: record.pod)
+        for failure in PodNetwork.remove(tapName: tapName, namespacePath: record.networkNamespace, interface: record.networkInterface) {
             logger("removing the pod's tap: \(failure)")
         }
         for failure in HostMounts.unmountAll(under: record.pod.directory) { logger("unmount failed: \(failure)") }

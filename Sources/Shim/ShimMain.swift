@@ -32,6 +32,8 @@ public enum ShimMain {
             return 0
         case .daemon:
             return await ShimDaemon.run(parsed)
+        case .drainPool:
+            return WarmPool.drainCommand()
         }
     }
 

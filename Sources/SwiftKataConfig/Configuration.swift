@@ -50,9 +50,19 @@ public struct Configuration: Sendable, Equatable {
         public var stateDirectory = "/run/swiftkata"
     }
 
+    /// Pod VMs booted ahead of demand (Kata's "VM cache"): a pod claims a running VM instead of
+    /// booting one, and the pool boots a replacement in the background.
+    public struct PoolSection: Sendable, Equatable {
+        /// How many warm VMs this configuration keeps (0: off). Each costs an idle pod VM's memory.
+        public var size = 0
+        /// The largest `size` accepted.
+        public static let maximumSize = 16
+    }
+
     public var hypervisor = HypervisorSection()
     public var agent = AgentSection()
     public var runtime = RuntimeSection()
+    public var pool = PoolSection()
 
     public init() {}
 

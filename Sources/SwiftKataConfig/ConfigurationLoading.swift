@@ -31,7 +31,7 @@ extension Configuration {
         }
         let reader = SectionReader(path: path, document: document)
         var configuration = Configuration()
-        try reader.rejectUnknownTables(["", "hypervisor", "agent", "runtime"])
+        try reader.rejectUnknownTables(["", "hypervisor", "agent", "runtime", "pool"])
         try reader.rejectUnknownKeys(in: "", known: [])
 
         let hypervisorKeys = ["libvirt_uri", "accelerator", "machine", "vcpus", "memory_mib", "kernel", "image", "kernel_params", "shared_fs", "virtiofsd", "emulator",
@@ -62,6 +62,9 @@ extension Configuration {
         try reader.boolean("runtime", "debug", into: &configuration.runtime.debug)
         try reader.boolean("runtime", "guest_seccomp", into: &configuration.runtime.guestSeccomp)
         try reader.absolutePath("runtime", "state_dir", into: &configuration.runtime.stateDirectory)
+
+        try reader.rejectUnknownKeys(in: "pool", known: ["size"])
+        try reader.integer("pool", "size", into: &configuration.pool.size, range: 0...Configuration.PoolSection.maximumSize)
         return configuration
     }
 }
@@ -85,7 +88,7 @@ private struct SectionReader {
     func rejectUnknownKeys(in table: String, known: [String]) throws(ConfigurationError) {
         for key in (document.tables[table] ?? [:]).keys.sorted() where !known.contains(key) {
             throw fail(table, key, known.isEmpty
-                ? "unknown key (settings belong in [hypervisor], [agent] or [runtime])"
+                ? "unknown key (settings belong in [hypervisor], [agent], [runtime] or [pool])"
                 : "unknown key (known keys in [\(table)]: \(known.joined(separator: ", ")))")
         }
     }

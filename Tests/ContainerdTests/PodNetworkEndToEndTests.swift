@@ -39,13 +39,25 @@ extension ShimEndToEndTests {
         PrivateContainerd.run("/usr/sbin/ip", ["link", "del", Self.hostEnd])
     }
 
-    @Test func guestTakesOverTheNamespaceInterface() throws {
+    /// Also on a VM claimed from the warm pool: booted with a NIC of the pool's MAC on a tap in the
+    /// host's namespace, which the pod's shim moves into the pod's namespace; the guest takes eth0's MAC.
+    @Test(arguments: [false, true])
+    func guestTakesOverTheNamespaceInterface(warmPool: Bool) throws {
         removeNamespace()
         let mac = try prepareNamespace()
         defer { removeNamespace() }
+        var options: [String] = []
+        var warm: WarmPoolState.Entry?
+        if warmPool {
+            let poolConfig = try poolConfig
+            warm = try fillPool(poolConfig)
+            options = ["--runtime-config-path", poolConfig]
+        }
+        defer { if warmPool, let poolConfig = try? poolConfig { drainPool(poolConfig) } }
+        let tapPrefix = warmPool ? "skpool" : "sktap"
         let id = "netpod"
-        let started = containerd.ctr(["run", "-d", "--runtime", "io.containerd.swiftkata.v2",
-                                      "--with-ns", "network:/var/run/netns/\(Self.namespaceName)", containerd.imageRef, id, "sleep", "1000"])
+        let started = containerd.ctr(["run", "-d", "--runtime", "io.containerd.swiftkata.v2"] + options +
+                                     ["--with-ns", "network:/var/run/netns/\(Self.namespaceName)", containerd.imageRef, id, "sleep", "1000"])
         try #require(started.status == 0, "\(started.output)")
         defer {
             containerd.ctr(["task", "kill", "-s", "SIGKILL", id])
@@ -66,15 +78,18 @@ extension ShimEndToEndTests {
         #expect(ping.status == 0, "\(ping.output)")
         // The tap lives in the pod's namespace next to eth0, not in the host's.
         let links = PrivateContainerd.run("/usr/sbin/ip", ["-n", Self.namespaceName, "-br", "link"]).output
-        #expect(links.contains("sktap"), "\(links)")
-        #expect(!(try FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")).contains { $0.hasPrefix("sktap") })
+        #expect(links.contains(tapPrefix), "\(links)")
+        let hostLinks = try FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")
+        if let warm { #expect(!hostLinks.contains(warm.tap)) } else { #expect(!hostLinks.contains { $0.hasPrefix("sktap") }) }
+        if let warm { #expect(links.contains(warm.tap) && WarmPoolState.domainRuns(warm.domain), "the pod runs in the pool's VM \(warm)") }
 
         containerd.ctr(["task", "kill", "-s", "SIGKILL", id])
         containerd.ctr(["task", "rm", "-f", id])
         containerd.ctr(["container", "rm", id])
         #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
         let after = PrivateContainerd.run("/usr/sbin/ip", ["-n", Self.namespaceName, "-br", "link"]).output
-        #expect(!after.contains("sktap"), "the tap is removed with the pod: \(after)")
+        #expect(!after.contains(tapPrefix), "the tap is removed with the pod: \(after)")
+        if let warm { #expect(WarmPoolState.awaitGone(warm), "the claimed VM and its tap went with the pod") }
         let qdiscs = PrivateContainerd.run("/usr/sbin/tc", ["-n", Self.namespaceName, "qdisc", "show", "dev", "eth0"]).output
         #expect(!qdiscs.contains("ingress"), "the redirect on eth0 is removed with the pod: \(qdiscs)")
     }

@@ -37,6 +37,9 @@ import Testing
             debug = true
             guest_seccomp = false
             state_dir = "/run/sk"
+
+            [pool]
+            size = 2
             """
         let configuration = try Configuration.parse(text, path: "c.toml")
         #expect(configuration.hypervisor.libvirtURI == "qemu:///session")
@@ -56,6 +59,8 @@ import Testing
         #expect(configuration.runtime.debug)
         #expect(!configuration.runtime.guestSeccomp)
         #expect(configuration.runtime.stateDirectory == "/run/sk")
+        #expect(configuration.pool.size == 2)
+        #expect(Configuration().pool.size == 0)
     }
 
     @Test(arguments: [
@@ -70,6 +75,8 @@ import Testing
         ("[agent]\ntransport = \"vsock\"\ntransport = \"auto\"\n", "c.toml:3: key \"transport\" is set twice"),
         ("[agent\n", "c.toml:1: expected ']'"),
         ("[runtime]\nstate_dir = \"/run\n", "c.toml:2: unterminated string"),
+        ("[pool]\nsize = 17\n", "c.toml:2: pool.size: 17 is out of range 0...16"),
+        ("[pool]\nwarm = 1\n", "c.toml:2: pool.warm: unknown key (known keys in [pool]: size)"),
     ])
     func badInputNamesFileLineAndKey(text: String, expected: String) {
         #expect {

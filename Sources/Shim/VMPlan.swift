@@ -1,0 +1,122 @@
+import AgentAPI
+import Glibc
+import Hypervisor
+import Logging
+import SwiftKataConfig
+
+/// How every VM of one configuration is built on this host: the configuration with its files checked,
+/// the accelerator probed and the agent transport chosen. Pod VMs and warm-pool VMs come from it alike.
+struct VMPlan: Sendable {
+    let configuration: Configuration
+    let control: VMControl
+    let image: GuestImage
+    let accelerator: VMDescription.Accelerator
+    let transport: ResolvedAgentTransport
+
+    /// Checks what the VM needs on the host (helper, kernel, image) and probes the accelerator.
+    static func resolve(_ configuration: Configuration, logger: Logger) async throws(ShimError) -> VMPlan {
+        let hypervisor = configuration.hypervisor
+        guard let helper = VMControl.locateHelper() else {
+            throw .failedPrecondition("\(VMControl.helperName) is missing next to \(VMControl.currentExecutable()) (install it with `make install`)")
+        }
+        if access(hypervisor.kernel, R_OK) != 0 {
+            throw .failedPrecondition("guest kernel \(hypervisor.kernel): \(String(cString: strerror(errno))) (install it with `make install`, or set hypervisor.kernel in the configuration)")
+        }
+        let image: GuestImage
+        do throws(GuestImageError) { image = try GuestImage.load(path: hypervisor.image) } catch {
+            throw .failedPrecondition("\(error) (install it with `make install`, or set hypervisor.image in the configuration)")
+        }
+        let probe = AcceleratorProbe { await KVMBootProbe.boot(kernel: hypervisor.kernel, image: image) }
+        let (accelerator, reason) = await probe.choose(hypervisor.accelerator, kernelPath: hypervisor.kernel)
+        if accelerator == .tcg && hypervisor.accelerator == .auto {
+            logger.warning("pod VM uses TCG (software emulation)", metadata: ["reason": "\(reason)"])
+        }
+        return VMPlan(configuration: configuration, control: VMControl(helper: helper, uri: hypervisor.libvirtURI), image: image,
+                      accelerator: accelerator, transport: configuration.agent.transport.resolve())
+    }
+
+    /// The VM for the directory `layout` (a pod's, or a warm-pool entry's).
+    func description(owner: VMDescription.Owner, layout: PodLayout, tap: VMDescription.Tap?) -> VMDescription {
+        let hypervisor = configuration.hypervisor
+        var vm = VMDescription(
+            owner: owner, accelerator: accelerator, kernel: hypervisor.kernel, image: image,
+            kernelCommandLine: hypervisor.kernelCommandLine,
+            agentChannel: transport == .vsock ? .vsock : .virtioSerial(socketPath: layout.agentSocket, name: AgentProtocol.serialPortName),
+            consoleLog: layout.consoleLog)
+        vm.machine = hypervisor.machine
+        vm.vcpus = hypervisor.vcpus
+        vm.memoryMiB = hypervisor.memoryMiB
+        vm.emulator = hypervisor.emulator
+        vm.freePageReporting = hypervisor.freePageReporting
+        vm.translationCacheMiB = hypervisor.tcgTranslationCacheMiB > 0 ? hypervisor.tcgTranslationCacheMiB : nil
+        vm.sharedFilesystem = hypervisor.sharedFilesystem == .virtioFS
+            ? .virtioFS(hostPath: layout.sharedDirectory, tag: PodVM.sharedTag, virtiofsd: hypervisor.virtiofsd)
+            : .ninep(hostPath: layout.sharedDirectory, tag: PodVM.sharedTag)
+        vm.tap = tap
+        return vm
+    }
+
+    /// Prepares `layout`'s directories, creates the tap (if any) and starts the domain. Returns the
+    /// VM's identity, also saved in its directory. On failure the tap is gone and no domain runs; the
+    /// caller removes the directory.
+    func launch(layout: PodLayout, owner: VMDescription.Owner, tap: VMDescription.Tap?) throws(ShimError) -> VMIdentity {
+        try Self.prepareDirectories(layout)
+        let name = VMDescription.domainName(for: owner)
+        var identity = VMIdentity(domainName: name, tapName: tap?.device, macAddress: tap?.macAddress, libvirtURI: control.uri)
+        // Saved before the domain exists: `delete` (or a pool refill) finds the domain from it if this process dies.
+        try identity.save(in: layout)
+        let xml: String
+        do { xml = try DomainXML.render(description(owner: owner, layout: layout, tap: tap)) } catch {
+            throw .invalidArgument("VM description: \(error)")
+        }
+        try writeFileAtomically("\(layout.vmDirectory)/domain.xml", Array(xml.utf8), mode: 0o600)
+        let removeTap = { if let tap { _ = PodNetwork.remove(tapName: tap.device, namespacePath: nil, interface: nil) } }
+        // The helper replaces a domain of the same name left by a shim that died.
+        let started: VMControl.Started
+        do {
+            if let tap { try PodNetwork.createTap(named: tap.device) }
+            started = try control.create(name: name, xmlPath: "\(layout.vmDirectory)/domain.xml")
+        } catch {
+            removeTap()
+            if let error = error as? ShimError { throw error }
+            throw .internalError("\(error); console: \(PodVM.consoleTail(layout))")
+        }
+        identity.qemuPID = started.qemuPID
+        identity.vsockCID = started.vsockCID
+        do { try identity.save(in: layout) } catch {
+            try? control.destroy(name: name)
+            removeTap()
+            throw error
+        }
+        return identity
+    }
+
+    /// The warm pool this plan's VMs go to: keyed by the domain XML a VM of this plan gets (with
+    /// placeholder names) and by the kernel and image files themselves, so a pod only ever claims a
+    /// VM it would have booted.
+    var poolKey: String {
+        let placeholder = PodLayout(poolEntry: "key", directory: "/pool")
+        let tap = VMDescription.Tap(device: "skpool", macAddress: "52:54:00:00:00:00")
+        let xml = (try? DomainXML.render(description(owner: .warmPool(entryID: "key"), layout: placeholder, tap: tap))) ?? ""
+        let files = [configuration.hypervisor.kernel, image.path, configuration.hypervisor.emulator].map { path -> String in
+            var info = stat()
+            guard stat(path, &info) == 0 else { return "\(path):missing" }
+            return "\(path):\(info.st_dev):\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+        }
+        return String(SHA256.hex(([xml, transport.rawValue] + files).joined(separator: "\n")).prefix(16))
+    }
+
+    /// The directory, its shared directory as a shared mount point, and a VM directory QEMU (running
+    /// as libvirt's unprivileged user) can create its agent socket in.
+    static func prepareDirectories(_ layout: PodLayout) throws(ShimError) {
+        try makeDirectories(layout.directory, mode: 0o711)
+        try makeDirectories(layout.sharedDirectory, mode: 0o755)
+        if !HostMounts.mountPoints(under: layout.sharedDirectory).contains(layout.sharedDirectory) {
+            try HostMounts.makeSharedMountPoint(layout.sharedDirectory)
+        }
+        try makeDirectories(layout.vmDirectory, mode: 0o700)
+        if let user = getpwnam(QEMUUser.name) {
+            chown(layout.vmDirectory, user.pointee.pw_uid, user.pointee.pw_gid)
+        }
+    }
+}
