@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Removes exactly what install.sh added (see /var/lib/swiftkata/install-manifest): binaries, guest
-# kernel and image, the configuration it wrote, and its block in /etc/containerd/config.toml.
+# kernel and image, the configuration it wrote, and its block in /etc/containerd/config.toml; the
+# warm pool's VMs go first.
 # Debian packages it installed are removed only with --purge-packages.
 set -euo pipefail
 log() { printf '[swiftkata uninstall] %s\n' "$*"; }
@@ -11,6 +12,12 @@ purge_packages=0
 if [[ ! -e $manifest ]]; then
     log "nothing to remove (no $manifest)"
     exit 0
+fi
+
+# Warm-pool VMs belong to no pod, so no containerd delete ever destroys them: drain them while the
+# shim and its libvirt helper are still installed.
+if [[ -x /usr/local/bin/containerd-shim-swiftkata-v2 ]]; then
+    /usr/local/bin/containerd-shim-swiftkata-v2 drain-pool | sed 's/^/[swiftkata uninstall] /' || log "draining the warm pool failed (virsh list shows swiftkata_pool-* domains)"
 fi
 
 restart_containerd=0

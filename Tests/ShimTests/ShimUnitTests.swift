@@ -22,6 +22,8 @@ import Testing
         #expect(!arguments.debug)
         #expect(arguments.action == .delete)
         #expect(try ShimArguments(parsing: ["-namespace", "n", "-id", "x"]).action == .daemon)
+        // The operator's command needs no containerd flags.
+        #expect(try ShimArguments(parsing: ["drain-pool"]).action == .drainPool)
     }
 
     @Test(arguments: [
