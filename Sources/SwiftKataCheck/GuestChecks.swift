@@ -40,6 +40,21 @@ extension HostChecks {
         return .pass("guest-image", "\(path) (\(image.formatName))")
     }
 
+    /// The warm pool: off, or how many VMs wait for pods (in every pool under the state directory).
+    func warmPool() -> CheckResult {
+        let size = configuration.pool.size
+        guard size > 0 else { return .pass("warm-pool", "off: every pod boots its own VM (\(setting("size = N", in: "pool")) keeps N booted ahead)") }
+        let root = "\(configuration.runtime.stateDirectory)/pool"
+        var waiting = 0
+        var booting = 0
+        for key in host.listDirectory(root) ?? [] where !key.hasPrefix(".") {
+            for name in host.listDirectory("\(root)/\(key)") ?? [] {
+                if name.hasPrefix(".booting-") { booting += 1 } else if !name.hasPrefix(".") { waiting += 1 }
+            }
+        }
+        return .pass("warm-pool", "size \(size): \(waiting) VM\(waiting == 1 ? "" : "s") waiting, \(booting) booting in \(root) (the pool fills after the first pod)")
+    }
+
     /// A missing or unreadable kernel or image.
     private func unreadable(_ name: String, _ path: String, key: String) -> CheckResult {
         if host.canAccess(path, []) {

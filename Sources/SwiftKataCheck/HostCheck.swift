@@ -62,6 +62,7 @@ public struct HostCheck: Sendable {
         results.append(checks.virtiofsd())
         results.append(checks.guestKernel())
         results.append(checks.guestImage())
+        results.append(checks.warmPool())
         results.append(checks.containerdBinary())
         results.append(checks.containerdRunning())
         results.append(checks.containerdRuntime())

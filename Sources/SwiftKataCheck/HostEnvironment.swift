@@ -24,6 +24,8 @@ public struct HostEnvironment: Sendable {
     public var loadConfiguration: @Sendable (_ path: String, _ mayBeMissing: Bool) throws(ConfigurationError) -> Configuration
     /// The process environment (`PATH`, `SWIFTKATA_CONFIG`).
     public var environment: [String: String]
+    /// The names in a directory, without `.` and `..`; nil when it cannot be read.
+    public var listDirectory: @Sendable (_ path: String) -> [String]? = { _ in nil }
 
     public init(
         readFile: @escaping @Sendable (String, Int) -> [UInt8]?,

@@ -11,7 +11,7 @@ extension HostEnvironment {
         for name in ["PATH", Configuration.pathEnvironmentVariable] {
             if let value = getenv(name) { environment[name] = String(cString: value) }
         }
-        return HostEnvironment(
+        var host = HostEnvironment(
             readFile: { path, limit in readFilePrefix(path, limit: limit) },
             canAccess: { path, mode in access(path, mode.rawValue) == 0 },
             processNames: runningProcessNames,
@@ -40,6 +40,8 @@ extension HostEnvironment {
                 try Configuration.load(path: path, mayBeMissing: mayBeMissing)
             },
             environment: environment)
+        host.listDirectory = { path in access(path, R_OK | X_OK) == 0 ? directoryEntries(path) : nil }
+        return host
     }
 }
 

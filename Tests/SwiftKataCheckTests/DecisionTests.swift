@@ -118,7 +118,7 @@ import Testing
         #expect(check?.status == .fail)
         #expect(check?.detail.hasPrefix("/tmp/c.toml:2: hypervisor.accelerator: \"fast\" is not one of") == true, "\(check?.detail ?? "")")
         #expect(check?.fix.hasPrefix("edit /tmp/c.toml line 2 (hypervisor.accelerator)") == true)
-        #expect(report.checks.count == 18 && report.check(named: "guest-kernel")?.status == .pass)
+        #expect(report.checks.count == 19 && report.check(named: "guest-kernel")?.status == .pass)
         #expect(report.summary == "pods cannot run: 1 check failed (configuration)")
     }
 
@@ -163,6 +163,20 @@ import Testing
         #expect(check?.status == .fail)
         #expect(check?.detail == "\(path) is neither an ext4 root file system nor a cpio initramfs")
         #expect(check?.fix.hasPrefix("make install") == true)
+    }
+
+    @Test func warmPoolIsOffOrCounted() async {
+        var host = FakeHost()
+        #expect(await host.report().check(named: "warm-pool")?.detail.hasPrefix("off: every pod boots its own VM") == true)
+        host.setText(FakeHost.configurationPath, "[pool]\nsize = 2\n")
+        host.directories = [
+            "/run/swiftkata/pool": [".lock", "0123456789abcdef", "fedcba9876543210"],
+            "/run/swiftkata/pool/0123456789abcdef": ["006b0bf72a-f6ca7351", ".booting-006b0bf72b-00000001"],
+            "/run/swiftkata/pool/fedcba9876543210": ["006b0bf700-12345678"],
+        ]
+        let check = await host.report().check(named: "warm-pool")
+        #expect(check?.status == .pass)
+        #expect(check?.detail == "size 2: 2 VMs waiting, 1 booting in /run/swiftkata/pool (the pool fills after the first pod)")
     }
 
     @Test func servicesThatAreDownFail() async {
@@ -212,7 +226,7 @@ import Testing
         var host = FakeHost()
         host.readWrite.remove("/dev/vhost-vsock")
         let lines = await host.report().humanReadable.split(separator: "\n")
-        #expect(lines.count == 19)
+        #expect(lines.count == 20)
         #expect(lines.contains { $0.hasPrefix("WARN  vhost-vsock") && $0.hasSuffix("— fix: modprobe vhost_vsock") })
         #expect(lines.last == "pods can run: accelerator kvm, agent transport virtio-serial (1 warning)")
     }

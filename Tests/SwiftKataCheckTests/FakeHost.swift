@@ -27,6 +27,8 @@ struct FakeHost {
     ]
     var processes: Set<String> = ["libvirtd", "virtlogd", "containerd"]
     var sockets: Set<String> = ["/run/containerd/containerd.sock"]
+    /// Directory listings (the warm pool's).
+    var directories: [String: [String]] = [:]
     var commands: [String: CommandOutput] = [
         "/usr/bin/qemu-system-x86_64 -accel help": CommandOutput(status: 0, output: "Accelerators supported in QEMU binary:\ntcg\nkvm\n"),
         "/usr/bin/qemu-system-x86_64 --version": CommandOutput(status: 0, output: "QEMU emulator version 7.2.0\n"),
@@ -43,7 +45,8 @@ struct FakeHost {
         let (files, readWrite, inaccessible, executables) = (files, readWrite, inaccessible, executables)
         let (processes, sockets, commands, libvirt, kvm) = (processes, sockets, commands, libvirt, kvm)
         let probes = probes
-        return HostEnvironment(
+        let directories = directories
+        var host = HostEnvironment(
             readFile: { path, limit in files[path].map { Array($0.prefix(limit)) } },
             canAccess: { path, access in
                 if inaccessible.contains(path) { return access.isEmpty }
@@ -66,6 +69,8 @@ struct FakeHost {
                 return try Configuration.load(path: path, mayBeMissing: false)
             },
             environment: environment)
+        host.listDirectory = { directories[$0] }
+        return host
     }
 
     func report(_ options: CheckOptions = CheckOptions()) async -> CheckReport {
