@@ -16,8 +16,6 @@ final class PodVM: Sendable {
     let qemuPID: pid_t
     /// The pod network mirrored into the VM (CRI pods), nil for a VM without a NIC.
     let network: PodNetwork?
-    /// The pod claimed this VM from the warm pool instead of booting it.
-    let pooled: Bool
     /// libvirt lifecycle events (and QEMU's exit, seen through a pidfd at once).
     let events: AsyncStream<DomainLifecycleEvent>
 
@@ -26,14 +24,13 @@ final class PodVM: Sendable {
     var domainName: String { identity.domainName }
 
     private init(layout: PodLayout, plan: VMPlan, identity: VMIdentity, agent: AgentSession, qemuPID: pid_t, network: PodNetwork?,
-                 pooled: Bool, events: AsyncStream<DomainLifecycleEvent>) {
+                 events: AsyncStream<DomainLifecycleEvent>) {
         self.layout = layout
         self.plan = plan
         self.identity = identity
         self.agent = agent
         self.qemuPID = qemuPID
         self.network = network
-        self.pooled = pooled
         self.events = events
     }
 
@@ -135,7 +132,7 @@ final class PodVM: Sendable {
             "guest_kernel": "\(health.kernelRelease)",
         ])
         return PodVM(layout: layout, plan: plan, identity: identity, agent: agent, qemuPID: qemuPID, network: network,
-                     pooled: claimed != nil, events: events)
+                     events: events)
     }
 
     /// Removes the pod's tap: the network's (in the pod's namespace) or a pool VM's unused one (in the host's).
