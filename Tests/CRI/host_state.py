@@ -3,14 +3,18 @@
 Each finding is a line naming the thing left behind. swiftkata names its libvirt domains
 `swiftkata-<namespace>-<pod id>` (QEMU's command line holds `guest=<domain name>`) and keeps per-pod
 state in `/run/swiftkata/pods/<first 16 hex digits of sha256("<namespace>/<pod id>")>` (see
-Sources/Hypervisor/VMDescription.swift, Sources/Shim/PodLayout.swift).
+Sources/Hypervisor/VMDescription.swift, Sources/Shim/PodLayout.swift). A pod that claimed a warm-pool
+VM keeps that VM's name (`swiftkata_pool-<entry>`), written in the pod directory's `vm/identity.json`.
 """
 import hashlib
+import json
 import os
 import subprocess
 
 SWIFTKATA_STATE = "/run/swiftkata"
 PODS_DIRECTORY = f"{SWIFTKATA_STATE}/pods"
+POOL_DIRECTORY = f"{SWIFTKATA_STATE}/pool"
+POOL_DOMAIN_PREFIX = "swiftkata_pool-"
 CRI_NAMESPACE = "k8s.io"
 
 
@@ -20,6 +24,25 @@ def domain_name(pod_id, namespace=CRI_NAMESPACE):
 
 def pod_directory(pod_id, namespace=CRI_NAMESPACE):
     return f"{PODS_DIRECTORY}/{hashlib.sha256(f'{namespace}/{pod_id}'.encode()).hexdigest()[:16]}"
+
+
+def pod_domain(pod_id, namespace=CRI_NAMESPACE):
+    """The running pod's domain: a claimed warm-pool VM's name from its identity file, else its own."""
+    try:
+        with open(f"{pod_directory(pod_id, namespace)}/vm/identity.json") as f:
+            return json.load(f)["domainName"]
+    except (OSError, ValueError, KeyError):
+        return domain_name(pod_id, namespace)
+
+
+def pool_entries():
+    """Warm-pool VMs published and waiting: <pool>/<key>/<entry> directories (not `.booting-`)."""
+    found = []
+    for key in os.listdir(POOL_DIRECTORY) if os.path.isdir(POOL_DIRECTORY) else []:
+        if key.startswith("."):
+            continue
+        found += [f"{POOL_DIRECTORY}/{key}/{entry}" for entry in os.listdir(f"{POOL_DIRECTORY}/{key}") if not entry.startswith(".")]
+    return found
 
 
 def processes():
@@ -40,8 +63,8 @@ def processes():
     return found
 
 
-def qemu_pids(pod_id):
-    marker = f"guest={domain_name(pod_id)}"
+def qemu_pids(pod_id, domain=None):
+    marker = f"guest={domain or pod_domain(pod_id)},"
     return [pid for pid, _, command_line in processes() if marker in command_line and "qemu" in command_line]
 
 
@@ -114,18 +137,21 @@ def links(*arguments):
 
 
 def leftovers(pod_ids, containerd_address, private_directory, netns_paths, bridge, ipam_directory,
-              swiftkata=True):
-    """Everything these pods left behind. Empty when clean."""
+              swiftkata=True, pod_domains=None):
+    """Everything these pods (and the warm pool) left behind. Empty when clean. `pod_domains` maps
+    pod ids to the domains they ran in (claimed warm-pool VMs have their own names)."""
     found = []
+    pod_domains = pod_domains or {}
     if swiftkata:
         domains = libvirt_domains()
         if domains is None:
             found.append("virsh -c qemu:///system list --all --name failed")
         else:
-            names = {domain_name(pod_id) for pod_id in pod_ids}
-            found += [f"libvirt domain {name}" for name in domains if name in names]
+            names = {domain_name(pod_id) for pod_id in pod_ids} | set(pod_domains.values())
+            found += [f"libvirt domain {name}" for name in domains if name in names or name.startswith(POOL_DOMAIN_PREFIX)]
+        found += [f"warm-pool VM directory {path}" for path in pool_entries()]
         for pod_id in pod_ids:
-            found += [f"qemu pid {pid} (pod {pod_id[:12]})" for pid in qemu_pids(pod_id)]
+            found += [f"qemu pid {pid} (pod {pod_id[:12]})" for pid in qemu_pids(pod_id, pod_domains.get(pod_id, domain_name(pod_id)))]
             directory = pod_directory(pod_id)
             found += [f"mount {point}" for point in mounts_under(directory)]
             if os.path.exists(directory):

@@ -79,6 +79,8 @@ class PrivateContainerd:
         self.process = None
         self.client = None
         self.pod_ids = []
+        # pod id -> the libvirt domain it runs in (a claimed warm-pool VM keeps its own name)
+        self.pod_domains = {}
         self.netns_paths = []
         self._stopped = False
 
@@ -170,7 +172,8 @@ state = "{d}/state"
         with open(f"{d}/configuration.toml", "w") as f:
             if guest:
                 f.write(f'[hypervisor]\nkernel = "{guest[0]}"\nimage = "{guest[1]}"\n\n')
-            f.write("[runtime]\ndebug = true\n")
+            # A warm pool of one: the first pod boots its VM, the next ones claim VMs booted ahead.
+            f.write("[runtime]\ndebug = true\n\n[pool]\nsize = 1\n")
 
     def _build_images(self):
         """The test image (busybox, `sh`) and the pause image (busybox sleeping forever), built in parallel
@@ -213,6 +216,8 @@ state = "{d}/state"
         containerd is gone."""
         if pod_id not in self.pod_ids:
             self.pod_ids.append(pod_id)
+        if self.swiftkata:
+            self.pod_domains[pod_id] = host_state.pod_domain(pod_id)
         path = self.netns_path(pod_id)
         if path and path not in self.netns_paths:
             self.netns_paths.append(path)
@@ -228,7 +233,17 @@ state = "{d}/state"
 
     def leftovers(self):
         return host_state.leftovers(self.pod_ids, self.socket, self.directory, self.netns_paths, BRIDGE,
-                                    self.ipam_dir, swiftkata=self.swiftkata)
+                                    self.ipam_dir, swiftkata=self.swiftkata, pod_domains=self.pod_domains)
+
+    def drain_pool(self):
+        """`containerd-shim-swiftkata-v2 drain-pool` with this run's configuration: destroys the warm
+        VMs that no pod claimed (the operator's command; `make uninstall` runs it too)."""
+        result = subprocess.run([f"{self.shim_dir}/containerd-shim-swiftkata-v2", "drain-pool"],
+                                env=dict(os.environ, SWIFTKATA_CONFIG=f"{self.directory}/configuration.toml"),
+                                capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"drain-pool: {result.stdout}{result.stderr}")
+        return result.stdout
 
     # --- stop -----------------------------------------------------------------------------------
 
@@ -274,12 +289,15 @@ state = "{d}/state"
             except ProcessLookupError:
                 pass
         if self.swiftkata:
+            try:
+                self.drain_pool()
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+                _log(str(error))
             domains = host_state.libvirt_domains() or []
             for pod_id in self.pod_ids:
-                if host_state.domain_name(pod_id) in domains:
-                    _log(f"destroying domain {host_state.domain_name(pod_id)}")
-                    subprocess.run(["virsh", "-c", "qemu:///system", "destroy", host_state.domain_name(pod_id)],
-                                   capture_output=True, timeout=60)
+                for name in {host_state.domain_name(pod_id), self.pod_domains.get(pod_id)} & set(domains):
+                    _log(f"destroying domain {name}")
+                    subprocess.run(["virsh", "-c", "qemu:///system", "destroy", name], capture_output=True, timeout=60)
         pod_directories = [host_state.pod_directory(pod_id) for pod_id in self.pod_ids] if self.swiftkata else []
         for directory in [self.directory, *pod_directories]:
             self._unmount_all(directory)

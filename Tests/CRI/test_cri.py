@@ -3,7 +3,8 @@ containerd (private_containerd.py). The runtime handler comes from $CRI_RUNTIME_
 (swiftkata, the default) or `runc` (checks the harness, the client and the tests themselves).
 
 Pods are shared across tests (each swiftkata pod boots a VM): "web" has container A (busybox httpd) and
-container B (a sleeper); "client" has one sleeper. Tests run in name order; the last one removes the
+container B (a sleeper); "client" has one sleeper. The swiftkata configuration keeps a warm pool of one
+VM: "web" boots its own VM, its shim then boots one for the pool, and "client" claims that one. Tests run in name order; the last one removes the
 pods and checks that nothing is left on the host. Waits poll real signals with deadlines.
 
 Run: make cri-test   (or: /usr/bin/python3 -m unittest discover -v -s Tests/CRI)
@@ -166,6 +167,9 @@ class CRIEndToEnd(unittest.TestCase):
     @classmethod
     def client_pod(cls):
         def make():
+            if SWIFTKATA:
+                # The web pod's shim boots a VM for the warm pool once its sandbox runs: this pod claims it.
+                wait_for(lambda: host_state.pool_entries(), 60, "a warm-pool VM booted by the web pod's shim")
             pod = Pod("client")
             pod.run_container("c", SLEEPER)
             return pod
@@ -199,7 +203,18 @@ class CRIEndToEnd(unittest.TestCase):
         self.assertEqual(len(host_state.shim_pids(harness.socket)), len(harness.pod_ids), "shims of this containerd")
         if SWIFTKATA:
             self.assertEqual(len(host_state.qemu_pids(pod.id)), 1, "QEMU processes of the pod")
+            self.assertEqual(host_state.pod_domain(pod.id), host_state.domain_name(pod.id), "the first pod boots its own VM")
             self.assertIn(host_state.domain_name(pod.id), host_state.libvirt_domains() or [])
+
+    @unittest.skipUnless(SWIFTKATA, "swiftkata's warm pool")
+    def test_02c_second_pod_claims_a_warm_vm(self):
+        # The client pod (its network, hostname and containers) runs in the VM the pool booted ahead.
+        pod = self.client_pod()
+        domain = host_state.pod_domain(pod.id)
+        self.assertTrue(domain.startswith(host_state.POOL_DOMAIN_PREFIX), f"client pod runs in {domain}")
+        self.assertIn(domain, host_state.libvirt_domains() or [])
+        self.assertEqual(len(host_state.qemu_pids(pod.id)), 1, "QEMU processes of the pod")
+        self.assertEqual(exec_sync(pod.containers["c"], ["true"]).exit_code, 0)
 
     def test_02b_pod_containers_share_uts_ipc_and_pid(self):
         # The containers' own namespace_options are left unset, so CRI gives them the pod's IPC and
@@ -382,6 +397,11 @@ class CRIEndToEnd(unittest.TestCase):
             harness.client.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod.id))
         self.assertEqual(list(harness.client.ListPodSandbox(pb.ListPodSandboxRequest()).items), [])
         self.assertEqual(list(harness.client.ListContainers(pb.ListContainersRequest()).containers), [])
+        if SWIFTKATA:
+            # The warm pool outlives pods by design; its VMs go with the operator's drain-pool, once the
+            # shims (which may still be booting a replacement) have exited.
+            wait_for(lambda: not host_state.shim_pids(harness.socket), 30, "shims to exit")
+            harness.drain_pool()
         try:
             wait_for(lambda: not harness.leftovers(), 30, "host clean after RemovePodSandbox")
         except AssertionError:
