@@ -24,4 +24,36 @@ struct GuestBootTests {
         #expect(try await guest.agentClient.health(.init(), timeout: .seconds(10)).apiVersion == AgentProtocol.apiVersion)
         await guest.shutdown()
     }
+
+    /// A pre-booted VM waits with no host end on the agent's virtio-serial port, possibly for minutes:
+    /// the agent must wait for a host without spinning, and answer the host that connects later.
+    @Test func agentAnswersAHostThatConnectsAfterAnIdleGap() async throws {
+        let guest = try await QEMUGuest.boot()
+        do {
+            _ = try await guest.waitForAgent()
+            await guest.agent.close()
+
+            // Nothing connected for longer than the agent's safety re-check (1 s). QEMU's CPU time over
+            // 2 s of it shows whether the agent polls; printed only, as it depends on the host's load.
+            try await Task.sleep(for: .milliseconds(500))
+            let before = try guest.qemuCPUTime()
+            try await Task.sleep(for: .seconds(2))
+            let idle = try guest.qemuCPUTime() - before
+            print("QEMU CPU time with no host connected: \(idle) over 2 s")
+
+            for round in 1...3 {
+                let connecting = ContinuousClock.now
+                let client = try await guest.connectAgent()
+                let health = try await Swiftkata_Agent_V1_AgentClient(client).health(.init(), timeout: .seconds(10))
+                #expect(health.apiVersion == AgentProtocol.apiVersion)
+                print("reconnect \(round): Health answered \(ContinuousClock.now - connecting) after connecting")
+                await client.close()
+                try await Task.sleep(for: .milliseconds(300))
+            }
+        } catch {
+            await guest.shutdown()
+            throw error
+        }
+        await guest.shutdown()
+    }
 }

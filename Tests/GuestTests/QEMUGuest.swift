@@ -118,6 +118,25 @@ final class QEMUGuest: Sendable {
         throw Failure(description: "agent not ready: \(String(describing: lastError)); console:\n\(consoleLog)")
     }
 
+    /// Opens a new connection to the agent's port (after `agent` was closed, the host end is free).
+    func connectAgent() async throws -> TTRPCClient {
+        try await TTRPCClient.connect(unixSocketPath: directory.file("agent.sock"))
+    }
+
+    /// CPU time QEMU has used so far (utime + stime from /proc/<pid>/stat).
+    func qemuCPUTime() throws -> Duration {
+        let path = "/proc/\(process.processIdentifier)/stat"
+        let stat = try String(contentsOfFile: path, encoding: .utf8)
+        // The fields after "(comm)": state is field 3, utime field 14, stime field 15.
+        guard let end = stat.lastIndex(of: ")") else { throw Failure(description: "cannot parse \(path)") }
+        let fields = stat[stat.index(after: end)...].split(separator: " ")
+        guard fields.count > 12, let utime = Int(fields[11]), let stime = Int(fields[12]) else {
+            throw Failure(description: "cannot parse \(path)")
+        }
+        let ticksPerSecond = sysconf(Int32(_SC_CLK_TCK))
+        return .milliseconds((utime + stime) * 1000 / ticksPerSecond)
+    }
+
     func shutdown() async {
         await agent.close()
         // SIGKILL: QEMU started from here inherits a signal mask with SIGTERM blocked, and the VM is

@@ -1,4 +1,5 @@
 import AgentAPI
+import CGuestSys
 import Glibc
 import Logging
 import NIOCore
@@ -22,10 +23,9 @@ enum AgentTransport {
         await serveSerialPort(server: server, logger: logger)
     }
 
-    /// Serves the virtio-serial port; when the host side hangs up, reopens it for the next connection.
+    /// Serves the virtio-serial port; when the host side hangs up, reopens it and waits for the next host.
     private static func serveSerialPort(server: TTRPCServer, logger: Logger) async -> Never {
         var announced = false
-        var idleBackoff = Duration.milliseconds(1)
         while true {
             guard let device = findSerialPort(named: AgentProtocol.serialPortName) else {
                 logger.critical("no vsock device and no virtio-serial port named \(AgentProtocol.serialPortName); the host cannot reach this agent")
@@ -36,28 +36,77 @@ enum AgentTransport {
                 logger.critical("cannot open \(device): \(String(cString: strerror(errno)))")
                 await parkForever()
             }
+            if !announced {
+                logger.info("agent listening", metadata: ["transport": "virtio-serial", "device": "\(device)"])
+                announced = true
+            }
+            // Serving a port with no host end would only read EOF at once: wait for a host first.
             do {
-                let opened = ContinuousClock.now
-                let connection = try await server.serve(streamDescriptor: fd)
-                if !announced {
-                    logger.info("agent listening", metadata: ["transport": "virtio-serial", "device": "\(device)"])
-                    announced = true
-                }
+                try await waitForHost(port: fd)
+            } catch {
+                // Not expected (epoll out of memory or descriptors): serve anyway, at most once a second.
+                logger.error("cannot wait for a host on \(device): \(error)")
+                try? await Task.sleep(for: .seconds(1))
+            }
+            do {
+                let connection = try await server.serve(streamDescriptor: fd) // owns and closes fd
                 try? await connection.closeFuture.get()
-                // While no host end is connected, the port reads as EOF at once and polls as HUP, and
-                // the kernel offers no event for "host connected": back off (up to 20 ms) instead of spinning.
-                if ContinuousClock.now - opened < .milliseconds(100) {
-                    try? await Task.sleep(for: idleBackoff)
-                    idleBackoff = min(idleBackoff * 2, .milliseconds(20))
-                } else {
-                    logger.info("host hung up the agent port; reopening", metadata: ["device": "\(device)"])
-                    idleBackoff = .milliseconds(1)
-                }
+                logger.info("host hung up the agent port; reopening", metadata: ["device": "\(device)"])
             } catch {
                 close(fd)
                 logger.critical("cannot serve \(device): \(error)")
                 await parkForever()
             }
+        }
+    }
+
+    /// How long one wait for a host lasts before the port is checked again (ms): a safety net that
+    /// bounds the delay should a host's connect ever not wake the waiter.
+    private static let hostWaitRecheckMillis: CInt = 1000
+
+    /// errno from waiting for a host on the port.
+    struct HostWaitError: Error, CustomStringConvertible {
+        var code: CInt
+        var description: String { String(cString: strerror(code)) }
+    }
+
+    /// Returns once the host end of the virtio-serial port `fd` is connected, returning at once when
+    /// it already is. The wait blocks a thread of its own, not one of Swift's cooperative threads
+    /// (with one vCPU there may be only one, and it must keep serving). Leaves `fd` open.
+    private static func waitForHost(port fd: CInt) async throws(HostWaitError) {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<CInt, Never>) in
+            let waiter = Unmanaged.passRetained(HostWaiter(fd: fd, continuation: continuation))
+            var thread = pthread_t()
+            let failed = pthread_create(&thread, nil, { context in
+                Unmanaged<HostWaiter>.fromOpaque(context!).takeRetainedValue().run()
+                return nil
+            }, waiter.toOpaque())
+            if failed == 0 {
+                pthread_detach(thread)
+            } else {
+                waiter.release()
+                continuation.resume(returning: -failed)
+            }
+        }
+        if result < 0 { throw HostWaitError(code: -result) }
+    }
+
+    /// What the waiting thread needs: the port and whom to tell (1 when connected, or -errno).
+    private final class HostWaiter: Sendable {
+        let fd: CInt
+        let continuation: CheckedContinuation<CInt, Never>
+
+        init(fd: CInt, continuation: CheckedContinuation<CInt, Never>) {
+            self.fd = fd
+            self.continuation = continuation
+        }
+
+        func run() {
+            var result: CInt
+            repeat {
+                result = guest_port_wait_host(fd, AgentTransport.hostWaitRecheckMillis)
+            } while result == 0
+            continuation.resume(returning: result)
         }
     }
 

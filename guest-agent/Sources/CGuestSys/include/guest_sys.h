@@ -29,6 +29,12 @@ int guest_inotify_watch_modify(int fd, const char *path);
 /// Returns how many, or -1 with errno.
 int guest_inotify_read_watches(int fd, int *watches, int capacity);
 
+/// Waits until the host end of a virtio-serial port (`fd`, an open /dev/vportNpM) is connected, for at
+/// most `timeout_ms` (-1: no limit). While no host is connected the port polls as HUP at once, so plain
+/// poll() cannot wait; the driver wakes the port's wait queue when the host connects, which an
+/// edge-triggered epoll registration sees. Returns 1 when connected, 0 on timeout, or -errno.
+int guest_port_wait_host(int fd, int timeout_ms);
+
 /// When "/" is the initramfs (where pivot_root is refused), copies its files into a fresh tmpfs,
 /// deletes them from the initramfs to free the memory, moves the tmpfs onto "/" and chroots into it.
 /// Returns 1 when it switched, 0 when "/" was not an initramfs, -1 with a message in `error`.
