@@ -1,4 +1,5 @@
 import ContainerdAPI
+import Dispatch
 import AgentAPI
 import Glibc
 import Hypervisor
@@ -164,8 +165,15 @@ actor Pod {
     func refillWarmPool() {
         guard poolRefill == nil, !shuttingDown, configuration.pool.size > 0, let plan = vm?.plan else { return }
         let logger = logger
-        poolRefill = Task.detached(priority: .background) {
-            await WarmPool(plan: plan).refill(logger: logger)
+        poolRefill = Task {
+            // Starting domains blocks (the libvirt helper runs for each): on a Dispatch thread, so
+            // the pod's calls and stdio keep every cooperative thread.
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                DispatchQueue.global(qos: .utility).async {
+                    WarmPool(plan: plan).refill(logger: logger)
+                    done.resume()
+                }
+            }
         }
     }
 

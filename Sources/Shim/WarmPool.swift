@@ -21,8 +21,9 @@ struct WarmPool: Sendable {
     /// `<state_dir>/pool/<key>`
     let directory: String
 
-    /// A pool that nobody refilled or claimed from (both change its directory) for this long is drained by the next refill of
-    /// another pool (its configuration probably changed: a new kernel, image or setting).
+    /// A pool that nobody refilled or claimed from (both change its directory) for this long is
+    /// drained by the next refill of another pool (its configuration probably changed: a new kernel,
+    /// image or setting).
     static let unusedPoolLifetime: Int = 600
     /// A VM still booting after this long belongs to a refill that died.
     static let bootingLifetime: Int = 120
@@ -60,7 +61,8 @@ struct WarmPool: Sendable {
 
     /// Boots VMs until the pool holds `size` of them (running or booting). First drains VMs whose
     /// refill died while they booted, and pools of other keys nobody used for `unusedPoolLifetime`.
-    func refill(logger: Logger) async {
+    /// Blocks while libvirt starts the domains: call it off Swift's cooperative threads.
+    func refill(logger: Logger) {
         guard size > 0 else { return }
         let entries: [String]
         do { entries = try reserveEntries(logger: logger) } catch {
