@@ -65,3 +65,15 @@ public func readFileHead(_ path: String, limit: Int) throws(FileReadFailure) -> 
 public func readFilePrefix(_ path: String, limit: Int) -> [UInt8]? {
     try? readFileHead(path, limit: limit)
 }
+
+/// The names in directory `path`, without "." and ".."; empty when it cannot be read.
+public func directoryEntries(_ path: String) -> [String] {
+    guard let directory = opendir(path) else { return [] }
+    defer { closedir(directory) }
+    var names: [String] = []
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+}

@@ -163,22 +163,10 @@ enum HostMounts {
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
         if (info.st_mode & S_IFMT) == S_IFDIR {
-            for name in directoryNames(path) { removeTree("\(path)/\(name)") }
+            for name in directoryEntries(path) { removeTree("\(path)/\(name)") }
             rmdir(path)
         } else {
             unlink(path)
         }
     }
-}
-
-/// The names in directory `path` (without `.` and `..`); empty when it cannot be read.
-func directoryNames(_ path: String) -> [String] {
-    guard let directory = opendir(path) else { return [] }
-    defer { closedir(directory) }
-    var names: [String] = []
-    while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
 }

@@ -46,7 +46,7 @@ struct WarmPool: Sendable {
         }
         let parent = String(layout.directory[..<(layout.directory.lastIndex(of: "/") ?? layout.directory.endIndex)])
         do { try makeDirectories(parent, mode: 0o711) } catch { return nil }
-        for entry in directoryNames(directory).filter({ !$0.hasPrefix(".") }).sorted() {
+        for entry in directoryEntries(directory).filter({ !$0.hasPrefix(".") }).sorted() {
             // Another pod may rename it first: then this rename fails with ENOENT and the next one is tried.
             guard rename("\(directory)/\(entry)", layout.directory) == 0 else { continue }
             if let identity = VMIdentity.load(in: layout), let pid = identity.qemuPID, kill(pid, 0) == 0,
@@ -104,7 +104,7 @@ struct WarmPool: Sendable {
         let now = Int(time(nil))
         drainUnusedPools(now: now, logger: logger)
         var count = 0
-        for name in directoryNames(directory) {
+        for name in directoryEntries(directory) {
             if name.hasPrefix(".booting-") {
                 let entry = String(name.dropFirst(".booting-".count))
                 if now - Self.createdAt(entry) > Self.bootingLifetime {
@@ -127,7 +127,7 @@ struct WarmPool: Sendable {
     }
 
     private func drainUnusedPools(now: Int, logger: Logger) {
-        for key in directoryNames(root) where !key.hasPrefix(".") && "\(root)/\(key)" != directory {
+        for key in directoryEntries(root) where !key.hasPrefix(".") && "\(root)/\(key)" != directory {
             var info = stat()
             guard stat("\(root)/\(key)", &info) == 0, now - Int(info.st_mtim.tv_sec) > Self.unusedPoolLifetime else { continue }
             logger.info("warm pool: draining a pool unused for \(Self.unusedPoolLifetime / 60) minutes", metadata: ["key": "\(key)"])
@@ -153,8 +153,8 @@ struct WarmPool: Sendable {
         let root = "\(configuration.runtime.stateDirectory)/pool"
         let control = VMControl(helper: helper, uri: configuration.hypervisor.libvirtURI)
         var count = 0
-        for key in directoryNames(root) where !key.hasPrefix(".") {
-            count += directoryNames("\(root)/\(key)").count
+        for key in directoryEntries(root) where !key.hasPrefix(".") {
+            count += directoryEntries("\(root)/\(key)").count
             drain(poolDirectory: "\(root)/\(key)", fallbackControl: control, logger: logger)
         }
         print("drained \(count) warm-pool VM\(count == 1 ? "" : "s") from \(root)")
@@ -163,7 +163,7 @@ struct WarmPool: Sendable {
 
     /// Destroys every VM of the pool at `poolDirectory` and removes it (uninstall, stale pools).
     static func drain(poolDirectory: String, fallbackControl: VMControl, logger: Logger) {
-        for name in directoryNames(poolDirectory) {
+        for name in directoryEntries(poolDirectory) {
             let entry = name.hasPrefix(".booting-") ? String(name.dropFirst(".booting-".count)) : name
             discard(PodLayout(poolEntry: entry, directory: "\(poolDirectory)/\(name)"), fallbackControl: fallbackControl, logger: logger)
         }

@@ -45,18 +45,6 @@ extension HostEnvironment {
     }
 }
 
-/// The entries of a directory, without "." and "..".
-func directoryEntries(_ path: String) -> [String] {
-    guard let directory = opendir(path) else { return [] }
-    defer { closedir(directory) }
-    var names: [String] = []
-    while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
-}
-
 /// `comm` of every process in /proc (a pgrep without patterns).
 @Sendable func runningProcessNames() -> Set<String> {
     var names = Set<String>()

@@ -16,19 +16,8 @@
 #include <unistd.h>
 
 #include "guest_net.h"
+#include "check.h"
 
-static int failures;
-
-static void check(int ok, const char *fmt, ...) {
-    if (ok) return;
-    failures++;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "    check failed: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-}
 
 /// Output of a shell command (iproute2 reads the state back).
 static void capture(const char *command, char *out, size_t len) {

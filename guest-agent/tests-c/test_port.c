@@ -20,19 +20,8 @@
 #include <unistd.h>
 
 #include "guest_sys.h"
+#include "check.h"
 
-static int failures;
-
-static void check(int ok, const char *fmt, ...) {
-    if (ok) return;
-    failures++;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "    check failed: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-}
 
 static long long now_ms(void) {
     struct timespec now;
