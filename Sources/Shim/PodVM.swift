@@ -35,36 +35,68 @@ final class PodVM: Sendable {
     }
 
     /// Gives the pod a VM — a running one from the warm pool when the configuration keeps one, else a
-    /// fresh boot — and waits for its agent; on failure nothing of the VM is left running.
+    /// fresh boot — and waits for its agent; on failure nothing of the VM is left running. A claimed
+    /// VM whose agent does not answer is discarded, and the pod boots its own.
     static func boot(layout: PodLayout, configuration: Configuration, sandbox setup: SandboxSetup, logger: Logger) async throws(ShimError) -> PodVM {
         let started = ContinuousClock.now
         let plan = try await VMPlan.resolve(configuration, logger: logger)
-        let claimed = WarmPool(plan: plan).claim(into: layout, logger: logger)
-        let discardClaimed = {
-            if claimed != nil { WarmPool.discard(layout, fallbackControl: plan.control, logger: logger) }
-        }
-        let network: PodNetwork?
-        do {
-            network = try setup.networkNamespace.flatMap { path throws(ShimError) in
-                try PodNetwork.inspect(namespacePath: path, tapName: claimed?.tapName ?? PodNetwork.tapName(for: layout))
+        let dialTimeout = Duration.milliseconds(configuration.agent.dialTimeoutMilliseconds)
+        if let claimed = WarmPool(plan: plan).claim(into: layout, logger: logger) {
+            let network: PodNetwork?
+            do { network = try inspectNetwork(setup, tapName: claimed.tapName ?? PodNetwork.tapName(for: layout), logger: logger) } catch {
+                WarmPool.discard(layout, fallbackControl: plan.control, logger: logger)
+                throw error
             }
-        } catch {
-            discardClaimed()
-            throw error
+            // A VM booted a while ago answers at once; one published moments ago may still be booting.
+            let age = Duration.seconds(max(0, Int64(time(nil)) - (claimed.startedAt ?? 0)))
+            let deadline = ContinuousClock.now + max(.seconds(2), dialTimeout - age)
+            switch try await attach(layout: layout, plan: plan, identity: claimed, network: network, claimed: true, setup: setup,
+                                    timing: (started, ContinuousClock.now), deadline: deadline, logger: logger) {
+            case .ready(let vm):
+                return vm
+            case .agentUnreachable(let reason):
+                logger.warning("warm pool: the claimed VM's agent did not answer; booting a VM for the pod", metadata: [
+                    "domain": "\(claimed.domainName)", "reason": "\(reason)"])
+                WarmPool.discard(layout, fallbackControl: plan.control, logger: logger)
+            }
+        }
+        let network = try inspectNetwork(setup, tapName: PodNetwork.tapName(for: layout), logger: logger)
+        let domainStarted = ContinuousClock.now
+        let tap = network.map { VMDescription.Tap(device: $0.tapName, macAddress: $0.scan.interface.macAddress) }
+        let identity = try plan.launch(layout: layout, owner: layout.owner, tap: tap)
+        switch try await attach(layout: layout, plan: plan, identity: identity, network: network, claimed: false, setup: setup,
+                                timing: (started, domainStarted), deadline: domainStarted + dialTimeout, logger: logger) {
+        case .ready(let vm):
+            return vm
+        case .agentUnreachable(let reason):
+            throw .unavailable("the guest agent of \(identity.domainName) did not answer within \(dialTimeout) (\(reason))")
+        }
+    }
+
+    /// What CNI set up in the pod's network namespace (nil: the VM gets no NIC of the pod's).
+    private static func inspectNetwork(_ setup: SandboxSetup, tapName: String, logger: Logger) throws(ShimError) -> PodNetwork? {
+        let network = try setup.networkNamespace.flatMap { path throws(ShimError) in
+            try PodNetwork.inspect(namespacePath: path, tapName: tapName)
         }
         if let network, !network.scan.ignoredInterfaces.isEmpty {
             logger.warning("pod network: only one interface is carried into the VM", metadata: [
                 "carried": "\(network.scan.interface.name)", "ignored": "\(network.scan.ignoredInterfaces.joined(separator: ","))"])
         }
+        return network
+    }
 
-        let domainStarted = ContinuousClock.now
-        let identity: VMIdentity
-        if let claimed {
-            identity = claimed
-        } else {
-            let tap = network.map { VMDescription.Tap(device: $0.tapName, macAddress: $0.scan.interface.macAddress) }
-            identity = try plan.launch(layout: layout, owner: layout.owner, tap: tap)
-        }
+    private enum AttachOutcome {
+        case ready(PodVM)
+        /// The agent did not answer by the deadline (the VM is destroyed); the reason quotes the console.
+        case agentUnreachable(String)
+    }
+
+    /// Connects the running VM `identity` to the pod: the network into the VM, the agent session,
+    /// CreateSandbox. Every failure destroys the VM and removes its tap.
+    private static func attach(
+        layout: PodLayout, plan: VMPlan, identity: VMIdentity, network: PodNetwork?, claimed: Bool, setup: SandboxSetup,
+        timing: (started: ContinuousClock.Instant, domainStarted: ContinuousClock.Instant), deadline: ContinuousClock.Instant, logger: Logger
+    ) async throws(ShimError) -> AttachOutcome {
         let destroy = {
             try? plan.control.destroy(name: identity.domainName)
             removeNetwork(network, identity: identity)
@@ -78,7 +110,6 @@ final class PodVM: Sendable {
             throw .internalError("the pod VM \(identity.domainName) has no QEMU pid")
         }
         let events = QEMUProcess.events(pid: qemuPID)
-
         let endpoint: AgentReadiness.Endpoint
         if plan.transport == .vsock {
             guard let cid = identity.vsockCID else {
@@ -89,19 +120,20 @@ final class PodVM: Sendable {
         } else {
             endpoint = .unixSocket(layout.agentSocket)
         }
-        let dialTimeout = Duration.milliseconds(configuration.agent.dialTimeoutMilliseconds)
         let domainCreated = ContinuousClock.now
-        let connected = await AgentReadiness.connect(endpoint, deadline: started + dialTimeout, isAlive: { kill(qemuPID, 0) == 0 })
+        let connected = await AgentReadiness.connect(endpoint, deadline: deadline, isAlive: { kill(qemuPID, 0) == 0 })
         guard case .success(let (client, health)) = connected else {
-            destroy()
             let reason = if case .failure(let error) = connected { error.description } else { "" }
-            throw .unavailable("the guest agent of \(identity.domainName) did not answer within \(dialTimeout) (\(reason)); console: \(consoleTail(layout))")
+            let console = consoleTail(layout)
+            destroy()
+            return .agentUnreachable("\(reason); console: \(console)")
         }
         guard health.apiVersion == AgentProtocol.apiVersion else {
             await client.close()
             destroy()
             throw .failedPrecondition("the guest agent speaks API \(health.apiVersion), this shim \(AgentProtocol.apiVersion): rebuild the guest image")
         }
+        let configuration = plan.configuration
         let agent = AgentSession(client: client, callTimeout: .milliseconds(configuration.agent.callTimeoutMilliseconds))
         let agentReady = ContinuousClock.now
 
@@ -111,7 +143,7 @@ final class PodVM: Sendable {
         if let network {
             sandbox.interfaces = network.agentInterfaces
             // A pool VM's NIC was booted with the pool's MAC address: the guest gives it eth0's.
-            if claimed != nil, let booted = identity.macAddress {
+            if claimed, let booted = identity.macAddress {
                 for index in sandbox.interfaces.indices { sandbox.interfaces[index].deviceMacAddress = booted }
             }
             sandbox.routes = network.agentRoutes
@@ -126,13 +158,14 @@ final class PodVM: Sendable {
         }
         logger.info("pod VM ready", metadata: [
             "domain": "\(identity.domainName)", "qemu_pid": "\(qemuPID)", "accelerator": "\(plan.accelerator)",
-            "transport": "\(plan.transport.rawValue)", "warm_pool": "\(claimed != nil)", "boot_ms": "\((ContinuousClock.now - started).milliseconds)",
-            "prepare_ms": "\((domainStarted - started).milliseconds)", "domain_create_ms": "\((domainCreated - domainStarted).milliseconds)",
+            "transport": "\(plan.transport.rawValue)", "warm_pool": "\(claimed)", "boot_ms": "\((ContinuousClock.now - timing.started).milliseconds)",
+            "prepare_ms": "\((timing.domainStarted - timing.started).milliseconds)",
+            "domain_create_ms": "\((domainCreated - timing.domainStarted).milliseconds)",
             "agent_ready_ms": "\((agentReady - domainCreated).milliseconds)", "sandbox_ms": "\((ContinuousClock.now - agentReady).milliseconds)",
             "guest_kernel": "\(health.kernelRelease)",
         ])
-        return PodVM(layout: layout, plan: plan, identity: identity, agent: agent, qemuPID: qemuPID, network: network,
-                     events: events)
+        return .ready(PodVM(layout: layout, plan: plan, identity: identity, agent: agent, qemuPID: qemuPID, network: network,
+                            events: events))
     }
 
     /// Removes the pod's tap: the network's (in the pod's namespace) or a pool VM's unused one (in the host's).

@@ -16,6 +16,8 @@ struct VMIdentity: Sendable, Equatable, Codable {
     var libvirtURI: String?
     var qemuPID: Int32?
     var vsockCID: UInt32?
+    /// When the domain started (seconds since the epoch).
+    var startedAt: Int64?
 
     static let fileName = "identity.json"
 

@@ -83,6 +83,7 @@ struct VMPlan: Sendable {
         }
         identity.qemuPID = started.qemuPID
         identity.vsockCID = started.vsockCID
+        identity.startedAt = Int64(time(nil))
         do { try identity.save(in: layout) } catch {
             try? control.destroy(name: name)
             removeTap()

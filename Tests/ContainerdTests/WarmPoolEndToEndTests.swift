@@ -62,6 +62,24 @@ extension ShimEndToEndTests {
         #expect(HostLeftovers.awaitClean(namespace: containerd.namespace, timeout: 15) == [])
     }
 
+    @Test func aWarmVMWhoseAgentDoesNotAnswerIsReplacedByAFreshBoot() throws {
+        let poolConfig = try poolConfig
+        defer { drainPool(poolConfig) }
+        let warm = try fillPool(poolConfig)
+        // A frozen guest: QEMU runs (the claim's liveness check passes) but the agent never answers.
+        let suspended = PrivateContainerd.run("/usr/bin/virsh", ["-c", "qemu:///system", "suspend", warm.domain])
+        try #require(suspended.status == 0, "\(suspended.output)")
+        // Same pool key (agent settings do not shape the VM), shorter wait for the claimed VM's agent.
+        let impatient = "\(containerd.directory)/configuration-pool-impatient.toml"
+        let text = try String(contentsOfFile: poolConfig, encoding: .utf8) + "\n[agent]\ndial_timeout_ms = 5000\n"
+        try text.write(toFile: impatient, atomically: true, encoding: .utf8)
+        let run = containerd.runContainer("pool-frozen", ["sh", "-c", "ls /sys/class/net"], options: ["--runtime-config-path", impatient])
+        #expect(run.status == 0, "\(run.output)")
+        #expect(!run.output.contains("eth0"), "the pod booted a VM of its own (no pool NIC): \(run.output)")
+        #expect(WarmPoolState.awaitGone(warm), "the frozen VM was destroyed")
+        #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
+    }
+
     /// Runs one pod with the pool configuration, whose shim then refills the pool; returns the VM.
     func fillPool(_ poolConfig: String) throws -> WarmPoolState.Entry {
         let run = containerd.runContainer("pool-fill", ["true"], options: ["--runtime-config-path", poolConfig])
