@@ -1,11 +1,24 @@
 import Dispatch
 import Glibc
+import Synchronization
 
 /// Runs a blocking system call (opening a FIFO that waits for its peer, a read or write on one) on a
 /// Dispatch worker thread, so neither the event loop nor the cooperative pool ever blocks.
 func onBlockingThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
         DispatchQueue.global().async { continuation.resume(returning: body()) }
+    }
+}
+
+/// Waits for `task` to finish, but no longer than `limit`; true when it finished in time. The task
+/// itself goes on either way.
+func awaitCompletion(of task: Task<Void, Never>, atMost limit: Duration) async -> Bool {
+    let outcome = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+    return await withCheckedContinuation { continuation in
+        outcome.withLock { $0 = continuation }
+        let finish = { @Sendable (finished: Bool) in outcome.withLock { $0.take() }?.resume(returning: finished) }
+        Task { await task.value; finish(true) }
+        Task { try? await Task.sleep(for: limit); finish(false) }
     }
 }
 

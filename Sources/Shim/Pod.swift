@@ -1,5 +1,4 @@
 import ContainerdAPI
-import Dispatch
 import AgentAPI
 import Glibc
 import Hypervisor
@@ -142,8 +141,13 @@ actor Pod {
         }
     }
 
+    /// The guest reported the exit. The exit is published once the process's output has reached
+    /// containerd's FIFOs (2 s at most: a background child may hold the output open): `ctr` stops
+    /// reading them once it sees the exit (containerd 1.6 closes them in Delete), so output the copy
+    /// had not pulled from the guest yet would be lost.
     private func exited(containerID: String, execID: String, status: UInt32, at time: Google_Protobuf_Timestamp) async {
         guard let process = containers[containerID]?.process(execID) else { return }
+        if let copied = process.outputCopied { _ = await awaitCompletion(of: copied, atMost: .seconds(2)) }
         await exited(process, status: status, at: time)
     }
 
@@ -166,14 +170,7 @@ actor Pod {
         guard poolRefill == nil, !shuttingDown, configuration.pool.size > 0, let plan = vm?.plan else { return }
         let logger = logger
         poolRefill = Task {
-            // Starting domains blocks (the libvirt helper runs for each): on a Dispatch thread, so
-            // the pod's calls and stdio keep every cooperative thread.
-            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                DispatchQueue.global(qos: .utility).async {
-                    WarmPool(plan: plan).refill(logger: logger)
-                    done.resume()
-                }
-            }
+            await WarmPool(plan: plan).refill(logger: logger)
         }
     }
 

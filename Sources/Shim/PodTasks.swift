@@ -73,7 +73,7 @@ extension Pod {
             timing["guest_create_ms"] = "\((ContinuousClock.now - creating).milliseconds)"
             let copier = ProcessStdio(paths: stdio, agent: vm.agent, containerID: id, execID: "", logger: logger, binaryLogger: binaryLogger)
             process.copier = copier
-            _ = copier.start()
+            process.outputCopied = copier.start()
         } catch {
             await binaryLogger?.abort()
             containers[id] = nil
@@ -169,7 +169,7 @@ extension Pod {
             process.status = .running
             let copier = ProcessStdio(paths: process.stdio, agent: vm.agent, containerID: id, execID: execID, logger: logger, binaryLogger: binaryLogger)
             process.copier = copier
-            _ = copier.start()
+            process.outputCopied = copier.start()
             watchExit(of: process, agent: vm.agent)
             var event = Containerd_Events_TaskExecStarted()
             event.containerID = id
@@ -244,6 +244,10 @@ extension Pod {
         response.pid = taskPID
         response.exitStatus = process.exitStatus
         response.exitedAt = process.exitedAt ?? .currentTime()
+        // As runc's shim does, the output copy gets its time (2 s at most) to reach containerd first:
+        // removing the process in the guest drops its pipes, so a copy that fell behind on a loaded
+        // host would lose the output's last lines.
+        if let copied = process.outputCopied { _ = await awaitCompletion(of: copied, atMost: .seconds(2)) }
         if !execID.isEmpty {
             process.copier?.stopLogger()
             container.execs[execID] = nil

@@ -17,6 +17,8 @@ final class ProcessState {
     var exitStatus: UInt32 = 0
     var exitedAt: Google_Protobuf_Timestamp?
     var copier: ProcessStdio?
+    /// Ends when the copy of the process's output reached EOF (or the VM went away).
+    var outputCopied: Task<Void, Never>?
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
     init(containerID: String, execID: String, stdio: StdioPaths, execSpec: [UInt8] = []) {

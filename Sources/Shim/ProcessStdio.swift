@@ -118,13 +118,17 @@ final class ProcessStdio: Sendable {
             do {
                 response = try await agent.readOutput(containerID: containerID, execID: execID, stream: stream, maxBytes: Self.chunk)
             } catch {
-                return  // the VM or the process is gone; closing the FIFO (or pipe) ends the reader's copy
+                // The VM or the process is gone; closing the FIFO (or pipe) ends the reader's copy.
+                logger.debug("output copy ended", metadata: ["container": "\(containerID)", "exec": "\(execID)", "stream": "\(stream)", "error": "\(error)"])
+                return
             }
             // The guest never gets to send more than asked for; a larger reply is cut, not trusted.
             let data = Array(response.data.prefix(Self.chunk))
             if fd >= 0 && !data.isEmpty {
                 let target = fd
                 if !(await onBlockingThread { BlockingIO.writeAll(target, data) }) {
+                    logger.debug("output reader went away", metadata: ["container": "\(containerID)", "exec": "\(execID)", "stream": "\(stream)",
+                                                                      "error": "\(String(cString: strerror(errno)))", "bytes": "\(data.count)"])
                     close(fd)
                     fd = -1  // the reader went away (EPIPE; SIGPIPE is ignored): keep draining so the guest process never blocks
                 }
