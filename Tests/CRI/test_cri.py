@@ -389,6 +389,22 @@ class CRIEndToEnd(unittest.TestCase):
             harness.client.RemoveContainer(pb.RemoveContainerRequest(container_id=attached))
             del pod.containers["attached"]
 
+    def test_12d_background_children_end_with_their_container(self):
+        # In the pod's shared PID namespace a container's background child must not outlive it (runc
+        # kills the container's cgroup when its init exits; a PID namespace of its own does the same).
+        # containerd's CRI kills what is left on exit too; GuestNamespaceTests checks the agent alone.
+        pod = self.web()
+        orphaner = pod.run_container("orphaner", ["sh", "-c", "sleep 7777 & sleep 1"])
+        try:
+            wait_for(lambda: container_status(orphaner).state == pb.CONTAINER_EXITED, 30, "orphaner EXITED")
+            ps = exec_sync(pod.containers["b"], ["ps", "-o", "args"]).stdout.decode()
+            self.assertIn("sleep 2147483647", ps, "ps sees the pod's processes")
+            self.assertNotIn("sleep 7777", ps, "the background child died with its container")
+        finally:
+            harness.client.StopContainer(pb.StopContainerRequest(container_id=orphaner, timeout=0))
+            harness.client.RemoveContainer(pb.RemoveContainerRequest(container_id=orphaner))
+            del pod.containers["orphaner"]
+
     def test_13_stop_and_remove_leave_nothing(self):
         pods = [self.web(), self.client_pod()]
         for pod in pods:

@@ -69,6 +69,17 @@ struct GuestNamespaceTests {
             #expect(joined["self"] != "1")
             #expect(joined["host"] == "shared-host")
 
+            // A container ends with its init, as with runc: a background child left in the pod's PID
+            // namespace is killed, so the output ends (it held stdout) and nothing of it keeps running.
+            let orphaner = try await GuestContainerTests.run(
+                guest, shared: shared, id: "orphaner", args: [],
+                spec: BusyboxRootfs.spec(id: "orphaner", args: ["sh", "-c", "sleep 7777 & echo parent-done"],
+                                         namespaces: Self.namespaces(pid: sandboxPid, joining: ["uts", "ipc", "pid"]), hostname: ""))
+            #expect(orphaner.stdout == "parent-done\n" && orphaner.exitStatus == 0, "\(orphaner.stderr)")
+            // Every live process's command line (a zombie's is empty), NUL-separated words.
+            let left = try await Self.exec(agent, id: "sandbox", execID: "ps", args: ["sh", "-c", "cat /proc/[0-9]*/cmdline"])
+            #expect(left.contains("sleep\u{0}1000") && !left.contains("7777"), "\(left)")
+
             // Without paths: namespaces of its own, and its own hostname.
             let own = Self.values(try await GuestContainerTests.run(guest, shared: shared, id: "own", args: ["sh", "-c", Self.probe]).stdout)
             #expect(own["host"] == "own")

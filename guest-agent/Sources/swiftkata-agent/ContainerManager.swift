@@ -165,8 +165,22 @@ actor ContainerManager {
             throw ManagerError(code: .failedPrecondition, description: "starting container \(id): \(error)")
         }
         container.started = true
-        logger.info("container started", metadata: ["container": "\(id)", "pid": "\(container.initProcess.pid)"])
-        return container.initProcess.pid
+        let pid = container.initProcess.pid
+        logger.info("container started", metadata: ["container": "\(id)", "pid": "\(pid)"])
+        let reaper = reaper
+        Task { [weak self] in
+            _ = await reaper.wait(for: pid)
+            await self?.killRemaining(of: id, initPID: pid)
+        }
+        return pid
+    }
+
+    /// A container ends with its init, as with runc: what is left in its cgroup (background children,
+    /// execs) is killed. A container with its own PID namespace gets that from the kernel; one in the
+    /// pod's namespace would otherwise keep them running, and holding its output open.
+    private func killRemaining(of id: String, initPID: pid_t) {
+        guard let container = containers[id], container.initProcess.pid == initPID else { return }
+        try? container.cgroup.killAll()
     }
 
     /// Creates and starts an exec inside a started container.
