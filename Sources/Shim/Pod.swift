@@ -151,8 +151,7 @@ actor Pod {
         await exited(process, status: status, at: time)
     }
 
-    /// Destroys the VM and removes the pod's host state (after the last container, or on SIGTERM),
-    /// then waits for a warm-pool refill still booting.
+    /// Destroys the VM and removes the pod's host state (after the last container, or on SIGTERM).
     func shutdownVM() async {
         shuttingDown = true
         if let vm {
@@ -161,6 +160,11 @@ actor Pod {
         if let layout { removePodDirectory(layout) }
         vm = nil
         vmGone = true
+    }
+
+    /// Waits for a warm-pool refill still booting (the daemon's last step, after its socket is gone,
+    /// so a new shim for a reused id does not wait for the refill).
+    func finishPoolRefill() async {
         await poolRefill?.value
     }
 

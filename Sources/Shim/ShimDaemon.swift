@@ -73,6 +73,7 @@ enum ShimDaemon {
         await listener.close()
         // A `binary://` logging binary still finishing (its output has ended) must not outlive the shim.
         await BinaryLogger.stopAll(grace: .seconds(2))
+        await pod.finishPoolRefill()
         logger.info("shim daemon exiting")
         return 0
     }

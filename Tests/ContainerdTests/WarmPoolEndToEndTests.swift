@@ -71,7 +71,7 @@ extension ShimEndToEndTests {
         try #require(suspended.status == 0, "\(suspended.output)")
         // Same pool key (agent settings do not shape the VM), shorter wait for the claimed VM's agent.
         let impatient = "\(containerd.directory)/configuration-pool-impatient.toml"
-        let text = try String(contentsOfFile: poolConfig, encoding: .utf8) + "\n[agent]\ndial_timeout_ms = 5000\n"
+        let text = try String(contentsOfFile: poolConfig, encoding: .utf8) + "\n[agent]\ndial_timeout_ms = 6000\n"
         try text.write(toFile: impatient, atomically: true, encoding: .utf8)
         let run = containerd.runContainer("pool-frozen", ["sh", "-c", "ls /sys/class/net"], options: ["--runtime-config-path", impatient])
         #expect(run.status == 0, "\(run.output)")
