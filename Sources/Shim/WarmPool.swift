@@ -131,7 +131,7 @@ struct WarmPool: Sendable {
 
     /// Under the pool's lock: drains what is stale, then creates the `.booting-` directories of the
     /// VMs still missing (so concurrent refills do not overshoot) and returns their entry ids.
-    private func reserveEntries(logger: Logger) throws(ShimError) -> [String] {
+    func reserveEntries(logger: Logger) throws(ShimError) -> [String] {
         try makeDirectories(directory, mode: 0o711)
         let lock = open("\(root)/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lock >= 0 else { throw .internalError("opening \(root)/.lock: \(String(cString: strerror(errno)))") }

@@ -1,5 +1,6 @@
 import Foundation
 import Hypervisor
+import Logging
 @testable import Shim
 import SwiftKataConfig
 import Testing
@@ -72,5 +73,73 @@ import Testing
         try FileManager.default.removeItem(atPath: kernel)
         try Data("kernel, rebuilt".utf8).write(to: URL(fileURLWithPath: kernel))
         #expect(plan(configuration).poolKey != key)
+    }
+}
+
+/// The pool's bookkeeping on a real directory tree, with a VM helper that does nothing (`/bin/true`).
+@Suite struct WarmPoolDirectoryTests {
+    let state = NSTemporaryDirectory() + "swiftkata-pool-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+
+    func pool(size: Int) -> WarmPool {
+        var configuration = Configuration()
+        configuration.runtime.stateDirectory = state
+        configuration.pool.size = size
+        let plan = VMPlan(configuration: configuration, control: VMControl(helper: "/bin/true", uri: "qemu:///system"),
+                          image: .rootDisk(path: "\(state)/rootfs.img"), accelerator: .tcg, transport: .virtioSerial)
+        return WarmPool(plan: plan)
+    }
+
+    func makeEntry(_ path: String, identity: VMIdentity?) throws {
+        let layout = PodLayout(poolEntry: "x", directory: path)
+        try FileManager.default.createDirectory(atPath: layout.vmDirectory, withIntermediateDirectories: true)
+        try identity?.save(in: layout)
+    }
+
+    @Test func refillReservationsDrainWhatIsStale() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let pool = pool(size: 2)
+        let now = Int(time(nil))
+        // A refill that died while its VM booted (3 minutes ago), and one still booting now.
+        let dead = "\(pool.directory)/.booting-\(WarmPool.newEntryID(now: now - 180))"
+        let live = "\(pool.directory)/.booting-\(WarmPool.newEntryID(now: now))"
+        try makeEntry(dead, identity: VMIdentity(domainName: "swiftkata_pool-dead"))
+        try makeEntry(live, identity: nil)
+        // Another configuration's pool, unused for 20 minutes, and one used a minute ago.
+        let stale = "\(pool.root)/0123456789abcdef"
+        let recent = "\(pool.root)/fedcba9876543210"
+        try makeEntry("\(stale)/\(WarmPool.newEntryID(now: now - 1200))", identity: VMIdentity(domainName: "swiftkata_pool-stale"))
+        try makeEntry("\(recent)/\(WarmPool.newEntryID(now: now - 60))", identity: VMIdentity(domainName: "swiftkata_pool-recent"))
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -1200)], ofItemAtPath: stale)
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -60)], ofItemAtPath: recent)
+
+        let reserved = try pool.reserveEntries(logger: Logger(label: "test"))
+        #expect(reserved.count == 1, "size 2 with one VM still booting: one more")
+        #expect(!FileManager.default.fileExists(atPath: dead))
+        #expect(FileManager.default.fileExists(atPath: live))
+        #expect(reserved.allSatisfy { FileManager.default.fileExists(atPath: "\(pool.directory)/.booting-\($0)") })
+        #expect(!FileManager.default.fileExists(atPath: stale), "a pool unused for 10 minutes is drained")
+        #expect(FileManager.default.fileExists(atPath: recent))
+        // Reserved VMs count: another refill right now adds nothing.
+        #expect(try pool.reserveEntries(logger: Logger(label: "test")).isEmpty)
+    }
+
+    @Test func claimSkipsVMsThatNoLongerRunAndNeedsAFreePodDirectory() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let pool = pool(size: 1)
+        let pod = PodLayout(stateDirectory: state, namespace: "default", podID: "p")
+        #expect(pool.claim(into: pod, logger: Logger(label: "test")) == nil, "an empty pool")
+
+        // A published VM whose QEMU is gone (pid 0x7fffffff does not exist): discarded, not claimed.
+        let gone = "\(pool.directory)/\(WarmPool.newEntryID(now: Int(time(nil))))"
+        try makeEntry(gone, identity: VMIdentity(domainName: "swiftkata_pool-gone", qemuPID: Int32.max))
+        #expect(pool.claim(into: pod, logger: Logger(label: "test")) == nil)
+        #expect(!FileManager.default.fileExists(atPath: gone) && !FileManager.default.fileExists(atPath: pod.directory))
+
+        // A pod directory left by a shim that died: the pod boots its own VM, the pool keeps its VM.
+        let waiting = "\(pool.directory)/\(WarmPool.newEntryID(now: Int(time(nil))))"
+        try makeEntry(waiting, identity: VMIdentity(domainName: "swiftkata_pool-waiting", qemuPID: getpid()))
+        try FileManager.default.createDirectory(atPath: pod.directory, withIntermediateDirectories: true)
+        #expect(pool.claim(into: pod, logger: Logger(label: "test")) == nil)
+        #expect(FileManager.default.fileExists(atPath: waiting))
     }
 }
