@@ -110,15 +110,9 @@ final class PodVM: Sendable {
             throw .internalError("the pod VM \(identity.domainName) has no QEMU pid")
         }
         let events = QEMUProcess.events(pid: qemuPID)
-        let endpoint: AgentReadiness.Endpoint
-        if plan.transport == .vsock {
-            guard let cid = identity.vsockCID else {
-                destroy()
-                throw .internalError("the pod VM \(identity.domainName) has no vsock context id")
-            }
-            endpoint = .vsock(cid: cid)
-        } else {
-            endpoint = .unixSocket(layout.agentSocket)
+        guard let endpoint = plan.agentEndpoint(of: identity, in: layout) else {
+            destroy()
+            throw .internalError("the pod VM \(identity.domainName) has no vsock context id")
         }
         let domainCreated = ContinuousClock.now
         let connected = await AgentReadiness.connect(endpoint, deadline: deadline, isAlive: { kill(qemuPID, 0) == 0 })

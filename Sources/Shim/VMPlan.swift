@@ -92,6 +92,13 @@ struct VMPlan: Sendable {
         return identity
     }
 
+    /// Where the agent of the VM `identity` answers: its vsock context id, or the virtio-serial socket
+    /// in `layout`'s VM directory; nil for a vsock VM without a context id.
+    func agentEndpoint(of identity: VMIdentity, in layout: PodLayout) -> AgentReadiness.Endpoint? {
+        guard transport == .vsock else { return .unixSocket(layout.agentSocket) }
+        return identity.vsockCID.map { .vsock(cid: $0) }
+    }
+
     /// The warm pool this plan's VMs go to: keyed by the domain XML a VM of this plan gets (with
     /// placeholder names) and by the kernel and image files themselves, so a pod only ever claims a
     /// VM it would have booted.

@@ -111,13 +111,7 @@ struct WarmPool: Sendable {
 
     /// Waits for the booting VM's agent to answer Health once, then hangs up; nil on success.
     private func awaitAgent(of identity: VMIdentity, layout: PodLayout, since started: ContinuousClock.Instant) async -> String? {
-        let endpoint: AgentReadiness.Endpoint
-        if plan.transport == .vsock {
-            guard let cid = identity.vsockCID else { return "no vsock context id" }
-            endpoint = .vsock(cid: cid)
-        } else {
-            endpoint = .unixSocket(layout.agentSocket)
-        }
+        guard let endpoint = plan.agentEndpoint(of: identity, in: layout) else { return "no vsock context id" }
         let pid = identity.qemuPID ?? 0
         let deadline = started + .milliseconds(plan.configuration.agent.dialTimeoutMilliseconds)
         switch await AgentReadiness.connect(endpoint, deadline: deadline, isAlive: { pid > 0 && kill(pid, 0) == 0 }) {
