@@ -141,14 +141,20 @@ actor Pod {
         }
     }
 
-    /// The guest reported the exit. The exit is published once the process's output has reached
-    /// containerd's FIFOs (2 s at most: a background child may hold the output open): `ctr` stops
-    /// reading them once it sees the exit (containerd 1.6 closes them in Delete), so output the copy
-    /// had not pulled from the guest yet would be lost.
+    /// The guest reported the exit; it is published once the process's output reached containerd.
     private func exited(containerID: String, execID: String, status: UInt32, at time: Google_Protobuf_Timestamp) async {
         guard let process = containers[containerID]?.process(execID) else { return }
-        if let copied = process.outputCopied { _ = await awaitCompletion(of: copied, atMost: .seconds(2)) }
+        await awaitOutputCopied(process)
         await exited(process, status: status, at: time)
+    }
+
+    /// Waits until the process's output has been copied to containerd's FIFOs, 2 s at most (a
+    /// background child may hold the output open), as runc's shim waits in Delete. `ctr` stops
+    /// reading once it sees the exit (containerd 1.6 closes the FIFOs in Delete), and removing the
+    /// process in the guest drops its pipes: output a copy that fell behind on a loaded host had not
+    /// pulled yet would be lost either way.
+    func awaitOutputCopied(_ process: ProcessState) async {
+        if let copied = process.outputCopied { _ = await awaitCompletion(of: copied, atMost: .seconds(2)) }
     }
 
     /// Destroys the VM and removes the pod's host state (after the last container, or on SIGTERM).

@@ -244,10 +244,7 @@ extension Pod {
         response.pid = taskPID
         response.exitStatus = process.exitStatus
         response.exitedAt = process.exitedAt ?? .currentTime()
-        // As runc's shim does, the output copy gets its time (2 s at most) to reach containerd first:
-        // removing the process in the guest drops its pipes, so a copy that fell behind on a loaded
-        // host would lose the output's last lines.
-        if let copied = process.outputCopied { _ = await awaitCompletion(of: copied, atMost: .seconds(2)) }
+        await awaitOutputCopied(process)
         if !execID.isEmpty {
             process.copier?.stopLogger()
             container.execs[execID] = nil
