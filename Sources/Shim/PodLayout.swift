@@ -57,15 +57,26 @@ struct ContainerRecord: Sendable, Equatable, Codable {
     static let fileName = "swiftkata.json"
 
     func save(bundle: String) throws(ShimError) {
-        let bytes: [UInt8]
-        do { bytes = Array(try JSONEncoder().encode(self)) } catch { throw .internalError("encoding \(Self.fileName): \(error)") }
-        try writeFileAtomically("\(bundle)/\(Self.fileName)", bytes, mode: 0o600)
+        try saveStateFile(self, to: "\(bundle)/\(Self.fileName)")
     }
 
     static func load(bundle: String) -> ContainerRecord? {
-        guard let bytes = readFile("\(bundle)/\(fileName)", limit: 1 << 20) else { return nil }
-        return try? JSONDecoder().decode(ContainerRecord.self, from: Data(bytes))
+        loadStateFile(ContainerRecord.self, from: "\(bundle)/\(fileName)", limit: 1 << 20)
     }
+}
+
+/// Writes host state the shim keeps as JSON (a container's record, a VM's identity) atomically,
+/// readable by root only.
+func saveStateFile<T: Encodable>(_ value: T, to path: String) throws(ShimError) {
+    let bytes: [UInt8]
+    do { bytes = Array(try JSONEncoder().encode(value)) } catch { throw .internalError("encoding \(path): \(error)") }
+    try writeFileAtomically(path, bytes, mode: 0o600)
+}
+
+/// Reads a state file back: nil when it is missing, larger than `limit`, or not what `type` decodes.
+func loadStateFile<T: Decodable>(_ type: T.Type, from path: String, limit: Int) -> T? {
+    guard let bytes = readFile(path, limit: limit) else { return nil }
+    return try? JSONDecoder().decode(type, from: Data(bytes))
 }
 
 /// Container ids become path components and domain names: containerd's identifier rules.

@@ -1,7 +1,3 @@
-import FoundationEssentials
-import Glibc
-import Hypervisor
-
 /// Which libvirt domain and tap device serve a VM directory, kept as `vm/identity.json` beside the
 /// domain XML. A pod's own VM has names derived from the pod; a warm-pool VM keeps the names it was
 /// booted with after a pod claims it (libvirt cannot rename a running domain), so `delete` reads them
@@ -24,16 +20,13 @@ struct VMIdentity: Sendable, Equatable, Codable {
     static func path(in layout: PodLayout) -> String { "\(layout.vmDirectory)/\(fileName)" }
 
     func save(in layout: PodLayout) throws(ShimError) {
-        let bytes: [UInt8]
-        do { bytes = Array(try JSONEncoder().encode(self)) } catch { throw .internalError("encoding \(Self.fileName): \(error)") }
-        try writeFileAtomically(Self.path(in: layout), bytes, mode: 0o600)
+        try saveStateFile(self, to: Self.path(in: layout))
     }
 
     /// The identity in `layout`'s VM directory; nil when it is missing or not valid (names must look
     /// like what swiftkata creates, so a damaged file cannot make `delete` destroy another domain).
     static func load(in layout: PodLayout) -> VMIdentity? {
-        guard let bytes = readFile(path(in: layout), limit: 64 << 10),
-              let identity = try? JSONDecoder().decode(VMIdentity.self, from: Data(bytes)),
+        guard let identity = loadStateFile(VMIdentity.self, from: path(in: layout), limit: 64 << 10),
               identity.domainName.hasPrefix("swiftkata"), identity.domainName.utf8.count <= 160,
               identity.tapName.map({ !$0.isEmpty && $0.utf8.count < 16 && !$0.contains("/") }) ?? true
         else { return nil }

@@ -69,13 +69,14 @@ struct VMPlan: Sendable {
         do { xml = try DomainXML.render(description(owner: owner, layout: layout, tap: tap)) } catch {
             throw .invalidArgument("VM description: \(error)")
         }
-        try writeFileAtomically("\(layout.vmDirectory)/domain.xml", Array(xml.utf8), mode: 0o600)
+        let xmlPath = "\(layout.vmDirectory)/domain.xml"
+        try writeFileAtomically(xmlPath, Array(xml.utf8), mode: 0o600)
         let removeTap = { if let tap { _ = PodNetwork.remove(tapName: tap.device, namespacePath: nil, interface: nil) } }
         // The helper replaces a domain of the same name left by a shim that died.
         let started: VMControl.Started
         do {
             if let tap { try PodNetwork.createTap(named: tap.device) }
-            started = try control.create(name: name, xmlPath: "\(layout.vmDirectory)/domain.xml")
+            started = try control.create(name: name, xmlPath: xmlPath)
         } catch {
             removeTap()
             if let error = error as? ShimError { throw error }
