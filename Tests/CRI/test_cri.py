@@ -95,6 +95,13 @@ class Pod:
         self.containers[name] = container_id
         return container_id
 
+    def remove_container(self, name):
+        """Stops one of this pod's containers at once (no grace period) and removes it."""
+        container_id = self.containers[name]
+        harness.client.StopContainer(pb.StopContainerRequest(container_id=container_id, timeout=0))
+        harness.client.RemoveContainer(pb.RemoveContainerRequest(container_id=container_id))
+        del self.containers[name]
+
 
 def container_status(container_id):
     return harness.client.ContainerStatus(pb.ContainerStatusRequest(container_id=container_id)).status
@@ -370,9 +377,7 @@ class CRIEndToEnd(unittest.TestCase):
                 read = exec_sync(escaper, ["cat", f"{landed}/escape-probe.txt"])
                 self.assertEqual((read.exit_code, read.stdout), (0, b"probe\n"), f"{landed}: {read.stderr}")
         finally:
-            harness.client.StopContainer(pb.StopContainerRequest(container_id=escaper, timeout=0))
-            harness.client.RemoveContainer(pb.RemoveContainerRequest(container_id=escaper))
-            del pod.containers["escaper"]
+            pod.remove_container("escaper")
 
     def test_12c_attach_to_a_running_container(self):
         # kubectl attach: the container's own stdin and stdout, through containerd's streaming server.
@@ -385,9 +390,7 @@ class CRIEndToEnd(unittest.TestCase):
             exited = wait_for(lambda: (s := container_status(attached)).state == pb.CONTAINER_EXITED and s, 30, "attached EXITED")
             self.assertEqual(exited.exit_code, 0)
         finally:
-            harness.client.StopContainer(pb.StopContainerRequest(container_id=attached, timeout=0))
-            harness.client.RemoveContainer(pb.RemoveContainerRequest(container_id=attached))
-            del pod.containers["attached"]
+            pod.remove_container("attached")
 
     def test_12d_background_children_end_with_their_container(self):
         # In the pod's shared PID namespace a container's background child must not outlive it (runc
@@ -401,9 +404,7 @@ class CRIEndToEnd(unittest.TestCase):
             self.assertIn("sleep 2147483647", ps, "ps sees the pod's processes")
             self.assertNotIn("sleep 7777", ps, "the background child died with its container")
         finally:
-            harness.client.StopContainer(pb.StopContainerRequest(container_id=orphaner, timeout=0))
-            harness.client.RemoveContainer(pb.RemoveContainerRequest(container_id=orphaner))
-            del pod.containers["orphaner"]
+            pod.remove_container("orphaner")
 
     def test_13_stop_and_remove_leave_nothing(self):
         pods = [self.web(), self.client_pod()]

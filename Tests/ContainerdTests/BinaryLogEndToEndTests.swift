@@ -36,12 +36,7 @@ extension ShimEndToEndTests {
 
     /// Waits (bounded) until `body` holds.
     private func eventually(timeout: TimeInterval = 15, _ body: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while !body() {
-            guard Date() < deadline else { return false }
-            usleep(50_000)
-        }
-        return true
+        pollUntil(timeout: timeout, every: 0.05, body)
     }
 
     /// Logging binaries still there, zombies included: processes named after the script.

@@ -68,12 +68,10 @@ extension ShimEndToEndTests {
         let result = containerd.runContainer("oom", ["sh", "-c", "a=0123456789abcdef; while :; do a=$a$a; done"],
                                              options: ["--memory-limit", "\(32 << 20)"])
         #expect(result.status == 137, "\(result.output)")
-        let deadline = Date().addingTimeInterval(10)
         var seen = ""
-        while Date() < deadline {
+        _ = pollUntil(timeout: 10, every: 0.05) {
             seen = String(decoding: collected.withLock { $0 }, as: UTF8.self)
-            if seen.contains("/tasks/oom") { break }
-            usleep(50_000)
+            return seen.contains("/tasks/oom")
         }
         output.fileHandleForReading.readabilityHandler = nil
         let oomLines = seen.split(separator: "\n").filter { $0.contains("/tasks/oom") }

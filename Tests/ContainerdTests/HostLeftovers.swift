@@ -29,11 +29,10 @@ enum HostLeftovers {
 
     /// Waits (bounded) until nothing is left; returns what is still there.
     static func awaitClean(namespace: String, timeout: TimeInterval = 10) -> [String] {
-        let deadline = Date().addingTimeInterval(timeout)
-        var left = find(namespace: namespace)
-        while !left.isEmpty && Date() < deadline {
-            usleep(100_000)
+        var left: [String] = []
+        _ = pollUntil(timeout: timeout) {
             left = find(namespace: namespace)
+            return left.isEmpty
         }
         return left
     }

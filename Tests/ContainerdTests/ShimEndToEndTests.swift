@@ -162,13 +162,8 @@ struct ShimEndToEndTests {
 
     /// Polls `ctr task ls` (bounded) for the task's line matching `condition`.
     private func awaitTaskLine(_ id: String, timeout: TimeInterval = 10, _ condition: (String) -> Bool) -> String? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if let line = containerd.ctr(["task", "ls"]).output.split(separator: "\n").map(String.init).first(where: { $0.hasPrefix(id + " ") && condition($0) }) {
-                return line
-            }
-            usleep(50_000)
+        poll(timeout: timeout, every: 0.05) {
+            containerd.ctr(["task", "ls"]).output.split(separator: "\n").map(String.init).first { $0.hasPrefix(id + " ") && condition($0) }
         }
-        return nil
     }
 }

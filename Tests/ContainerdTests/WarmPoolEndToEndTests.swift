@@ -89,20 +89,15 @@ extension ShimEndToEndTests {
 
     /// Waits (bounded) for a VM the pool published (`<state_dir>/pool/<key>/<entry>` with its identity).
     func awaitReadyEntry(excluding domain: String? = nil, timeout: TimeInterval = 60) -> WarmPoolState.Entry? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if let entry = WarmPoolState.entries().first(where: { $0.ready && $0.domain != domain }) { return entry }
-            usleep(100_000)
-        }
-        return nil
+        poll(timeout: timeout) { WarmPoolState.entries().first { $0.ready && $0.domain != domain } }
     }
 
     /// The operator's command empties the pool; nothing of it may stay.
     func drainPool(_ poolConfig: String) {
         // A refill may still be booting in a shim that is exiting: wait for the shims to go first.
-        let deadline = Date().addingTimeInterval(30)
-        while HostLeftovers.processes().contains(where: { $0.1.contains("containerd-shim-swiftkata-v2") && $0.1.contains(containerd.namespace) }),
-              Date() < deadline { usleep(100_000) }
+        _ = pollUntil(timeout: 30) {
+            !HostLeftovers.processes().contains { $0.1.contains("containerd-shim-swiftkata-v2") && $0.1.contains(containerd.namespace) }
+        }
         let shim = "\(PrivateContainerd.productsDirectory)/containerd-shim-swiftkata-v2"
         let drained = PrivateContainerd.run("/usr/bin/env", ["SWIFTKATA_CONFIG=\(poolConfig)", shim, "drain-pool"])
         #expect(drained.status == 0, "\(drained.output)")
@@ -147,12 +142,7 @@ enum WarmPoolState {
 
     /// Waits (bounded) until the entry's domain and tap are gone (a pod's VM goes after Shutdown's reply).
     static func awaitGone(_ entry: Entry, timeout: TimeInterval = 15) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while domainRuns(entry.domain) || linkExists(entry.tap) {
-            guard Date() < deadline else { return false }
-            usleep(100_000)
-        }
-        return true
+        pollUntil(timeout: timeout) { !domainRuns(entry.domain) && !linkExists(entry.tap) }
     }
 
     /// Pool domains, their QEMU processes and taps that are still there.
