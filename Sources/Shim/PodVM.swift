@@ -41,7 +41,8 @@ final class PodVM: Sendable {
         let started = ContinuousClock.now
         let plan = try await VMPlan.resolve(configuration, logger: logger)
         let dialTimeout = Duration.milliseconds(configuration.agent.dialTimeoutMilliseconds)
-        if let claimed = WarmPool(plan: plan).claim(into: layout, logger: logger) {
+        // Only with a pool: its key renders the domain XML and stats the guest's files.
+        if configuration.pool.size > 0, let claimed = WarmPool(plan: plan).claim(into: layout, logger: logger) {
             let network: PodNetwork?
             do { network = try inspectNetwork(setup, tapName: claimed.tapName ?? PodNetwork.tapName(for: layout), logger: logger) } catch {
                 WarmPool.discard(layout, fallbackControl: plan.control, logger: logger)
