@@ -38,8 +38,12 @@ func awaitCompletion(of task: Task<Void, Never>, atMost limit: Duration) async -
     return await withCheckedContinuation { continuation in
         outcome.withLock { $0 = continuation }
         let finish = { @Sendable (finished: Bool) in outcome.withLock { $0.take() }?.resume(returning: finished) }
-        Task { await task.value; finish(true) }
-        Task { try? await Task.sleep(for: limit); finish(false) }
+        let timer = Task { try? await Task.sleep(for: limit); finish(false) }
+        Task {
+            await task.value
+            finish(true)
+            timer.cancel()  // no sleeper left behind for every exit
+        }
     }
 }
 
