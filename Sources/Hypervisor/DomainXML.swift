@@ -2,10 +2,13 @@
 public enum DomainXML {
     /// Namespace of swiftkata's `<metadata>` element.
     public static let metadataNamespace = "https://swiftkata.dev/xmlns/pod/1"
+    /// libvirt's namespace for QEMU-specific domain settings.
+    static let qemuNamespace = "http://libvirt.org/schemas/domain/qemu/1.0"
 
     public static func render(_ vm: VMDescription) throws(VMDescriptionError) -> String {
         try validate(vm)
-        var xml = "<domain type='\(vm.accelerator == .kvm ? "kvm" : "qemu")'>\n"
+        var xml = "<domain type='\(vm.accelerator == .kvm ? "kvm" : "qemu")'"
+        xml += vm.cpuReadback == .cpuidWords ? " xmlns:qemu='\(qemuNamespace)'>\n" : ">\n"
         xml += "  <name>\(escape(VMDescription.domainName(for: vm.owner)))</name>\n"
         xml += "  <metadata>\n"
         xml += "    <swiftkata:pod xmlns:swiftkata='\(metadataNamespace)'>\n"
@@ -87,6 +90,10 @@ public enum DomainXML {
         xml += "    <rng model='virtio'>\n      <backend model='random'>/dev/urandom</backend>\n    </rng>\n"
         xml += vm.freePageReporting ? "    <memballoon model='virtio' freePageReporting='on'/>\n" : "    <memballoon model='none'/>\n"
         xml += "  </devices>\n"
+        if vm.cpuReadback == .cpuidWords {
+            // Without this capability libvirt reads the CPU as CPUID words instead of one property per call.
+            xml += "  <qemu:capabilities>\n    <qemu:del capability='cpu-unavailable-features'/>\n  </qemu:capabilities>\n"
+        }
         xml += "</domain>\n"
         return xml
     }

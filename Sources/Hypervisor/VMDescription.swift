@@ -32,6 +32,17 @@ public struct VMDescription: Sendable, Equatable {
         }
     }
 
+    /// How libvirt reads back the started guest's CPU (it does so at every start on x86).
+    public enum CPUReadback: String, Sendable, Equatable, CaseIterable {
+        /// The CPUID words in two monitor calls. libvirt gets there by dropping the
+        /// `cpu-unavailable-features` capability for this domain, and logs it as tainted
+        /// (`custom-hypervisor-feature`).
+        case cpuidWords = "cpuid-words"
+        /// libvirt's own way with current QEMU: one monitor call per CPU property, about 400, which
+        /// costs about 200 ms per start under TCG.
+        case perFeature = "per-feature"
+    }
+
     /// What `virsh list` and cleanup use to recognise a swiftkata domain.
     public struct Owner: Sendable, Equatable {
         public var podID: String
@@ -73,6 +84,7 @@ public struct VMDescription: Sendable, Equatable {
     public var freePageReporting = true
     /// TCG only: the size of QEMU's translated-code cache (nil: QEMU's default, up to 1 GiB).
     public var translationCacheMiB: Int?
+    public var cpuReadback = CPUReadback.cpuidWords
 
     public init(
         owner: Owner, accelerator: Accelerator, kernel: String, image: GuestImage, kernelCommandLine: String,

@@ -49,6 +49,7 @@ struct VMPlan: Sendable {
         vm.emulator = hypervisor.emulator
         vm.freePageReporting = hypervisor.freePageReporting
         vm.translationCacheMiB = hypervisor.tcgTranslationCacheMiB > 0 ? hypervisor.tcgTranslationCacheMiB : nil
+        vm.cpuReadback = hypervisor.libvirtCPUReadback
         vm.sharedFilesystem = hypervisor.sharedFilesystem == .virtioFS
             ? .virtioFS(hostPath: layout.sharedDirectory, tag: PodVM.sharedTag, virtiofsd: hypervisor.virtiofsd)
             : .ninep(hostPath: layout.sharedDirectory, tag: PodVM.sharedTag)

@@ -22,6 +22,8 @@ public struct Configuration: Sendable, Equatable {
         public var freePageReporting = true
         /// TCG only: QEMU's translated-code cache in MiB; 0 = QEMU's default (grows up to 1 GiB).
         public var tcgTranslationCacheMiB = 32
+        /// How libvirt reads back each started guest's CPU (see `VMDescription.CPUReadback`).
+        public var libvirtCPUReadback = VMDescription.CPUReadback.cpuidWords
 
         /// What the guest kernel always gets: serial console, fast TCG boot, seeded RNG, and a halt
         /// (not a reboot) on panic so a crashed guest ends its domain.

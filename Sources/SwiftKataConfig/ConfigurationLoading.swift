@@ -35,7 +35,7 @@ extension Configuration {
         try reader.rejectUnknownKeys(in: "", known: [])
 
         let hypervisorKeys = ["libvirt_uri", "accelerator", "machine", "vcpus", "memory_mib", "kernel", "image", "kernel_params", "shared_fs", "virtiofsd", "emulator",
-                              "free_page_reporting", "tcg_translation_cache_mib"]
+                              "free_page_reporting", "tcg_translation_cache_mib", "libvirt_cpu_readback"]
         try reader.rejectUnknownKeys(in: "hypervisor", known: hypervisorKeys)
         var hypervisor = configuration.hypervisor
         try reader.string("hypervisor", "libvirt_uri", into: &hypervisor.libvirtURI)
@@ -51,6 +51,7 @@ extension Configuration {
         try reader.absolutePath("hypervisor", "emulator", into: &hypervisor.emulator)
         try reader.boolean("hypervisor", "free_page_reporting", into: &hypervisor.freePageReporting)
         try reader.integer("hypervisor", "tcg_translation_cache_mib", into: &hypervisor.tcgTranslationCacheMiB, range: 0...4096)
+        try reader.choice("hypervisor", "libvirt_cpu_readback", into: &hypervisor.libvirtCPUReadback)
         configuration.hypervisor = hypervisor
 
         try reader.rejectUnknownKeys(in: "agent", known: ["transport", "dial_timeout_ms", "call_timeout_ms"])

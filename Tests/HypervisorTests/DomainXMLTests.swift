@@ -29,6 +29,7 @@ struct DomainXMLTests {
         kvmPlain.machine = "q35"
         kvmPlain.freePageReporting = false
         kvmPlain.translationCacheMiB = 32  // ignored: KVM has no translation cache
+        kvmPlain.cpuReadback = .perFeature
         kvmPlain.image = .initrd(path: "/usr/share/swiftkata/swiftkata-initrd.img")
         return [("tcg-9p-serial", tcg9p), ("tcg-virtiofs-vsock-tap", tcgVirtiofsNet), ("kvm-q35-vsock", kvmPlain)]
     }()

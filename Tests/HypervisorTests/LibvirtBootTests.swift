@@ -49,6 +49,9 @@ struct LibvirtBootTests {
         print("libvirt create -> agent ready: \(ContinuousClock.now - created)")
         #expect(health.kernelRelease.hasSuffix("-swiftkata"))
         #expect(try libvirt.swiftkataDomains().contains(name))
+        // libvirt took the CPUID-word readback (it says so by tainting the domain in its log).
+        let domainLog = (try? String(contentsOfFile: "/var/log/libvirt/qemu/\(name).log", encoding: .utf8)) ?? ""
+        #expect(domainLog.contains("is tainted: custom-hypervisor-feature"), "\(domainLog.suffix(2000))")
 
         // A QEMU killed with SIGKILL is reported by a lifecycle event within a second.
         let events = libvirt.events(for: name)

@@ -27,6 +27,9 @@ import Testing
             shared_fs = "9p"
             virtiofsd = "/opt/virtiofsd"
             emulator = "/opt/qemu"
+            free_page_reporting = false
+            tcg_translation_cache_mib = 64
+            libvirt_cpu_readback = "per-feature"
 
             [agent]
             transport = "virtio-serial"
@@ -53,6 +56,10 @@ import Testing
         #expect(configuration.hypervisor.sharedFilesystem == .ninep)
         #expect(configuration.hypervisor.virtiofsd == "/opt/virtiofsd")
         #expect(configuration.hypervisor.emulator == "/opt/qemu")
+        #expect(!configuration.hypervisor.freePageReporting)
+        #expect(configuration.hypervisor.tcgTranslationCacheMiB == 64)
+        #expect(configuration.hypervisor.libvirtCPUReadback == .perFeature)
+        #expect(Configuration().hypervisor.libvirtCPUReadback == .cpuidWords)
         #expect(configuration.agent.transport == .virtioSerial)
         #expect(configuration.agent.dialTimeoutMilliseconds == 5000)
         #expect(configuration.agent.callTimeoutMilliseconds == 7000)
@@ -68,6 +75,7 @@ import Testing
         ("[hypervisors]\n", "c.toml:1: unknown table [hypervisors]"),
         ("debug = true\n", "c.toml:1: debug: unknown key"),
         ("[hypervisor]\naccelerator = \"fast\"\n", "c.toml:2: hypervisor.accelerator: \"fast\" is not one of \"auto\", \"kvm\", \"tcg\""),
+        ("[hypervisor]\nlibvirt_cpu_readback = \"fast\"\n", "c.toml:2: hypervisor.libvirt_cpu_readback: \"fast\" is not one of \"cpuid-words\", \"per-feature\""),
         ("[hypervisor]\nvcpus = \"2\"\n", "c.toml:2: hypervisor.vcpus: expected an integer, found string"),
         ("[hypervisor]\nvcpus = 0\n", "c.toml:2: hypervisor.vcpus: 0 is out of range 1...64"),
         ("[hypervisor]\nkernel = \"vmlinux\"\n", "c.toml:2: hypervisor.kernel: \"vmlinux\" must be an absolute path"),
