@@ -79,6 +79,8 @@ actor ContainerManager {
     func create(id: String, spec specBytes: [UInt8], terminal: Bool, stdin: Bool) async throws -> pid_t {
         try Self.validateID(id)
         guard containers[id] == nil else { throw ManagerError(code: .alreadyExists, description: "container \(id): already exists") }
+        let clock = ContinuousClock()
+        let started = clock.now
         let spec: OCISpec
         var plan: SpawnPlan
         let seccompFilter: [UInt8]?
@@ -90,6 +92,7 @@ actor ContainerManager {
             throw ManagerError(code: .invalid, description: error.description)
         }
         plan.terminal = terminal
+        let planned = clock.now
         let namespaces = try openJoinedNamespaces(plan.joinNamespaces)
         defer { for namespace in namespaces { close(namespace.fd) } }
         let cgroup = try Cgroup.create(for: id)
@@ -100,6 +103,7 @@ actor ContainerManager {
             defer { close(cgroupFD) }
             let created: Spawner.Created
             let io: ProcessIO
+            let spawning = clock.now
             do {
                 let finalPlan = plan
                 created = try await Self.blocking { try Spawner.spawn(finalPlan, options: .init(stdio: ends, cgroupFD: cgroupFD, seccompFilter: seccompFilter, joinNamespaces: namespaces)) }
@@ -120,7 +124,11 @@ actor ContainerManager {
             }
             containers[id] = Container(id: id, cgroup: cgroup, initProcess: Process(pid: created.pid, io: io, created: created), seccompFilter: seccompFilter)
             oomWatcher.watch(containerID: id, cgroup: cgroup)
-            logger.info("container created", metadata: ["container": "\(id)", "pid": "\(created.pid)"])
+            let done = clock.now
+            logger.info("container created", metadata: [
+                "container": "\(id)", "pid": "\(created.pid)", "plan_ms": "\((planned - started).milliseconds)",
+                "cgroup_io_ms": "\((spawning - planned).milliseconds)", "spawn_ms": "\((done - spawning).milliseconds)",
+            ])
             return created.pid
         } catch {
             cgroup.remove()
@@ -298,4 +306,8 @@ actor ContainerManager {
         guard let container = containers[id] else { throw ManagerError(code: .notFound, description: "container \(id): not found") }
         return container
     }
+}
+
+private extension Duration {
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }
