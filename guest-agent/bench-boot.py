@@ -98,10 +98,15 @@ def boot_agent(kernel, image, workdir, accel):
     start = time.monotonic()
     p = subprocess.Popen(qemu_args(kernel, image, sock, accel), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        while not os.path.exists(sock):
+        # QEMU binds the socket before it listens: a connect in between is refused.
+        s = socket.socket(socket.AF_UNIX)
+        while True:
             if p.poll() is not None: raise RuntimeError("QEMU exited")
-            time.sleep(0.001)
-        s = socket.socket(socket.AF_UNIX); s.connect(sock); s.settimeout(60)
+            try:
+                s.connect(sock); break
+            except (FileNotFoundError, ConnectionRefusedError):
+                time.sleep(0.001)
+        s.settimeout(60)
         req = field(1, b"swiftkata.agent.v1.Agent") + field(2, b"Health")
         s.sendall(struct.pack(">IIBB", len(req), 1, 1, 0) + req)
         header = b""
