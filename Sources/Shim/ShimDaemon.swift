@@ -14,6 +14,9 @@ enum ShimDaemon {
     static func run(_ arguments: ShimArguments) async -> Int32 {
         signal(SIGPIPE, SIG_IGN)
         redirectStderrToLogFIFO()
+        // The listener's own path, unlinked at exit: containerd deletes the bundle (and the address
+        // file in it) once Shutdown is answered, so it cannot be looked up there by then.
+        let ownSocket = UnixSocket.boundPath(of: 3)
         // Runtime options only arrive with Create, so the daemon reads the configuration the same way
         // `delete` and `swiftkata-check` do: $SWIFTKATA_CONFIG or the default file.
         let environment = processEnvironment()
@@ -31,7 +34,7 @@ enum ShimDaemon {
         case .failure(let error):
             // Still serve: every Create then fails with this message, which containerd shows the user.
             logger.error("configuration is invalid", metadata: ["error": "\(error)"])
-            return await serveBroken(arguments, reason: error.description, logger: logger)
+            return await serveBroken(arguments, reason: error.description, ownSocket: ownSocket, logger: logger)
         }
 
         let eventsAddress = environment["TTRPC_ADDRESS"] ?? "\(arguments.address).ttrpc"
@@ -69,7 +72,7 @@ enum ShimDaemon {
         if ContinuousClock.now - started < .milliseconds(50) { try? await Task.sleep(for: .milliseconds(50)) }
         // The address goes before the connections: a new shim for a reused id waits for them to
         // close, then binds the same path, which this process must not unlink afterwards.
-        removeOwnSocket()
+        if let ownSocket { unlink(ownSocket) }
         await listener.close()
         // A `binary://` logging binary still finishing (its output has ended) must not outlive the shim.
         await BinaryLogger.stopAll(grace: .seconds(2))
@@ -79,7 +82,7 @@ enum ShimDaemon {
     }
 
     /// Serves a task API whose every call fails with `reason` (a bad configuration), until SIGTERM.
-    private static func serveBroken(_ arguments: ShimArguments, reason: String, logger: Logger) async -> Int32 {
+    private static func serveBroken(_ arguments: ShimArguments, reason: String, ownSocket: String?, logger: Logger) async -> Int32 {
         let exitSignal = ExitSignal()
         var service = TTRPCServiceDefinition(name: "containerd.task.v2.Task")
         for method in ["State", "Create", "Start", "Delete", "Kill", "Wait", "Connect", "Pids", "Stats"] {
@@ -92,7 +95,7 @@ enum ShimDaemon {
         guard let listener = try? await TTRPCServer(services: [service], logger: logger).listen(inheritedDescriptor: 3) else { return 1 }
         await exitSignal.wait()
         try? await Task.sleep(for: .milliseconds(50))
-        removeOwnSocket()
+        if let ownSocket { unlink(ownSocket) }
         await listener.close()
         return 1
     }
@@ -107,9 +110,6 @@ enum ShimDaemon {
         close(fd)
     }
 
-    private static func removeOwnSocket() {
-        if let address = ShimAddress.load(bundle: currentDirectory()) { unlink(address.socketPath) }
-    }
 }
 
 /// A one-shot "time to exit" signal that can be fired from any thread.

@@ -26,6 +26,21 @@ enum UnixSocket {
         return fd
     }
 
+    /// The path the unix socket `fd` is bound to; nil for another kind of socket or an unnamed one.
+    static func boundPath(of fd: CInt) -> String? {
+        var address = sockaddr_un()
+        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        let pathOffset = MemoryLayout<sa_family_t>.size
+        guard named == 0, address.sun_family == sa_family_t(AF_UNIX), Int(length) > pathOffset else { return nil }
+        let path = withUnsafeBytes(of: address.sun_path) { raw in
+            String(decoding: raw.prefix(Int(length) - pathOffset).prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return path.hasPrefix("/") ? path : nil
+    }
+
     /// Whether something accepts connections at `path`.
     static func isServing(path: String) -> Bool {
         guard let fd = connected(to: path) else { return false }

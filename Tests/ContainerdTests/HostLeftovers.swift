@@ -5,8 +5,10 @@ import Foundation
 enum HostLeftovers {
     static let podsDirectory = "/run/swiftkata/pods"
 
-    static func find(namespace: String) -> [String] {
+    /// `shimSockets`: the socket paths of shims that must be gone (`PrivateContainerd.shimSocket`).
+    static func find(namespace: String, shimSockets: [String] = []) -> [String] {
         var found: [String] = []
+        found += shimSockets.filter { FileManager.default.fileExists(atPath: $0) }.map { "shim socket \($0)" }
         let domainPrefix = "swiftkata-\(namespace)-"
         let domains = PrivateContainerd.run("/usr/bin/virsh", ["-c", "qemu:///system", "list", "--name"]).output
         found += domains.split(separator: "\n").filter { $0.hasPrefix(domainPrefix) }.map { "domain \($0)" }
@@ -28,10 +30,10 @@ enum HostLeftovers {
     }
 
     /// Waits (bounded) until nothing is left; returns what is still there.
-    static func awaitClean(namespace: String, timeout: TimeInterval = 10) -> [String] {
+    static func awaitClean(namespace: String, shimSockets: [String] = [], timeout: TimeInterval = 10) -> [String] {
         var left: [String] = []
         _ = pollUntil(timeout: timeout) {
-            left = find(namespace: namespace)
+            left = find(namespace: namespace, shimSockets: shimSockets)
             return left.isEmpty
         }
         return left

@@ -123,6 +123,13 @@ final class PrivateContainerd: Sendable {
         return Self.launchContainerd(directory: directory, socket: socket, configPath: configPath)
     }
 
+    /// Where the shim of container `id` listens: containerd's `/run/containerd/s/<sha256 of
+    /// "<containerd address>/<namespace>/<id>">` (a pod's later containers use the sandbox's).
+    func shimSocket(_ id: String) -> String {
+        let digest = Self.run("/bin/sh", ["-c", "printf %s \"$0\" | sha256sum", "\(socket)/\(namespace)/\(id)"]).output
+        return "/run/containerd/s/\(digest.prefix(64))"
+    }
+
     /// `ctr --address … -n swiftkata-test <arguments>`.
     @discardableResult
     func ctr(_ arguments: [String], stdin: String? = nil, timeout: TimeInterval = 120) -> (status: Int32, output: String) {
