@@ -60,9 +60,15 @@ public struct VMControl: Sendable {
         return Started(qemuPID: pid, vsockCID: fields["vsock_cid"].flatMap { UInt32($0) })
     }
 
-    /// Destroys the domain `name`; one that does not exist is not an error.
+    /// Destroys the domain `name` and removes libvirt's logs of it; a domain that does not exist is
+    /// not an error.
     public func destroy(name: String) throws(Failure) {
         _ = try run(["destroy", "--uri", uri, "--name", name])
+    }
+
+    /// The end of libvirt's QEMU log of domain `name` (QEMU's own messages), when there is one here.
+    public func logTail(name: String) -> String? {
+        DomainLogs.directory(uri: uri).flatMap { DomainLogs.tail(of: name, in: $0) }
     }
 
     private func run(_ arguments: [String]) throws(Failure) -> String {

@@ -97,7 +97,9 @@ actor Pod {
         guard !vmGone else { return }
         vmGone = true
         if !shuttingDown {
-            logger.error("pod VM stopped unexpectedly", metadata: ["reason": "\(reason)", "domain": "\(vm?.domainName ?? "")"])
+            // libvirt's log of the domain holds QEMU's own last words; it goes with the VM.
+            let qemuLog = vm.flatMap { $0.plan.control.logTail(name: $0.domainName) } ?? "(none)"
+            logger.error("pod VM stopped unexpectedly", metadata: ["reason": "\(reason)", "domain": "\(vm?.domainName ?? "")", "qemu_log": "\(qemuLog)"])
         }
         for container in containers.values {
             for process in [container.initProcess] + Array(container.execs.values) where process.status != .stopped {

@@ -8,7 +8,9 @@ import HypervisorLibvirt
 //   swiftkata-vm create --uri URI --name NAME --xml FILE
 //       destroys a stale domain of that name, creates the transient domain from FILE, prints
 //       `qemu_pid=N vsock_cid=M` (vsock_cid=none without a vsock device)
-//   swiftkata-vm destroy --uri URI --name NAME  destroys the domain; a missing one is success
+//   swiftkata-vm destroy --uri URI --name NAME
+//       destroys the domain (a missing one is success), then removes libvirt's log files of the
+//       domain (`DomainLogs`)
 //
 // Errors go to stderr as one line (libvirt's own message); the exit status is 1.
 
@@ -30,7 +32,7 @@ func option(_ name: String, in arguments: [String]) -> String? {
 }
 
 let arguments = Array(CommandLine.arguments.dropFirst())
-guard let command = arguments.first else { fail("usage: swiftkata-vm create --uri URI --xml FILE | destroy --uri URI --name NAME") }
+guard let command = arguments.first else { fail("usage: swiftkata-vm create --uri URI --name NAME --xml FILE | destroy --uri URI --name NAME") }
 let uri = option("--uri", in: arguments) ?? "qemu:///system"
 let libvirt: LibvirtConnection
 do { libvirt = try LibvirtConnection(uri: uri) } catch { fail("libvirt at \(uri) (is libvirtd running?): \(error.message)") }
@@ -53,6 +55,9 @@ case "create":
 case "destroy":
     guard let name = option("--name", in: arguments) else { fail("destroy: --name NAME is required") }
     do { try libvirt.destroyDomain(named: name) } catch { fail("destroying \(name): \(error.message)") }
+    if let directory = DomainLogs.directory(uri: uri) {
+        for failure in DomainLogs.remove(domain: name, in: directory) { FileHandle.standardError("removing a log of \(name): \(failure)") }
+    }
 default:
     fail("unknown command \(command): create or destroy")
 }

@@ -16,10 +16,26 @@ PODS_DIRECTORY = f"{SWIFTKATA_STATE}/pods"
 POOL_DIRECTORY = f"{SWIFTKATA_STATE}/pool"
 POOL_DOMAIN_PREFIX = "swiftkata_pool-"
 CRI_NAMESPACE = "k8s.io"
+LIBVIRT_LOGS = "/var/log/libvirt/qemu"
+SHIM_SOCKETS = "/run/containerd/s"
 
 
 def domain_name(pod_id, namespace=CRI_NAMESPACE):
     return f"swiftkata-{namespace}-{pod_id}"
+
+
+def shim_socket(containerd_address, pod_id, namespace=CRI_NAMESPACE):
+    """Where a pod's shim listens: containerd's socket directory, sha256("<address>/<namespace>/<pod id>")."""
+    return f"{SHIM_SOCKETS}/{hashlib.sha256(f'{containerd_address}/{namespace}/{pod_id}'.encode()).hexdigest()}"
+
+
+def libvirt_logs(domain_names):
+    """libvirt's per-domain logs (`<name>.log`, `<name>-fs<N>-virtiofsd.log`) of these domains and of
+    any warm-pool VM."""
+    entries = os.listdir(LIBVIRT_LOGS) if os.path.isdir(LIBVIRT_LOGS) else []
+    return [f"{LIBVIRT_LOGS}/{entry}" for entry in entries
+            if entry.startswith(POOL_DOMAIN_PREFIX)
+            or any(entry == f"{name}.log" or entry.startswith(f"{name}-fs") for name in domain_names)]
 
 
 def pod_directory(pod_id, namespace=CRI_NAMESPACE):
@@ -143,12 +159,13 @@ def leftovers(pod_ids, containerd_address, private_directory, netns_paths, bridg
     found = []
     pod_domains = pod_domains or {}
     if swiftkata:
+        names = {domain_name(pod_id) for pod_id in pod_ids} | set(pod_domains.values())
         domains = libvirt_domains()
         if domains is None:
             found.append("virsh -c qemu:///system list --all --name failed")
         else:
-            names = {domain_name(pod_id) for pod_id in pod_ids} | set(pod_domains.values())
             found += [f"libvirt domain {name}" for name in domains if name in names or name.startswith(POOL_DOMAIN_PREFIX)]
+        found += [f"libvirt log {path}" for path in libvirt_logs(names)]
         found += [f"warm-pool VM directory {path}" for path in pool_entries()]
         for pod_id in pod_ids:
             found += [f"qemu pid {pid} (pod {pod_id[:12]})" for pid in qemu_pids(pod_id, pod_domains.get(pod_id, domain_name(pod_id)))]
@@ -159,6 +176,7 @@ def leftovers(pod_ids, containerd_address, private_directory, netns_paths, bridg
             found += [f"virtiofsd pid {pid}" for pid, _, command_line in processes()
                       if "virtiofsd" in command_line and directory in command_line]
     found += [f"shim pid {pid}" for pid in shim_pids(containerd_address)]
+    found += [f"shim socket {path}" for path in (shim_socket(containerd_address, pod_id) for pod_id in pod_ids) if os.path.exists(path)]
     found += [f"mount {point}" for point in mounts_under(private_directory)]
     for path in netns_paths:
         if os.path.exists(path):

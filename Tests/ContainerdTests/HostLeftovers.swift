@@ -24,6 +24,9 @@ enum HostLeftovers {
         }
         let links = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []
         found += links.filter { $0.hasPrefix("sktap") }.map { "tap device \($0)" }
+        // libvirt's per-domain logs (QEMU's, virtiofsd's) go with the domain.
+        let libvirtLogs = (try? FileManager.default.contentsOfDirectory(atPath: "/var/log/libvirt/qemu")) ?? []
+        found += libvirtLogs.filter { $0.hasPrefix(domainPrefix) }.map { "libvirt log /var/log/libvirt/qemu/\($0)" }
         let pods = (try? FileManager.default.contentsOfDirectory(atPath: podsDirectory)) ?? []
         found += pods.map { "pod directory \(podsDirectory)/\($0)" }
         return found

@@ -40,8 +40,11 @@ struct LibvirtBootTests {
     @Test func bootReachAgentKillQEMUAndNothingIsLeft() async throws {
         let libvirt = try LibvirtConnection()
         let setup = try Self.setup(pod: "boot-\(getpid())")
-        defer { try? FileManager.default.removeItem(atPath: setup.directory) }
         let name = VMDescription.domainName(for: setup.vm.owner)
+        defer {
+            try? FileManager.default.removeItem(atPath: setup.directory)
+            DomainLogs.remove(domain: name, in: "/var/log/libvirt/qemu")
+        }
 
         let created = ContinuousClock.now
         _ = try libvirt.createTransientDomain(xml: try DomainXML.render(setup.vm))
@@ -83,7 +86,10 @@ struct LibvirtBootTests {
     @Test func destroyStopsTheDomainAndClearErrorsForBadInput() async throws {
         let libvirt = try LibvirtConnection()
         let setup = try Self.setup(pod: "destroy-\(getpid())")
-        defer { try? FileManager.default.removeItem(atPath: setup.directory) }
+        defer {
+            try? FileManager.default.removeItem(atPath: setup.directory)
+            DomainLogs.remove(domain: VMDescription.domainName(for: setup.vm.owner), in: "/var/log/libvirt/qemu")
+        }
         let name = try libvirt.createTransientDomain(xml: try DomainXML.render(setup.vm))
         let qemu = try #require(libvirt.qemuPID(ofDomain: name))
         try libvirt.destroyDomain(named: name)
