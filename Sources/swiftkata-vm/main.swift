@@ -45,9 +45,15 @@ case "create":
     let xml: String
     do { xml = String(decoding: try readWholeFile(path, limit: 1 << 20), as: UTF8.self) } catch { fail("create: \(path): \(error)") }
     try? libvirt.destroyDomain(named: name)  // a domain of the same pod left by a shim that died
-    do { _ = try libvirt.createTransientDomain(xml: xml) } catch { fail("starting the pod VM \(name): \(error.message)") }
+    // A domain that did not come up leaves no logs either: libvirt's message carries QEMU's.
+    let removeLogs = { if let directory = DomainLogs.directory(uri: uri) { DomainLogs.remove(domain: name, in: directory) } }
+    do { _ = try libvirt.createTransientDomain(xml: xml) } catch {
+        removeLogs()
+        fail("starting the pod VM \(name): \(error.message)")
+    }
     guard let pid = libvirt.qemuPID(ofDomain: name) else {
         try? libvirt.destroyDomain(named: name)
+        removeLogs()
         fail("the pod VM \(name) stopped right after it started")
     }
     let cid = (try? libvirt.vsockCID(ofDomain: name)).flatMap { $0 }.map(String.init) ?? "none"
