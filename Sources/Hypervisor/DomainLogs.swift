@@ -36,7 +36,7 @@ public enum DomainLogs {
             if name == "\(domain).log" { return true }
             guard name.hasPrefix("\(domain)-fs"), name.hasSuffix("-virtiofsd.log") else { return false }
             let index = name.dropFirst(domain.count + 3).dropLast("-virtiofsd.log".count)
-            return !index.isEmpty && index.allSatisfy(\.isASCII) && index.allSatisfy(\.isNumber)
+            return !index.isEmpty && index.allSatisfy { $0.isASCII && $0.isNumber }
         }
     }
 

@@ -109,7 +109,6 @@ enum ShimDaemon {
         dup2(fd, STDERR_FILENO)
         close(fd)
     }
-
 }
 
 /// A one-shot "time to exit" signal that can be fired from any thread.
