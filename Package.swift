@@ -22,8 +22,19 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
+        // Linux calls Swift's Glibc module does not expose (pipe2, ptys, pidfds, openat2), for host
+        // and guest alike.
+        .target(name: "CLinuxSys"),
+        // The one OS layer of host and guest: files by descriptor, bounded reads, atomic writes,
+        // tree removal that stays on its file system, mounts, process spawning; errors keep errno.
+        .target(
+            name: "SwiftKataOS",
+            dependencies: ["CLinuxSys", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
+        ),
         // ttrpc: containerd's RPC protocol, wire-compatible with github.com/containerd/ttrpc.
         .target(
             name: "TTRPC",
@@ -54,7 +65,7 @@ let package = Package(
         // What the guest agent applies: OCI spec model and its translation into spawn plans.
         .target(
             name: "AgentRuntime",
-            dependencies: ["CSeccomp", "CGuestSys"],
+            dependencies: ["CSeccomp", "CLinuxSys"],
             path: "guest-agent/Sources/AgentRuntime",
             swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
         ),
@@ -71,7 +82,7 @@ let package = Package(
             name: "CContainerSpawn",
             path: "guest-agent/Sources/CContainerSpawn"
         ),
-        // Linux calls Swift's Glibc module does not expose (pipe2, ptys, pidfd_open).
+        // The guest's own Linux calls: inotify, virtio-serial ports, switch_root, rtnetlink.
         .target(
             name: "CGuestSys",
             path: "guest-agent/Sources/CGuestSys"
@@ -80,7 +91,8 @@ let package = Package(
         .executableTarget(
             name: "swiftkata-agent",
             dependencies: [
-                "TTRPC", "AgentAPI", "AgentRuntime", "CContainerSpawn", "CGuestSys",
+                "TTRPC", "AgentAPI", "AgentRuntime", "CContainerSpawn", "CGuestSys", "CLinuxSys", "SwiftKataOS",
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -94,32 +106,33 @@ let package = Package(
         // Pod VMs through libvirt: VM description -> domain XML (the C API binding follows).
         .target(
             name: "Hypervisor",
-            dependencies: ["CGuestSys", "TTRPC", "AgentAPI"],
+            dependencies: ["SwiftKataOS", "CLinuxSys", "TTRPC", "AgentAPI"],
             path: "Sources/Hypervisor"
         ),
         // The libvirt C API binding, kept out of the shim daemon (libvirt.so and its libraries cost
         // ≈ 14 MiB of RSS per pod): the daemon drives domains through `swiftkata-vm`.
         .target(
             name: "HypervisorLibvirt",
-            dependencies: ["Hypervisor", "CLibvirt"]
+            dependencies: ["Hypervisor", "CLibvirt", "SwiftKataOS"]
         ),
         // Creates and destroys pod domains for the shim (one short-lived process per call).
         .executableTarget(
             name: "swiftkata-vm",
-            dependencies: ["HypervisorLibvirt", "Hypervisor"],
+            dependencies: ["HypervisorLibvirt", "Hypervisor", "SwiftKataOS"],
             swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
         ),
         // /etc/swiftkata/configuration.toml: every default in code, errors naming file, line and key.
         .target(
             name: "SwiftKataConfig",
-            dependencies: ["Hypervisor"],
+            dependencies: ["Hypervisor", "SwiftKataOS"],
             swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
         ),
         // The containerd shim: start/delete/daemon, the task service, pods, stdio, events.
         .target(
             name: "Shim",
             dependencies: [
-                "TTRPC", "ContainerdAPI", "AgentAPI", "Hypervisor", "SwiftKataConfig", "CGuestSys",
+                "TTRPC", "ContainerdAPI", "AgentAPI", "Hypervisor", "SwiftKataConfig", "SwiftKataOS", "CLinuxSys",
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -136,7 +149,7 @@ let package = Package(
         .target(
             name: "SwiftKataCheck",
             dependencies: [
-                "Hypervisor", "HypervisorLibvirt", "SwiftKataConfig", "TTRPC", "AgentAPI",
+                "Hypervisor", "HypervisorLibvirt", "SwiftKataConfig", "TTRPC", "AgentAPI", "SwiftKataOS",
             ]
         ),
         .executableTarget(
@@ -173,7 +186,7 @@ let package = Package(
         .executableTarget(
             name: "HypervisorBench",
             dependencies: [
-                "Hypervisor", "HypervisorLibvirt", "TTRPC", "AgentAPI",
+                "Hypervisor", "HypervisorLibvirt", "TTRPC", "AgentAPI", "SwiftKataOS",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Benchmarks/HypervisorBench"
@@ -204,16 +217,16 @@ let package = Package(
         ),
         .testTarget(
             name: "HypervisorTests",
-            dependencies: ["Hypervisor", "HypervisorLibvirt", "TTRPC", "AgentAPI"],
+            dependencies: ["Hypervisor", "HypervisorLibvirt", "TTRPC", "AgentAPI", "SwiftKataOS"],
             exclude: ["Golden"]
         ),
         .testTarget(
             name: "SwiftKataConfigTests",
-            dependencies: ["SwiftKataConfig", "Hypervisor"]
+            dependencies: ["SwiftKataConfig", "Hypervisor", "SwiftKataOS"]
         ),
         .testTarget(
             name: "SwiftKataCheckTests",
-            dependencies: ["SwiftKataCheck", "SwiftKataConfig"]
+            dependencies: ["SwiftKataCheck", "SwiftKataConfig", "SwiftKataOS"]
         ),
         .testTarget(
             name: "ContainerdTests",
@@ -222,7 +235,11 @@ let package = Package(
         ),
         .testTarget(
             name: "ShimTests",
-            dependencies: ["Shim", "ContainerdAPI", "TTRPC", "SwiftKataConfig", "AgentAPI"]
+            dependencies: ["Shim", "ContainerdAPI", "TTRPC", "SwiftKataConfig", "AgentAPI", "SwiftKataOS"]
+        ),
+        .testTarget(
+            name: "SwiftKataOSTests",
+            dependencies: ["SwiftKataOS", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "AgentRuntimeTests",
@@ -230,7 +247,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GuestTests",
-            dependencies: ["TTRPC", "AgentAPI", "Hypervisor", "TTRPCTestSupport"]
+            dependencies: ["TTRPC", "AgentAPI", "Hypervisor", "TTRPCTestSupport", "SwiftKataOS"]
         ),
         .testTarget(
             name: "InteropTests",

@@ -1,4 +1,5 @@
 import Glibc
+import SwiftKataOS
 
 /// Chooses KVM or TCG. `auto` uses KVM only after a boot probe showed that a Linux guest really runs
 /// under it: on some hosts /dev/kvm opens and KVM_CREATE_VM works, yet the guest hangs (nested KVM).
@@ -64,8 +65,9 @@ public struct AcceleratorProbe: Sendable {
                 reason: ok ? "KVM boot probe passed (\(detail))" : "KVM is present but a guest did not boot under it (\(detail)): using TCG (slow)",
                 bootID: bootID, kernelKey: kernelKey)
         }
-        makeDirectories(cacheDirectory)
-        writeText(cacheFile, result.cacheLine)
+        // A cache that cannot be written only costs the next start another probe.
+        try? makeDirectories(cacheDirectory, mode: 0o700)
+        try? writeFileAtomically(cacheFile, Array(result.cacheLine.utf8), mode: 0o644)
         return result
     }
 
@@ -89,28 +91,5 @@ extension KVMProbeResult {
         let parts = cacheLine.split(separator: "|", maxSplits: 1)
         guard parts.count == 2, parts[0] == "0" || parts[0] == "1" else { return nil }
         self.init(usable: parts[0] == "1", reason: String(parts[1]).filter { $0 != "\n" }, bootID: bootID, kernelKey: kernelKey)
-    }
-}
-
-/// The first 4 KiB of a small text file (/proc, /sys, pid files, the probe cache).
-func readText(_ path: String) -> String? {
-    readFilePrefix(path, limit: 4096).map { String(decoding: $0, as: UTF8.self) }
-}
-
-func writeText(_ path: String, _ text: String) {
-    let temporary = "\(path).tmp.\(getpid())"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { return }
-    let bytes = Array(text.utf8)
-    let written = write(fd, bytes, bytes.count)
-    close(fd)
-    if written == bytes.count { rename(temporary, path) } else { unlink(temporary) }
-}
-
-func makeDirectories(_ path: String) {
-    var current = ""
-    for component in path.split(separator: "/") {
-        current += "/\(component)"
-        mkdir(current, 0o755)
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import SwiftKataOS
 
 /// The log files libvirt's QEMU driver writes for each domain: `<name>.log` (QEMU's command line and
 /// stderr, start and stop lines) and `<name>-fs<N>-virtiofsd.log` per virtio-fs share. libvirt keeps

@@ -1,3 +1,5 @@
+import SwiftKataOS
+
 /// The guest's root file system: the image holding the agent that runs as PID 1.
 ///
 /// Two formats, told apart by their first bytes (`hypervisor.image` may name either):
@@ -85,7 +87,7 @@ public enum GuestImage: Sendable, Equatable {
 
 /// Why a guest image cannot be used.
 public enum GuestImageError: Error, Sendable, Equatable, CustomStringConvertible {
-    case unreadable(path: String, reason: FileReadFailure)
+    case unreadable(path: String, reason: SystemError)
     case unknownFormat(path: String)
 
     public var description: String {

@@ -1,6 +1,7 @@
 import AgentAPI
 import Glibc
 import TTRPC
+import SwiftKataOS
 
 /// The real KVM test: boot the configured kernel and image under KVM with QEMU and wait (briefly)
 /// for the agent's Health reply. Reading CPU flags is not enough: nested KVM can create a VM whose
@@ -50,19 +51,15 @@ public enum KVMBootProbe {
 
     /// Starts `path` with stdin and stdout on /dev/null and stderr into `stderrPath`.
     private static func spawn(_ path: String, _ arguments: [String], stderrPath: String) -> pid_t? {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        // A parent that blocks SIGTERM must not pass that on to QEMU.
-        let status = SpawnAttributes.with { posix_spawn(&pid, path, &actions, $0, argv, environ) }
-        if status != 0 { errno = status; return nil }
-        return pid
+        var options = ProcessSpawn.Options()
+        options.fileActions = [
+            .open(0, path: "/dev/null", flags: O_RDONLY), .open(1, path: "/dev/null", flags: O_WRONLY),
+            .open(2, path: stderrPath, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600),
+        ]
+        do { return try ProcessSpawn.spawn(path, argv: arguments, options: options) } catch {
+            errno = error.errno.rawValue
+            return nil
+        }
     }
 }
 

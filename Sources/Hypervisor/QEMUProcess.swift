@@ -1,5 +1,6 @@
-import CGuestSys
+import CLinuxSys
 import Glibc
+import SwiftKataOS
 
 /// What happened to a domain, as libvirt's lifecycle events report it.
 public enum DomainLifecycleEvent: Sendable, Equatable {
@@ -26,7 +27,7 @@ public enum QEMUProcess {
     /// false when the process is already gone.
     @discardableResult
     public static func onExit(of pid: pid_t, _ exited: @escaping @Sendable () -> Void) -> Bool {
-        let pidfd = guest_pidfd_open(pid)
+        let pidfd = linux_pidfd_open(pid)
         guard pidfd >= 0 else { return false }
         final class Watch: @unchecked Sendable {
             let pidfd: CInt

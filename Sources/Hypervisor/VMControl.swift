@@ -1,4 +1,5 @@
 import Glibc
+import SwiftKataOS
 
 /// Pod domains created and destroyed through `swiftkata-vm`, a short-lived helper next to the shim:
 /// the shim daemon lives as long as its pod and so stays without libvirt.so and the ≈ 14 MiB of

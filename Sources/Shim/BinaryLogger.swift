@@ -1,6 +1,7 @@
-import CGuestSys
+import CLinuxSys
 import Glibc
 import Hypervisor
+import SwiftKataOS
 import Logging
 import Synchronization
 
@@ -70,7 +71,7 @@ final class BinaryLogger: Sendable {
         var pipes: [[CInt]] = []
         for name in ["stdout", "stderr", "ready"] {
             var fds: [CInt] = [-1, -1]
-            guard guest_pipe_cloexec(&fds) == 0 else {
+            guard linux_pipe_cloexec(&fds) == 0 else {
                 let reason = String(cString: strerror(errno))
                 pipes.joined().forEach { close($0) }
                 throw .internalError("logging binary \(uri.path): creating the \(name) pipe: \(reason)")
@@ -258,54 +259,23 @@ final class BinaryLogger: Sendable {
             guard copy >= 0 else { return .failure(.internalError("logging binary \(uri.path): \(String(cString: strerror(errno)))")) }
             high.append(copy)
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        for (index, fd) in high.enumerated() {
-            posix_spawn_file_actions_adddup2(&actions, fd, CInt(3 + index))
-        }
-        closeDescriptors(from: 6, in: &actions)
-
-
-        let argv: [UnsafeMutablePointer<CChar>?] = ([uri.path] + uri.arguments).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var pid = pid_t()
+        var options = ProcessSpawn.Options()
+        options.environment = environment
         // The daemon ignores SIGPIPE and handles SIGTERM itself: the logger starts with neither.
-        let status = SpawnAttributes.with(defaultSignalActions: true) { posix_spawn(&pid, uri.path, &actions, $0, argv, envp) }
-        guard status == 0 else {
-            let reason = "starting logging binary \(uri.path): \(String(cString: strerror(status)))"
-            switch status {
+        options.defaultSignalActions = true
+        var actions: [ProcessSpawn.FileAction] = [
+            .open(0, path: "/dev/null", flags: O_RDONLY), .open(1, path: "/dev/null", flags: O_WRONLY),
+            .open(2, path: "/dev/null", flags: O_WRONLY),
+        ]
+        for (index, fd) in high.enumerated() { actions.append(.duplicate(fd, to: CInt(3 + index))) }
+        actions.append(.closeFrom(6))
+        options.fileActions = actions
+        do { return .success(try ProcessSpawn.spawn(uri.path, argv: [uri.path] + uri.arguments, options: options)) } catch {
+            let reason = "starting logging binary \(uri.path): \(error.errno)"
+            switch error.errno.rawValue {
             case ENOENT, EACCES, ENOEXEC, ENOTDIR, EISDIR, ELOOP, ENAMETOOLONG, EPERM: return .failure(.invalidArgument(reason))
             default: return .failure(.internalError(reason))
             }
-        }
-        return .success(pid)
-    }
-
-    /// Adds "close every fd from `lowest` up" to `actions`: glibc's
-    /// `posix_spawn_file_actions_addclosefrom_np` (2.34+, which Swift's Glibc module does not
-    /// export), else a close for each fd open now without FD_CLOEXEC.
-    private static func closeDescriptors(from lowest: CInt, in actions: inout posix_spawn_file_actions_t) {
-        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, CInt) -> CInt
-        if let handle = dlopen(nil, RTLD_NOW) {
-            defer { dlclose(handle) }
-            if let symbol = dlsym(handle, "posix_spawn_file_actions_addclosefrom_np"),
-               unsafeBitCast(symbol, to: CloseFrom.self)(&actions, lowest) == 0 {
-                return
-            }
-        }
-        guard let directory = opendir("/proc/self/fd") else { return }
-        defer { closedir(directory) }
-        let own = dirfd(directory)
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard let fd = CInt(name), fd >= lowest, fd != own else { continue }
-            let flags = fcntl(fd, F_GETFD)
-            if flags >= 0 && flags & FD_CLOEXEC == 0 { posix_spawn_file_actions_addclose(&actions, fd) }
         }
     }
 }

@@ -1,5 +1,6 @@
 import Glibc
 import Synchronization
+import SwiftKataOS
 
 /// Runs a blocking call (opening a FIFO that waits for its peer, a read or write on one, starting a
 /// domain) on a thread of its own, so neither the event loop nor the cooperative pool ever blocks.

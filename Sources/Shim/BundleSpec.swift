@@ -1,5 +1,6 @@
 import Glibc
 import Hypervisor
+import SwiftKataOS
 
 /// The OCI spec (`config.json`) of a container's bundle, as the shim reads it: the pod it belongs to,
 /// and the spec bytes the guest agent gets.
@@ -155,30 +156,5 @@ struct BundleSpec: Sendable {
             result.append((index, source, destination, options.contains("ro")))
         }
         return result
-    }
-}
-
-/// Writes `bytes` to `path` atomically (temporary file, then rename).
-func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(ShimError) {
-    let temporary = "\(path).tmp.\(getpid())"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-    guard fd >= 0 else { throw .internalError("creating \(temporary): \(String(cString: strerror(errno)))") }
-    var offset = 0
-    while offset < bytes.count {
-        let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        if written < 0 && errno == EINTR { continue }
-        guard written > 0 else {
-            let reason = String(cString: strerror(errno))
-            close(fd)
-            unlink(temporary)
-            throw .internalError("writing \(temporary): \(reason)")
-        }
-        offset += written
-    }
-    close(fd)
-    guard rename(temporary, path) == 0 else {
-        let reason = String(cString: strerror(errno))
-        unlink(temporary)
-        throw .internalError("renaming \(temporary) to \(path): \(reason)")
     }
 }

@@ -1,5 +1,6 @@
 import Glibc
 import Hypervisor
+import SwiftKataOS
 
 /// Host mounts the shim makes for a pod: containerd's rootfs mounts and shared bind mounts under the
 /// pod's shared directory, and their removal.
@@ -114,59 +115,45 @@ enum HostMounts {
         }
     }
 
-    /// Every mount point at or below `path`, deepest first.
-    static func mountPoints(under path: String) -> [String] {
-        guard let bytes = readFile("/proc/self/mountinfo", limit: 16 << 20) else { return [] }
-        var points: [String] = []
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard fields.count > 4 else { continue }
-            let point = unescapeOctal(String(fields[4]))
-            if point == path || point.hasPrefix(path + "/") { points.append(point) }
+    /// Undoes a container's shares: detaches every mount below `shared/<relative>` and removes that
+    /// tree, both by descriptor from the pod's shared directory, which the guest cannot replace.
+    /// Whatever the guest renamed or swapped meanwhile, nothing outside the shared directory's own
+    /// file system is unmounted or removed. Returns what was left behind.
+    static func removeShare(_ relative: String, sharedDirectory: String) -> [String] {
+        let shared: OpenDirectory
+        do { shared = try OpenDirectory(path: sharedDirectory) } catch {
+            return error.errno == .noSuchFileOrDirectory ? [] : ["\(error)"]
         }
-        // Later mounts (and deeper ones) go first; reversed mountinfo order unmounts stacks top-down.
-        return points.reversed()
+        var left = MountTable.detachAll(under: shared, relative: relative).map(\.description)
+        left += shared.removeTree(relative).map(\.description)
+        return left
     }
 
-    /// Detaches every mount at or below `path`; returns the ones that would not go.
+    /// Removes a pod's host directory: the shared file system's mounts and files by descriptor (as
+    /// `removeShare`), then the rest (`vm/`, the staging path), which only root and QEMU can write.
+    static func removePodDirectory(_ directory: String) -> [String] {
+        let parent = String(directory[..<(directory.lastIndex(of: "/") ?? directory.startIndex)])
+        let name = String(directory[directory.index(after: directory.lastIndex(of: "/") ?? directory.startIndex)...])
+        let pods: OpenDirectory
+        do { pods = try OpenDirectory(path: parent.isEmpty ? "/" : parent) } catch {
+            return error.errno == .noSuchFileOrDirectory ? [] : ["\(error)"]
+        }
+        var left: [String] = []
+        do {
+            let pod = try pods.openDirectory(name)
+            left += MountTable.detachAll(under: pod).map(\.description)
+        } catch {
+            if error.errno != .noSuchFileOrDirectory { left.append("\(error)") }
+            return left
+        }
+        left += pods.removeTree(name).map(\.description)
+        return left
+    }
+
+    /// Detaches every mount at or below `path`, a path only root can change (a bundle's rootfs).
     @discardableResult
     static func unmountAll(under path: String) -> [String] {
-        var failed: [String] = []
-        for point in mountPoints(under: path) where umount2(point, Int32(MNT_DETACH) | Int32(UMOUNT_NOFOLLOW)) != 0 && errno != EINVAL && errno != ENOENT {
-            failed.append("\(point): \(String(cString: strerror(errno)))")
-        }
-        return failed
-    }
-
-    /// mountinfo escapes space, tab, newline and backslash as \ooo.
-    static func unescapeOctal(_ text: String) -> String {
-        guard text.contains("\\") else { return text }
-        var bytes: [UInt8] = []
-        let utf8 = Array(text.utf8)
-        var index = 0
-        while index < utf8.count {
-            if utf8[index] == UInt8(ascii: "\\"), index + 3 < utf8.count,
-               let value = UInt8(String(decoding: utf8[(index + 1)...(index + 3)], as: UTF8.self), radix: 8) {
-                bytes.append(value)
-                index += 4
-            } else {
-                bytes.append(utf8[index])
-                index += 1
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    /// Removes `path` and everything below it without following symlinks or crossing into mounts
-    /// (call `unmountAll` first). Missing paths are fine.
-    static func removeTree(_ path: String) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return }
-        if (info.st_mode & S_IFMT) == S_IFDIR {
-            for name in directoryEntries(path) { removeTree("\(path)/\(name)") }
-            rmdir(path)
-        } else {
-            unlink(path)
-        }
+        guard let directory = try? OpenDirectory(path: path) else { return [] }
+        return MountTable.detachAll(under: directory).map(\.description)
     }
 }

@@ -187,9 +187,8 @@ actor Pod {
     }
 
     private func removePodDirectory(_ layout: PodLayout) {
-        for failure in HostMounts.unmountAll(under: layout.directory) {
-            logger.warning("unmount failed", metadata: ["mount": "\(failure)"])
+        for failure in HostMounts.removePodDirectory(layout.directory) {
+            logger.warning("pod directory: left behind", metadata: ["reason": "\(failure)"])
         }
-        HostMounts.removeTree(layout.directory)
     }
 }

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Hypervisor
+import SwiftKataOS
 
 /// Where a pod's host state lives: `<state_dir>/pods/<key>/` with `shared/` (seen by the guest; one
 /// directory per container) and `vm/` (agent socket, console log). The key is a hash of namespace and
@@ -70,7 +71,7 @@ struct ContainerRecord: Sendable, Equatable, Codable {
 func saveStateFile<T: Encodable>(_ value: T, to path: String) throws(ShimError) {
     let bytes: [UInt8]
     do { bytes = Array(try JSONEncoder().encode(value)) } catch { throw .internalError("encoding \(path): \(error)") }
-    try writeFileAtomically(path, bytes, mode: 0o600)
+    try ShimError.system("writing a state file") { try writeFileAtomically(path, bytes, mode: 0o600) }
 }
 
 /// Reads a state file back: nil when it is missing, larger than `limit`, or not what `type` decodes.

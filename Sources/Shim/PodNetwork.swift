@@ -1,6 +1,7 @@
 import AgentAPI
 import Glibc
 import Hypervisor
+import SwiftKataOS
 
 /// A pod's network carried into its VM by "tc mirroring" (the Kata model). CNI configured an
 /// interface (eth0) in the sandbox's network namespace. The shim creates a tap device, which the VM

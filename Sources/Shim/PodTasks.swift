@@ -6,6 +6,7 @@ import Logging
 import SwiftKataConfig
 import SwiftProtobuf
 import TTRPC
+import SwiftKataOS
 
 /// The task service's operations on the pod's containers, with containerd's state machine
 /// (SHIM-CONTRACT B.8): NotFound for unknown ids and finished processes, FailedPrecondition for
@@ -132,11 +133,9 @@ extension Pod {
 
     /// Undoes `shareFilesystems`.
     func unshare(_ id: String, layout: PodLayout) {
-        let directory = layout.containerDirectory(id)
-        for failure in HostMounts.unmountAll(under: directory) {
-            logger.warning("unmount failed", metadata: ["mount": "\(failure)"])
+        for failure in HostMounts.removeShare(PodLayout.sharedName(containerID: id), sharedDirectory: layout.sharedDirectory) {
+            logger.warning("container share: left behind", metadata: ["container": "\(id)", "reason": "\(failure)"])
         }
-        HostMounts.removeTree(directory)
     }
 
     // MARK: Start, Exec

@@ -4,6 +4,7 @@ import Hypervisor
 import Logging
 import SwiftKataConfig
 import TTRPC
+import SwiftKataOS
 
 /// One pod's VM: a transient libvirt domain booting the guest kernel and agent (or a warm-pool VM
 /// the pod claimed), the agent session, and the domain's lifecycle events.
@@ -218,6 +219,3 @@ enum QEMUUser {
     }()
 }
 
-extension Duration {
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
-}

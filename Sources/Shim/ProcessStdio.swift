@@ -2,6 +2,7 @@ import AgentAPI
 import Glibc
 import Logging
 import Synchronization
+import SwiftKataOS
 
 /// Where containerd wants one process's stdio: FIFO paths (or `file://` URIs), empty when absent;
 /// or, for `binary://` URIs, a logging binary the shim starts (`BinaryLogger`).

@@ -1,4 +1,5 @@
 import Hypervisor
+import SwiftKataOS
 
 /// Where a shim listens: `unix:///run/containerd/s/<sha256(<containerd address>/<namespace>/<group id>)>`.
 /// Every shim derives the same address for the same group, which is how a pod's later containers find
@@ -34,7 +35,7 @@ public struct ShimAddress: Sendable, Equatable {
 
     /// Records this address in `bundle`, atomically and without a newline.
     func save(bundle: String) throws(ShimError) {
-        try writeFileAtomically(Self.fileInBundle(bundle), Array(uri.utf8))
+        try ShimError.system("writing a state file") { try writeFileAtomically(Self.fileInBundle(bundle), Array(uri.utf8)) }
     }
 
     /// Go's filepath.Join: elements joined by "/", then cleaned (duplicate slashes removed).

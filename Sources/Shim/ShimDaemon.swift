@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import SwiftKataConfig
 import TTRPC
+import SwiftKataOS
 
 /// The long-lived shim process of one pod: serves the task API on the listener `start` handed over
 /// as fd 3, logs to the bundle's `log` FIFO, and exits after Shutdown (or on SIGTERM/SIGINT), having

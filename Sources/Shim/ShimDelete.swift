@@ -16,9 +16,8 @@ enum ShimDelete {
 
         if let record = ContainerRecord.load(bundle: bundle), record.containerID == arguments.id {
             response.pid = UInt32(clamping: record.qemuPID ?? 0)
-            let containerDirectory = record.pod.containerDirectory(arguments.id)
-            for failure in HostMounts.unmountAll(under: containerDirectory) { logger("unmount failed: \(failure)") }
-            HostMounts.removeTree(containerDirectory)
+            let share = PodLayout.sharedName(containerID: arguments.id)
+            for failure in HostMounts.removeShare(share, sharedDirectory: record.pod.sharedDirectory) { logger("container share: \(failure)") }
 
             let address = ShimAddress.load(bundle: bundle)
             let daemonAlive = address.map { UnixSocket.isServing(path: $0.socketPath) } ?? false
@@ -50,8 +49,7 @@ enum ShimDelete {
         for failure in PodNetwork.remove(tapName: tapName, namespacePath: record.networkNamespace, interface: record.networkInterface) {
             logger("removing the pod's tap: \(failure)")
         }
-        for failure in HostMounts.unmountAll(under: record.pod.directory) { logger("unmount failed: \(failure)") }
-        HostMounts.removeTree(record.pod.directory)
+        for failure in HostMounts.removePodDirectory(record.pod.directory) { logger("pod directory: \(failure)") }
     }
 }
 

@@ -1,3 +1,4 @@
+import SwiftKataOS
 import TTRPC
 
 /// A task-service failure, carrying the ttrpc status containerd's `errdefs` understands. Messages end
@@ -10,6 +11,7 @@ enum ShimError: Error, TTRPCStatusConvertible, CustomStringConvertible, Equatabl
     case unimplemented(String)
     case unavailable(String)
     case deadlineExceeded(String)
+    case resourceExhausted(String)
     case internalError(String)
 
     var ttrpcError: TTRPCError {
@@ -21,7 +23,31 @@ enum ShimError: Error, TTRPCStatusConvertible, CustomStringConvertible, Equatabl
         case .unimplemented(let detail): TTRPCError(.unimplemented, "\(detail): not implemented")
         case .unavailable(let detail): TTRPCError(.unavailable, "\(detail): unavailable")
         case .deadlineExceeded(let detail): TTRPCError(.deadlineExceeded, "\(detail): context deadline exceeded")
+        case .resourceExhausted(let detail): TTRPCError(.resourceExhausted, "\(detail): resource exhausted")
         case .internalError(let detail): TTRPCError(.unknown, detail)
+        }
+    }
+
+    /// A system call's failure, with the code its errno calls for (as runc's shim maps them): a
+    /// missing file is NotFound, a full disk or memory ResourceExhausted, a bad name InvalidArgument.
+    init(_ what: String, _ error: SystemError) {
+        let detail = "\(what): \(error)"
+        switch error.errno {
+        case .noSuchFileOrDirectory: self = .notFound(detail)
+        case .fileExists: self = .alreadyExists(detail)
+        case .invalidArgument, .fileNameTooLong: self = .invalidArgument(detail)
+        case .noMemory, .noSpace, .diskQuotaExceeded, .tooManyOpenFiles, .tooManyOpenFilesInSystem, .fileTooLarge,
+             .resourceTemporarilyUnavailable:
+            self = .resourceExhausted(detail)
+        case .tooManySymbolicLinkLevels, .notDirectory, .resourceBusy: self = .failedPrecondition(detail)
+        default: self = .internalError(detail)
+        }
+    }
+
+    /// Runs `body`, turning a `SystemError` into the matching `ShimError` for `what`.
+    static func system<Result>(_ what: @autoclosure () -> String, _ body: () throws -> Result) throws(ShimError) -> Result {
+        do { return try body() } catch let error as SystemError { throw ShimError(what(), error) } catch {
+            throw .internalError("\(what()): \(error)")
         }
     }
 

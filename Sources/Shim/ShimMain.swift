@@ -1,6 +1,7 @@
 import ContainerdAPI
 import Glibc
 import SwiftProtobuf
+import SwiftKataOS
 
 /// Entry point of `containerd-shim-swiftkata-v2`: `start`, `delete`, or the daemon.
 public enum ShimMain {

@@ -1,6 +1,7 @@
 import ContainerdAPI
 import Glibc
 import SwiftKataConfig
+import SwiftKataOS
 import SwiftProtobuf
 
 /// `containerd-shim-swiftkata-v2 … start`: finds or starts the pod's shim daemon and prints its address.
@@ -17,13 +18,13 @@ enum ShimStart {
         // The runtime options (containerd's `options` table) may name the configuration file; the
         // daemon gets it as $SWIFTKATA_CONFIG. A bad configuration fails here, where containerd
         // shows the message to whoever ran the container.
-        let options = RuntimeOptions(anyBytes: readAll(fd: STDIN_FILENO, limit: 1 << 20))
+        let options = RuntimeOptions(anyBytes: (try? readToEnd(fd: STDIN_FILENO, limit: 1 << 20)) ?? [])
         let bundle = currentDirectory()
         let configPathOption = try checkConfiguration(options, bundle: bundle, environment: processEnvironment())
         let spec = try BundleSpec.load(bundle: bundle)
         let podID = spec.podID(containerID: arguments.id)
         let address = ShimAddress(containerdAddress: arguments.address, namespace: arguments.namespace, groupID: podID)
-        try makeDirectories(ShimAddress.socketDirectory, mode: 0o711)
+        try ShimError.system("creating a state directory") { try makeDirectories(ShimAddress.socketDirectory, mode: 0o711) }
 
         switch spec.podRole {
         case .container(let sandboxID):
@@ -64,7 +65,7 @@ enum ShimStart {
         var configPathOption = options.configPath
         if let body = options.configBody {
             let path = RuntimeOptions.configBodyFile(bundle: bundle)
-            try writeFileAtomically(path, Array(body.utf8), mode: 0o600)
+            try ShimError.system("writing a state file") { try writeFileAtomically(path, Array(body.utf8), mode: 0o600) }
             configPathOption = path
         }
         let (configPath, mayBeMissing) = Configuration.resolvePath(runtimeOptionPath: configPathOption, environment: environment)
@@ -81,30 +82,18 @@ enum ShimStart {
         if !arguments.publishBinary.isEmpty { daemonArguments += ["-publish-binary", arguments.publishBinary] }
         if arguments.debug { daemonArguments.append("-debug") }
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, listener, 3)
-        for fd in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] {
-            posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY, 0)
-        }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attributes, 0)
-
         var environment = processEnvironment()
         if let configPath, !configPath.isEmpty { environment[Configuration.pathEnvironmentVariable] = configPath }
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        let argv = daemonArguments.map { strdup($0) } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
+        var options = ProcessSpawn.Options()
+        options.environment = environment.map { "\($0.key)=\($0.value)" }
+        options.newProcessGroup = true
+        options.fileActions = [
+            .duplicate(listener, to: 3), .open(STDIN_FILENO, path: "/dev/null", flags: O_RDONLY),
+            .open(STDOUT_FILENO, path: "/dev/null", flags: O_WRONLY), .open(STDERR_FILENO, path: "/dev/null", flags: O_WRONLY),
+        ]
+        try ShimError.system("starting the shim daemon") {
+            _ = try ProcessSpawn.spawn("/proc/self/exe", argv: daemonArguments, options: options)
         }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, argv, envp)
-        guard status == 0 else { throw .internalError("starting the shim daemon: \(String(cString: strerror(status)))") }
     }
 }
 
@@ -112,16 +101,4 @@ func currentDirectory() -> String {
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
     guard getcwd(&buffer, buffer.count) != nil else { return "." }
     return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-/// Reads `fd` to EOF (at most `limit` bytes are kept).
-func readAll(fd: CInt, limit: Int) -> [UInt8] {
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = read(fd, &chunk, chunk.count)
-        if count < 0 && errno == EINTR { continue }
-        if count <= 0 { return bytes }
-        if bytes.count < limit { bytes.append(contentsOf: chunk[0..<min(count, limit - bytes.count)]) }
-    }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import SwiftKataOS
 
 /// Plain unix-socket calls the shim needs outside NIO: binding the listener `start` hands to the
 /// daemon, and probing whether a shim already serves an address.
@@ -93,16 +94,5 @@ enum UnixSocket {
             for (index, byte) in bytes.enumerated() { raw[index] = byte }
         }
         return address
-    }
-}
-
-/// `mkdir -p` with `mode` for the directories it creates.
-func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(ShimError) {
-    var current = ""
-    for component in path.split(separator: "/") {
-        current += "/\(component)"
-        if mkdir(current, mode) != 0 && errno != EEXIST {
-            throw .internalError("creating \(current): \(String(cString: strerror(errno)))")
-        }
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 import Hypervisor
 import Logging
 import SwiftKataConfig
+import SwiftKataOS
 
 /// How every VM of one configuration is built on this host: the configuration with its files checked,
 /// the accelerator probed and the agent transport chosen. Pod VMs and warm-pool VMs come from it alike.
@@ -71,7 +72,7 @@ struct VMPlan: Sendable {
             throw .invalidArgument("VM description: \(error)")
         }
         let xmlPath = "\(layout.vmDirectory)/domain.xml"
-        try writeFileAtomically(xmlPath, Array(xml.utf8), mode: 0o600)
+        try ShimError.system("writing a state file") { try writeFileAtomically(xmlPath, Array(xml.utf8), mode: 0o600) }
         let removeTap = { if let tap { _ = PodNetwork.remove(tapName: tap.device, namespacePath: nil, interface: nil) } }
         // The helper replaces a domain of the same name left by a shim that died.
         let started: VMControl.Started
@@ -119,12 +120,12 @@ struct VMPlan: Sendable {
     /// The directory, its shared directory as a shared mount point, and a VM directory QEMU (running
     /// as libvirt's unprivileged user) can create its agent socket in.
     static func prepareDirectories(_ layout: PodLayout) throws(ShimError) {
-        try makeDirectories(layout.directory, mode: 0o711)
-        try makeDirectories(layout.sharedDirectory, mode: 0o755)
-        if !HostMounts.mountPoints(under: layout.sharedDirectory).contains(layout.sharedDirectory) {
+        try ShimError.system("creating a state directory") { try makeDirectories(layout.directory, mode: 0o711) }
+        try ShimError.system("creating a state directory") { try makeDirectories(layout.sharedDirectory, mode: 0o755) }
+        if !MountTable.mountPoints(under: layout.sharedDirectory).contains(layout.sharedDirectory) {
             try HostMounts.makeSharedMountPoint(layout.sharedDirectory)
         }
-        try makeDirectories(layout.vmDirectory, mode: 0o700)
+        try ShimError.system("creating a state directory") { try makeDirectories(layout.vmDirectory, mode: 0o700) }
         if let user = getpwnam(QEMUUser.name) {
             chown(layout.vmDirectory, user.pointee.pw_uid, user.pointee.pw_gid)
         }

@@ -2,6 +2,7 @@ import Glibc
 import Hypervisor
 import Logging
 import SwiftKataConfig
+import SwiftKataOS
 import TTRPC
 
 /// Pod VMs booted before any pod asks for one (Kata's "VM cache"): a new pod claims a running VM and
@@ -126,7 +127,7 @@ struct WarmPool: Sendable {
     /// Under the pool's lock: drains what is stale, then creates the `.booting-` directories of the
     /// VMs still missing (so concurrent refills do not overshoot) and returns their entry ids.
     func reserveEntries(logger: Logger) throws(ShimError) -> [String] {
-        try makeDirectories(directory, mode: 0o711)
+        try ShimError.system("creating a state directory") { try makeDirectories(directory, mode: 0o711) }
         let lock = open("\(root)/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lock >= 0 else { throw .internalError("opening \(root)/.lock: \(String(cString: strerror(errno)))") }
         defer { close(lock) }
@@ -150,7 +151,7 @@ struct WarmPool: Sendable {
         var reserved: [String] = []
         while count + reserved.count < size {
             let entry = Self.newEntryID(now: now)
-            try makeDirectories("\(directory)/.booting-\(entry)", mode: 0o711)
+            try ShimError.system("creating a state directory") { try makeDirectories("\(directory)/.booting-\(entry)", mode: 0o711) }
             reserved.append(entry)
         }
         return reserved
@@ -207,8 +208,9 @@ struct WarmPool: Sendable {
     /// Destroys a pool VM (the domain and tap named in its identity) and removes its directory.
     static func discard(_ entry: PodLayout, fallbackControl: VMControl, logger: Logger) {
         if let identity = VMIdentity.load(in: entry) { destroy(identity, control: fallbackControl, logger: logger) }
-        HostMounts.unmountAll(under: entry.directory)
-        HostMounts.removeTree(entry.directory)
+        for failure in HostMounts.removePodDirectory(entry.directory) {
+            logger.warning("warm pool: left behind", metadata: ["reason": "\(failure)"])
+        }
     }
 
     /// Destroys a pool VM's domain (on the connection it was created on) and its unclaimed tap.

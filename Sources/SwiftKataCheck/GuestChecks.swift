@@ -1,4 +1,5 @@
 import Hypervisor
+import SwiftKataOS
 
 /// What a pod VM is built from: the guest kernel and image, and virtiofsd for the shared directory.
 extension HostChecks {

@@ -1,6 +1,7 @@
 import Hypervisor
 import HypervisorLibvirt
 import SwiftKataConfig
+import SwiftKataOS
 
 /// Everything swiftkata-check reads from the host, as replaceable closures: `HostEnvironment.live`
 /// looks at the real machine, tests feed fake files and probe results.

@@ -2,6 +2,7 @@ import Glibc
 import Hypervisor
 import HypervisorLibvirt
 import SwiftKataConfig
+import SwiftKataOS
 
 extension HostEnvironment {
     /// The real host. `kvmProbeCacheDirectory` is where KVM probe results are cached (the shim's

@@ -1,4 +1,5 @@
 import Hypervisor
+import SwiftKataOS
 
 /// The services around the runtime: libvirt, containerd and its registration of swiftkata, cgroups.
 extension HostChecks {

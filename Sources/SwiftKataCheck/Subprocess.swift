@@ -1,4 +1,5 @@
 import Hypervisor
+import SwiftKataOS
 
 /// Runs `executable` with `arguments` and returns its exit status and output (stdout, then stderr);
 /// nil when it cannot start or runs longer than `timeoutMilliseconds` (then it is killed).

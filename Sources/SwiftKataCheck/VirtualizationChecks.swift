@@ -1,4 +1,5 @@
 import Hypervisor
+import SwiftKataOS
 
 /// CPU, KVM, QEMU and vsock: what decides the accelerator and the agent transport.
 extension HostChecks {

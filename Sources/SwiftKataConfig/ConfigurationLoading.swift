@@ -1,5 +1,6 @@
 import Glibc
 import Hypervisor
+import SwiftKataOS
 
 extension Configuration {
     /// Which file to read: the runtime option `ConfigPath` wins, then `$SWIFTKATA_CONFIG`, then the default.
@@ -14,8 +15,8 @@ extension Configuration {
     public static func load(path: String, mayBeMissing: Bool = false) throws(ConfigurationError) -> Configuration {
         let bytes: [UInt8]
         do { bytes = try readWholeFile(path, limit: 1 << 20) } catch {
-            if error == .cannotOpen(errno: ENOENT) && mayBeMissing { return Configuration() }
-            let message = if case .tooLarge = error { "larger than 1 MiB" } else { error.description }
+            if error.errno == .noSuchFileOrDirectory && mayBeMissing { return Configuration() }
+            let message = error.errno == .fileTooLarge ? "larger than 1 MiB" : "cannot \(error.operation): \(error.errno)"
             throw ConfigurationError(path: path, line: nil, key: nil, message: message)
         }
         return try parse(String(decoding: bytes, as: UTF8.self), path: path)

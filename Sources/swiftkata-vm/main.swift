@@ -1,6 +1,7 @@
 import Glibc
 import Hypervisor
 import HypervisorLibvirt
+import SwiftKataOS
 
 // swiftkata-vm: the shim's hand on libvirt. The shim daemon stays small and long-lived without
 // libvirt.so and its libraries; this short-lived helper links them and does one domain operation:

@@ -1,5 +1,6 @@
 import Foundation
 import Hypervisor
+import SwiftKataOS
 import Testing
 
 /// The guest image's format is recognised from its first bytes, and each format boots its own way.
@@ -47,7 +48,7 @@ struct GuestImageTests {
         let script = directory.appendingPathComponent("not-an-image")
         try Data("#!/bin/sh\n".utf8).write(to: script)
         #expect(throws: GuestImageError.unknownFormat(path: script.path)) { try GuestImage.load(path: script.path) }
-        #expect(throws: GuestImageError.unreadable(path: "\(directory.path)/missing", reason: .cannotOpen(errno: ENOENT))) {
+        #expect(throws: GuestImageError.unreadable(path: "\(directory.path)/missing", reason: SystemError("open", path: "\(directory.path)/missing", errno: .noSuchFileOrDirectory))) {
             try GuestImage.load(path: "\(directory.path)/missing")
         }
         let disk = directory.appendingPathComponent("root.img")

@@ -1,5 +1,6 @@
 import Glibc
 @testable import Shim
+import SwiftKataOS
 import Testing
 
 /// The guest can write to the shared directory: a symlink it plants must never redirect a host mount.
@@ -17,8 +18,7 @@ import Testing
     }
 
     func cleanUp() {
-        HostMounts.unmountAll(under: root)
-        HostMounts.removeTree(String(root.dropLast("/shared".count)))
+        _ = HostMounts.removePodDirectory(String(root.dropLast("/shared".count)))
     }
 
     @Test func plantedDirectorySymlinkIsRefusedAndNothingIsMountedOutside() throws {
@@ -28,7 +28,7 @@ import Testing
         #expect(throws: ShimError.self) {
             try HostMounts.bind("/usr/share", root: root, relative: "c1/mounts/0", readOnly: false, staging: "\(root)/../stage")
         }
-        #expect(HostMounts.mountPoints(under: outside).isEmpty)
+        #expect(MountTable.mountPoints(under: outside).isEmpty)
         #expect(access("\(outside)/0", F_OK) != 0, "nothing was created through the symlink")
     }
 
@@ -41,7 +41,7 @@ import Testing
         #expect(throws: ShimError.self) {
             try HostMounts.bind("/etc/hostname", root: root, relative: "c1/mounts/0", readOnly: true, staging: "\(root)/../stage")
         }
-        #expect(HostMounts.mountPoints(under: outside).isEmpty)
+        #expect(MountTable.mountPoints(under: outside).isEmpty)
     }
 
     @Test func readOnlyBindIsReadOnlyAndStagingIsGone() throws {
@@ -49,7 +49,7 @@ import Testing
         let source = "\(outside)/data"
         mkdir(source, 0o755)
         try HostMounts.bind(source, root: root, relative: "c1/mounts/3", readOnly: true, staging: "\(root)/../stage")
-        #expect(HostMounts.mountPoints(under: root) == ["\(root)/c1/mounts/3"])
+        #expect(MountTable.mountPoints(under: root) == ["\(root)/c1/mounts/3"])
         let fd = open("\(root)/c1/mounts/3/new-file", O_WRONLY | O_CREAT, 0o644)
         let failure = errno
         if fd >= 0 { close(fd) }
@@ -59,5 +59,23 @@ import Testing
         let writable = open("\(root)/c1/mounts/4/new-file", O_WRONLY | O_CREAT, 0o644)
         #expect(writable >= 0)
         close(writable)
+    }
+
+    /// A container's Delete while the guest swaps its share's directory for a symlink to the host:
+    /// the shares go, the host's files stay.
+    @Test func removingAShareDoesNotFollowASymlinkTheGuestPlanted() throws {
+        defer { cleanUp() }
+        close(open("\(outside)/passwd", O_WRONLY | O_CREAT, 0o644))
+        try HostMounts.bind("/usr/share", root: root, relative: "c1/mounts/0", readOnly: true, staging: "\(root)/../stage")
+        mkdir("\(root)/c1/rootfs", 0o755)
+        symlink(outside, "\(root)/c1/rootfs/etc")
+        rename("\(root)/c1/mounts", "\(root)/c1/moved")
+        symlink(outside, "\(root)/c1/mounts")
+
+        let left = HostMounts.removeShare("c1", sharedDirectory: root)
+        #expect(left.isEmpty, "\(left)")
+        #expect(access("\(outside)/passwd", F_OK) == 0, "a host file was removed through the guest's symlink")
+        #expect(MountTable.mountPoints(under: root).isEmpty)
+        #expect(access("\(root)/c1", F_OK) != 0)
     }
 }

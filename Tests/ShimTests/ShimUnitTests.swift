@@ -135,10 +135,6 @@ import Testing
         #expect(throws: ShimError.self) { try StdioPaths.resolve("binary:///usr/bin/logger") }
     }
 
-    @Test func mountinfoEscapes() {
-        #expect(HostMounts.unescapeOctal("/a\\040b") == "/a b")
-        #expect(HostMounts.unescapeOctal("/plain") == "/plain")
-    }
 }
 
 import TTRPC

@@ -1,6 +1,7 @@
 import SwiftKataCheck
 import SwiftKataConfig
 import Synchronization
+import SwiftKataOS
 
 /// A host made of dictionaries: by default a healthy one (every check passes, KVM and vsock).
 struct FakeHost {

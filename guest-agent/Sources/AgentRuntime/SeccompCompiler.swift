@@ -1,4 +1,4 @@
-import CGuestSys
+import CLinuxSys
 import CSeccomp
 import Glibc
 
@@ -74,7 +74,7 @@ public enum SeccompCompiler {
     }
 
     private static func export(_ context: scmp_filter_ctx) throws(SpecError) -> [UInt8] {
-        let fd = guest_memfd("seccomp-bpf")
+        let fd = linux_memfd("seccomp-bpf")
         guard fd >= 0 else { throw .invalid(field: "linux.seccomp", reason: "memfd_create failed: errno \(errno)") }
         defer { close(fd) }
         guard seccomp_export_bpf(context, fd) == 0 else { throw .invalid(field: "linux.seccomp", reason: "exporting the BPF program failed") }

@@ -13,40 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int guest_pipe_cloexec(int fds[2]) {
-    return pipe2(fds, O_CLOEXEC);
-}
-
-int guest_open_pty(int *master, int *slave) {
-    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (m < 0) return -1;
-    char name[PATH_MAX];
-    if (grantpt(m) != 0 || unlockpt(m) != 0 || ptsname_r(m, name, sizeof name) != 0) {
-        int saved = errno;
-        close(m);
-        errno = saved;
-        return -1;
-    }
-    int s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (s < 0) {
-        int saved = errno;
-        close(m);
-        errno = saved;
-        return -1;
-    }
-    *master = m;
-    *slave = s;
-    return 0;
-}
-
-int guest_pidfd_open(pid_t pid) {
-    return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
-int guest_memfd(const char *name) {
-    return memfd_create(name, MFD_CLOEXEC);
-}
-
 int guest_inotify_init(void) {
     return inotify_init1(IN_CLOEXEC);
 }

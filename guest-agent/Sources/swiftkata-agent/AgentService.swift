@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import SwiftProtobuf
 import TTRPC
+import SwiftKataOS
 
 /// The agent API as served in the guest. Every request is validated here: the host is trusted less
 /// than nothing by PID 1, since a crash of PID 1 panics the guest kernel.
@@ -38,7 +39,7 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
     /// "Name:   123 kB" lines of /proc/self/status or /proc/meminfo, in kB.
     private func procKilobytes(_ path: String) -> [String: UInt64] {
         var values: [String: UInt64] = [:]
-        for line in (readSmallFile(path) ?? "").split(separator: "\n") {
+        for line in (readText(path) ?? "").split(separator: "\n") {
             let parts = line.split(whereSeparator: { $0 == ":" || $0 == " " || $0 == "\t" })
             if parts.count >= 2, let value = UInt64(parts[1]) { values[String(parts[0])] = value }
         }
@@ -173,7 +174,7 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
         response.processes = cgroup.pids().prefix(4096).map { pid in
             var info = Swiftkata_Agent_V1_ProcessInfo()
             info.pid = UInt32(pid)
-            info.command = readSmallFile("/proc/\(pid)/comm")?.trimmingTrailingNewlines ?? ""
+            info.command = readText("/proc/\(pid)/comm")?.trimmingTrailingNewlines ?? ""
             return info
         }
         return response

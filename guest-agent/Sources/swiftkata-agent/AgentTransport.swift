@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import NIOCore
 import TTRPC
+import SwiftKataOS
 
 /// Where the agent listens: vsock port 1024 when the VM has a vsock device, otherwise the
 /// virtio-serial port named `io.swiftkata.agent`.
@@ -118,7 +119,7 @@ enum AgentTransport {
     static func hasVirtioDevice(id: Int) -> Bool {
         for name in directoryEntries("/sys/bus/virtio/devices") {
             guard name.hasPrefix("virtio"),
-                  let text = readSmallFile("/sys/bus/virtio/devices/\(name)/device")?.trimmingTrailingNewlines,
+                  let text = readText("/sys/bus/virtio/devices/\(name)/device")?.trimmingTrailingNewlines,
                   let value = Int(text.dropFirst(2), radix: 16)
             else { continue }
             if value == id { return true }
@@ -130,7 +131,7 @@ enum AgentTransport {
     static func findSerialPort(named name: String) -> String? {
         for port in directoryEntries("/sys/class/virtio-ports") {
             guard port.hasPrefix("vport") else { continue }
-            let portName = readSmallFile("/sys/class/virtio-ports/\(port)/name")?.trimmingTrailingNewlines
+            let portName = readText("/sys/class/virtio-ports/\(port)/name")?.trimmingTrailingNewlines
             if portName == name { return "/dev/\(port)" }
         }
         return nil

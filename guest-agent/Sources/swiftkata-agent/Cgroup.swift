@@ -1,5 +1,6 @@
 import AgentRuntime
 import Glibc
+import SwiftKataOS
 
 /// A container's cgroup v2 directory in the guest: /sys/fs/cgroup/<container id>.
 struct Cgroup: Sendable {
@@ -42,7 +43,7 @@ struct Cgroup: Sendable {
         }
     }
 
-    func read(_ file: String) -> String? { readSmallFile("\(path)/\(file)") }
+    func read(_ file: String) -> String? { readText("\(path)/\(file)") }
 
     /// An O_DIRECTORY fd for CLONE_INTO_CGROUP.
     func openDirectory() throws(CgroupError) -> CInt {

@@ -1,10 +1,11 @@
 import AgentRuntime
-import CGuestSys
+import CLinuxSys
 import Glibc
 import Logging
 import NIOCore
 import NIOPosix
 import TTRPC
+import SwiftKataOS
 
 /// The containers of this pod and their processes. All bookkeeping is serialised by the actor;
 /// waiting (exits, output) happens outside it, so a parked Wait never blocks other calls.
@@ -204,7 +205,7 @@ actor ContainerManager {
             throw ManagerError(code: .invalid, description: error.description)
         }
         plan.terminal = terminal
-        let pidfd = guest_pidfd_open(container.initProcess.pid)
+        let pidfd = linux_pidfd_open(container.initProcess.pid)
         guard pidfd >= 0 else { throw ManagerError(code: .failedPrecondition, description: "container \(id) init is gone") }
         defer { close(pidfd) }
         let cgroupFD = try container.cgroup.openDirectory()
@@ -308,6 +309,3 @@ actor ContainerManager {
     }
 }
 
-private extension Duration {
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
-}

@@ -2,6 +2,7 @@ import AgentRuntime
 import CGuestSys
 import Glibc
 import TTRPC
+import SwiftKataOS
 
 /// Applies the pod's validated network to the guest through rtnetlink (guest_net.c): loopback up,
 /// each NIC found by the MAC it has now, given the pod's MAC (a pre-booted VM's NIC), renamed, MTU,
@@ -76,7 +77,7 @@ enum GuestNetwork {
     /// The network device whose /sys/class/net/<name>/address is `mac`, with its ifindex.
     static func nic(mac: MACAddress) -> (name: String, ifindex: Int32)? {
         for name in directoryEntries(sysClassNet).sorted() {
-            guard let address = readSmallFile("\(sysClassNet)/\(name)/address", limit: 64),
+            guard let address = readText("\(sysClassNet)/\(name)/address", limit: 64),
                   address.trimmingTrailingNewlines.lowercased() == mac.text,
                   let ifindex = try? index(of: name)
             else { continue }

@@ -1,4 +1,5 @@
 import Glibc
+import SwiftKataOS
 
 /// The file systems PID 1 mounts before anything else runs.
 enum GuestSetup {
@@ -48,48 +49,10 @@ enum GuestSetup {
 
     /// Writes "+cpu +memory +pids ..." into cgroup.subtree_control for the controllers present.
     static func enableCgroupControllers(at path: String) {
-        guard let available = readSmallFile("\(path)/cgroup.controllers") else { return }
+        guard let available = readText("\(path)/cgroup.controllers") else { return }
         let request = available.split(whereSeparator: { $0 == " " || $0 == "\n" }).map { "+\($0)" }.joined(separator: " ")
         _ = writeSmallFile("\(path)/cgroup.subtree_control", request)
     }
-}
-
-/// Reads a small text file (procfs, sysfs, cgroupfs) in one go; nil when it cannot be read.
-func readSmallFile(_ path: String, limit: Int = 65536) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes = [UInt8](repeating: 0, count: limit)
-    var total = 0
-    while total < limit {
-        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, limit - total) }
-        if count < 0 && errno == EINTR { continue }
-        if count <= 0 { break }
-        total += count
-    }
-    return String(decoding: bytes[0..<total], as: UTF8.self)
-}
-
-/// Writes a small text file (sysfs, cgroupfs); false when the write failed.
-@discardableResult
-func writeSmallFile(_ path: String, _ text: String) -> Bool {
-    let fd = open(path, O_WRONLY | O_CLOEXEC)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    let bytes = Array(text.utf8)
-    return bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count
-}
-
-/// Names in a directory (without . and ..); empty when it cannot be read.
-func directoryEntries(_ path: String) -> [String] {
-    guard let dir = opendir(path) else { return [] }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
 }
 
 extension String {

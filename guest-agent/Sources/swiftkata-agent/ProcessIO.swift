@@ -1,5 +1,5 @@
 import CContainerSpawn
-import CGuestSys
+import CLinuxSys
 import Glibc
 import NIOCore
 import NIOPosix
@@ -144,7 +144,7 @@ final class ProcessIO: Sendable {
 
     private static func makePipe() throws -> (read: CInt, write: CInt) {
         var fds: [CInt] = [0, 0]
-        guard guest_pipe_cloexec(&fds) == 0 else {
+        guard linux_pipe_cloexec(&fds) == 0 else {
             throw SetupError(description: "pipe: \(String(cString: strerror(errno)))")
         }
         return (fds[0], fds[1])

@@ -1,5 +1,6 @@
 import AgentAPI
 import Glibc
+import SwiftKataOS
 import TTRPC
 
 /// Mounts the pod's shared host directory (virtio-fs or 9p) where container roots are found.
@@ -12,7 +13,9 @@ enum SharedFilesystem {
         guard !shared.tag.isEmpty, shared.tag.utf8.count <= 36, !shared.tag.utf8.contains(UInt8(ascii: ",")) else {
             throw TTRPCError(.invalidArgument, "shared file system tag \"\(shared.tag)\" is empty, too long or contains a comma")
         }
-        makeDirectories(point)
+        do { try makeDirectories(point) } catch {
+            throw TTRPCError(.internal, "creating the shared file system's mount point: \(error)")
+        }
         let result: Int32
         switch shared.type {
         case .sharedFilesystemVirtioFs:
@@ -24,14 +27,6 @@ enum SharedFilesystem {
         }
         guard result == 0 else {
             throw TTRPCError(.internal, "mounting shared file system \(shared.tag) on \(point): \(String(cString: strerror(errno)))")
-        }
-    }
-
-    static func makeDirectories(_ path: String) {
-        var current = ""
-        for component in path.split(separator: "/") {
-            current += "/\(component)"
-            mkdir(current, 0o755)
         }
     }
 }

@@ -1,6 +1,6 @@
 import AgentRuntime
 import CContainerSpawn
-import CGuestSys
+import CLinuxSys
 import Glibc
 
 /// Calls the C spawner (`sk_spawn`) for a spawn plan. No Swift runs in the child: all strings and
@@ -28,7 +28,7 @@ enum Spawner {
 
     static func spawn(_ plan: SpawnPlan, options: Options) throws(SpawnError) -> Created {
         var startPipe: [CInt] = [0, 0]
-        guard guest_pipe_cloexec(&startPipe) == 0 else { throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))") }
+        guard linux_pipe_cloexec(&startPipe) == 0 else { throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))") }
         let arena = CArena()
         defer { arena.free() }
 

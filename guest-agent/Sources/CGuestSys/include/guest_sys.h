@@ -1,23 +1,11 @@
-// Linux calls the agent needs that Swift's Glibc module does not expose (GNU/XOPEN extensions).
+// Guest-only Linux calls of the agent (inotify, virtio-serial ports, switch_root, rtnetlink); what host
+// and guest share is in CLinuxSys.
 #ifndef GUEST_SYS_H
 #define GUEST_SYS_H
 
 #include <sys/types.h>
 
 #include "guest_net.h" // the guest's network configuration (rtnetlink)
-
-/// pipe2(fds, O_CLOEXEC); returns 0 or -1 with errno.
-int guest_pipe_cloexec(int fds[2]);
-
-/// Opens a pty pair: master (O_RDWR|O_NOCTTY|O_CLOEXEC) and its slave (same flags).
-/// Returns 0, or -1 with errno.
-int guest_open_pty(int *master, int *slave);
-
-/// pidfd_open(pid, 0); returns the fd or -1 with errno.
-int guest_pidfd_open(pid_t pid);
-
-/// memfd_create(name, MFD_CLOEXEC); returns the fd or -1 with errno.
-int guest_memfd(const char *name);
 
 /// inotify_init1(IN_CLOEXEC); returns the fd or -1 with errno.
 int guest_inotify_init(void);

@@ -1,4 +1,4 @@
-import CGuestSys
+import CLinuxSys
 import Glibc
 
 /// A host program run to completion: stdin /dev/null, stdout and stderr captured separately (each
@@ -30,32 +30,27 @@ public struct HostCommand: Sendable, Equatable {
     public static func run(_ executable: String, _ arguments: [String], timeoutMilliseconds: Int = 5_000) throws(Failure) -> HostCommand {
         var outPipe: [Int32] = [-1, -1]
         var errPipe: [Int32] = [-1, -1]
-        guard guest_pipe_cloexec(&outPipe) == 0 else { throw .cannotStart(executable: executable, reason: String(cString: strerror(errno))) }
-        guard guest_pipe_cloexec(&errPipe) == 0 else {
+        guard linux_pipe_cloexec(&outPipe) == 0 else { throw .cannotStart(executable: executable, reason: String(cString: strerror(errno))) }
+        guard linux_pipe_cloexec(&errPipe) == 0 else {
             let reason = String(cString: strerror(errno))
             close(outPipe[0]); close(outPipe[1])
             throw .cannotStart(executable: executable, reason: reason)
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var pid = pid_t()
-        let spawned = SpawnAttributes.with { attributes in
-            executable.hasPrefix("/")
-                ? posix_spawn(&pid, executable, &actions, attributes, argv, envp)
-                : posix_spawnp(&pid, executable, &actions, attributes, argv, envp)
+        let pid: pid_t
+        do throws(SystemError) {
+            var options = ProcessSpawn.Options()
+            options.environment = environment
+            options.fileActions = [
+                .open(0, path: "/dev/null", flags: O_RDONLY), .duplicate(outPipe[1], to: 1), .duplicate(errPipe[1], to: 2),
+            ]
+            pid = try ProcessSpawn.spawn(executable, argv: [executable] + arguments, options: options)
+        } catch {
+            close(outPipe[0]); close(outPipe[1]); close(errPipe[0]); close(errPipe[1])
+            throw .cannotStart(executable: executable, reason: error.errno.description)
         }
         close(outPipe[1])
         close(errPipe[1])
         defer { close(outPipe[0]); close(errPipe[0]) }
-        guard spawned == 0 else { throw .cannotStart(executable: executable, reason: String(cString: strerror(spawned))) }
 
         var captured: [[UInt8]] = [[], []]
         var open = [outPipe[0], errPipe[0]]
@@ -80,16 +75,8 @@ public struct HostCommand: Sendable, Equatable {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         if timedOut { throw .timedOut(executable: executable, milliseconds: timeoutMilliseconds) }
-        let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let code = ProcessSpawn.shellStatus(status)
         return HostCommand(status: code, standardOutput: String(decoding: captured[0], as: UTF8.self),
                            standardError: String(decoding: captured[1], as: UTF8.self))
     }
-}
-
-/// Host programs the shim runs to carry a pod's CNI network into its VM (iproute2 and util-linux).
-public enum PodNetworkTools {
-    public static let ip = "/usr/sbin/ip"
-    public static let tc = "/usr/sbin/tc"
-    public static let nsenter = "/usr/bin/nsenter"
-    public static let all = [ip, tc, nsenter]
 }

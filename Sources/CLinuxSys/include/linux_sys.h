@@ -1,0 +1,38 @@
+// Linux calls that Swift's Glibc module does not expose (GNU extensions and raw syscalls), shared by
+// the host (shim, helpers, swiftkata-check) and the guest agent. Every function returns what the
+// underlying call returns, with errno set on failure.
+#ifndef LINUX_SYS_H
+#define LINUX_SYS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/// pipe2(fds, O_CLOEXEC); returns 0 or -1 with errno.
+int linux_pipe_cloexec(int fds[2]);
+
+/// Opens a pty pair: master (O_RDWR|O_NOCTTY|O_CLOEXEC) and its slave (same flags).
+/// Returns 0, or -1 with errno.
+int linux_open_pty(int *master, int *slave);
+
+/// pidfd_open(pid, 0); returns the fd or -1 with errno.
+int linux_pidfd_open(pid_t pid);
+
+/// memfd_create(name, MFD_CLOEXEC); returns the fd or -1 with errno.
+int linux_memfd(const char *name);
+
+/// openat2(dirfd, path, {flags, mode, resolve}); returns the fd or -1 with errno (ENOSYS before 5.6).
+int linux_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+
+/// The id of the mount `fd` is on (statx STATX_MNT_ID, Linux 5.8+); returns 0, or -1 with errno
+/// (EOPNOTSUPP where the kernel does not report it).
+int linux_mount_id(int fd, uint64_t *mount_id);
+
+/// Linux constants glibc hides behind _GNU_SOURCE or that live in linux/ headers.
+extern const int linux_O_PATH;
+extern const int linux_AT_EMPTY_PATH;
+extern const uint64_t linux_RESOLVE_NO_SYMLINKS;
+extern const uint64_t linux_RESOLVE_NO_XDEV;
+extern const uint64_t linux_RESOLVE_BENEATH;
+extern const uint64_t linux_RESOLVE_NO_MAGICLINKS;
+
+#endif

@@ -1,0 +1,83 @@
+#define _GNU_SOURCE
+#include "linux_sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+
+const int linux_O_PATH = O_PATH;
+const int linux_AT_EMPTY_PATH = AT_EMPTY_PATH;
+// include/uapi/linux/openat2.h
+const uint64_t linux_RESOLVE_NO_XDEV = 0x01;
+const uint64_t linux_RESOLVE_NO_MAGICLINKS = 0x02;
+const uint64_t linux_RESOLVE_NO_SYMLINKS = 0x04;
+const uint64_t linux_RESOLVE_BENEATH = 0x08;
+
+struct linux_open_how {
+    uint64_t flags;
+    uint64_t mode;
+    uint64_t resolve;
+};
+
+int linux_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}
+
+int linux_open_pty(int *master, int *slave) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0) return -1;
+    char name[PATH_MAX];
+    if (grantpt(m) != 0 || unlockpt(m) != 0 || ptsname_r(m, name, sizeof name) != 0) {
+        int saved = errno;
+        close(m);
+        errno = saved;
+        return -1;
+    }
+    int s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0) {
+        int saved = errno;
+        close(m);
+        errno = saved;
+        return -1;
+    }
+    *master = m;
+    *slave = s;
+    return 0;
+}
+
+int linux_pidfd_open(pid_t pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int linux_memfd(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC);
+}
+
+int linux_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve) {
+    struct linux_open_how how = {.flags = flags, .mode = mode, .resolve = resolve};
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+#ifndef STATX_MNT_ID
+#define STATX_MNT_ID 0x00001000U
+#endif
+
+int linux_mount_id(int fd, uint64_t *mount_id) {
+    struct statx info;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &info) != 0) return -1;
+    if (!(info.stx_mask & STATX_MNT_ID)) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    *mount_id = info.stx_mnt_id;
+    return 0;
+}

@@ -1,0 +1,7 @@
+/// Host programs the shim runs to carry a pod's CNI network into its VM (iproute2 and util-linux).
+public enum PodNetworkTools {
+    public static let ip = "/usr/sbin/ip"
+    public static let tc = "/usr/sbin/tc"
+    public static let nsenter = "/usr/bin/nsenter"
+    public static let all = [ip, tc, nsenter]
+}

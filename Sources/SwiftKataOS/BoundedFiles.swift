@@ -1,0 +1,82 @@
+import Glibc
+
+/// The whole file at `path`, refused with EFBIG when it is larger than `limit` bytes. With
+/// `noFollow`, a final symlink is refused (ELOOP), and so is anything that is not a regular file.
+public func readWholeFile(_ path: String, limit: Int, noFollow: Bool = false) throws(SystemError) -> [UInt8] {
+    let fd = retryingInterrupts { open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | (noFollow ? O_NOFOLLOW | O_NONBLOCK : 0)) }
+    guard fd >= 0 else { throw .last("open", path: path) }
+    defer { close(fd) }
+    if noFollow {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .last("fstat", path: path) }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw SystemError("open", path: path, errno: .invalidArgument) }
+    }
+    return try readToEnd(fd: fd, limit: limit, path: path)
+}
+
+/// Reads `fd` to its end; EFBIG past `limit` bytes.
+public func readToEnd(fd: CInt, limit: Int, path: String? = nil) throws(SystemError) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: min(65536, limit + 1))
+    while true {
+        let count = retryingInterrupts { read(fd, &chunk, chunk.count) }
+        guard count >= 0 else { throw .last("read", path: path) }
+        if count == 0 { return bytes }
+        bytes.append(contentsOf: chunk[0..<count])
+        if bytes.count > limit { throw SystemError("read", path: path, errno: .fileTooLarge) }
+    }
+}
+
+/// `readWholeFile`, nil on failure with `errno` telling why (EFBIG: larger than `limit`).
+public func readFile(_ path: String, limit: Int) -> [UInt8]? {
+    do { return try readWholeFile(path, limit: limit) } catch {
+        errno = error.errno.rawValue
+        return nil
+    }
+}
+
+/// Up to `limit` bytes from the start of the file at `path` (a longer file is cut, not refused).
+public func readFileHead(_ path: String, limit: Int) throws(SystemError) -> [UInt8] {
+    let fd = retryingInterrupts { open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY) }
+    guard fd >= 0 else { throw .last("open", path: path) }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: min(65536, max(limit, 1)))
+    while bytes.count < limit {
+        let count = retryingInterrupts { read(fd, &chunk, min(chunk.count, limit - bytes.count)) }
+        guard count >= 0 else { throw .last("read", path: path) }
+        if count == 0 { break }
+        bytes.append(contentsOf: chunk[0..<count])
+    }
+    return bytes
+}
+
+/// `readFileHead`, nil on failure.
+public func readFilePrefix(_ path: String, limit: Int) -> [UInt8]? {
+    try? readFileHead(path, limit: limit)
+}
+
+/// A small text file (procfs, sysfs, cgroupfs), at most `limit` bytes of it; nil when unreadable.
+public func readText(_ path: String, limit: Int = 65536) -> String? {
+    (try? readFileHead(path, limit: limit)).map { String(decoding: $0, as: UTF8.self) }
+}
+
+/// Writes a small text file in one write (sysfs, cgroupfs, procfs); false when the write failed.
+@discardableResult
+public func writeSmallFile(_ path: String, _ text: String) -> Bool {
+    let fd = retryingInterrupts { open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY) }
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    let bytes = Array(text.utf8)
+    return bytes.withUnsafeBytes { buffer in retryingInterrupts { write(fd, buffer.baseAddress, buffer.count) } } == bytes.count
+}
+
+/// Writes all of `bytes` to `fd`.
+public func writeAll(fd: CInt, _ bytes: [UInt8], path: String? = nil) throws(SystemError) {
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { buffer in retryingInterrupts { write(fd, buffer.baseAddress, buffer.count) } }
+        guard written > 0 else { throw .last("write", path: path) }
+        offset += written
+    }
+}

@@ -1,0 +1,55 @@
+import Glibc
+import SwiftKataOS
+import SystemPackage
+import Testing
+
+@Suite struct ProcessSpawnTests {
+    @Test func runsACommandAndCapturesBothStreams() throws {
+        let result = try HostCommand.run("/bin/sh", ["-c", "echo out; echo err >&2; exit 3"])
+        #expect(result.status == 3)
+        #expect(result.standardOutput == "out\n")
+        #expect(result.standardError == "err\n")
+    }
+
+    @Test func aMissingExecutableIsAnErrorWithErrno() {
+        #expect(throws: SystemError("spawn", path: "/nonexistent/tool", errno: .noSuchFileOrDirectory)) {
+            try ProcessSpawn.spawn("/nonexistent/tool", argv: ["tool"])
+        }
+    }
+
+    @Test func aSignalDeathReadsAsInAShell() throws {
+        let result = try HostCommand.run("/bin/sh", ["-c", "kill -9 $$"])
+        #expect(result.status == 128 + SIGKILL)
+    }
+}
+
+@Suite struct BoundedFileTests {
+    @Test func refusesAFileOverItsLimit() throws {
+        let scratch = try Scratch("bounded")
+        try scratch.writeFile("big", String(repeating: "a", count: 100))
+        #expect(throws: SystemError("read", path: "\(scratch.path)/big", errno: .fileTooLarge)) {
+            try readWholeFile("\(scratch.path)/big", limit: 99)
+        }
+        #expect(try readWholeFile("\(scratch.path)/big", limit: 100).count == 100)
+        #expect(try readFileHead("\(scratch.path)/big", limit: 10).count == 10)
+    }
+
+    @Test func noFollowRefusesSymlinksAndFifos() throws {
+        let scratch = try Scratch("nofollow")
+        try scratch.writeFile("real", "secret")
+        try scratch.symlink("link", to: "\(scratch.path)/real")
+        #expect(mkfifo("\(scratch.path)/fifo", 0o600) == 0)
+        #expect(throws: SystemError.self) { try readWholeFile("\(scratch.path)/link", limit: 100, noFollow: true) }
+        #expect(throws: SystemError.self) { try readWholeFile("\(scratch.path)/fifo", limit: 100, noFollow: true) }
+        #expect(try readWholeFile("\(scratch.path)/real", limit: 100, noFollow: true) == Array("secret".utf8))
+    }
+
+    @Test func atomicWritesDoNotFollowAPlantedTemporaryName() throws {
+        let scratch = try Scratch("atomic")
+        try writeFileAtomically("\(scratch.path)/state.json", Array("{}".utf8), mode: 0o600)
+        var info = stat()
+        #expect(stat("\(scratch.path)/state.json", &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o600)
+        #expect(directoryEntries(scratch.path) == ["state.json"])
+    }
+}
