@@ -22,6 +22,47 @@ const uint64_t linux_RESOLVE_NO_MAGICLINKS = 0x02;
 const uint64_t linux_RESOLVE_NO_SYMLINKS = 0x04;
 const uint64_t linux_RESOLVE_BENEATH = 0x08;
 
+// include/uapi/linux/mount.h
+const unsigned int linux_OPEN_TREE_CLONE = 1;
+const unsigned int linux_OPEN_TREE_CLOEXEC = O_CLOEXEC;
+const unsigned int linux_AT_RECURSIVE = 0x8000;
+const unsigned int linux_MOVE_MOUNT_F_EMPTY_PATH = 0x00000004;
+const unsigned int linux_MOVE_MOUNT_T_EMPTY_PATH = 0x00000040;
+const uint64_t linux_MOUNT_ATTR_RDONLY = 0x00000001;
+const uint64_t linux_MOUNT_ATTR_NOSUID = 0x00000002;
+const uint64_t linux_MOUNT_ATTR_NODEV = 0x00000004;
+const uint64_t linux_MOUNT_ATTR_NOEXEC = 0x00000008;
+
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+
+struct linux_mount_attr {
+    uint64_t attr_set;
+    uint64_t attr_clr;
+    uint64_t propagation;
+    uint64_t userns_fd;
+};
+
+int linux_open_tree(int dirfd, const char *path, unsigned int flags) {
+    return (int)syscall(SYS_open_tree, dirfd, path, flags);
+}
+
+int linux_mount_setattr(int dirfd, const char *path, unsigned int flags, uint64_t attr_set, uint64_t attr_clr) {
+    struct linux_mount_attr attr = {.attr_set = attr_set, .attr_clr = attr_clr};
+    return (int)syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof attr);
+}
+
+int linux_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path, unsigned int flags) {
+    return (int)syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags);
+}
+
 struct linux_open_how {
     uint64_t flags;
     uint64_t mode;

@@ -153,7 +153,7 @@ struct BundleSpec: Sendable {
             let options = mount["options"]?.arrayValue?.compactMap(\.stringValue) ?? []
             let isBind = mount["type"]?.stringValue == "bind" || options.contains("bind") || options.contains("rbind")
             guard isBind, let source = mount["source"]?.stringValue, let destination = mount["destination"]?.stringValue else { continue }
-            result.append((index, source, destination, options.contains("ro")))
+            result.append((index, source, destination, options.contains("ro") || options.contains("rro")))
         }
         return result
     }

@@ -26,15 +26,17 @@ enum HostMounts {
     ]
 
     /// Mounts `mounts` in order onto `relative` below the pod's shared directory `root` (containerd's
-    /// rootfs: usually one overlay).
+    /// rootfs: usually one overlay), always nosuid and nodev: the guest sees the files' modes as they
+    /// are, and nothing the image or the guest put there runs setuid or opens a device on the host.
     static func mountRootfs(_ mounts: [Spec], root: String, relative: String) throws(ShimError) {
         let target = try SharedMountTarget(root: root, relative: relative, kind: .directory)
         for entry in mounts {
-            var flags: UInt = 0
+            var flags = UInt(MS_NOSUID | MS_NODEV)
             var data: [String] = []
             for option in entry.options {
                 if let known = flagOptions[option] {
                     if known.set { flags |= known.flag } else { flags &= ~known.flag }
+                    flags |= UInt(MS_NOSUID | MS_NODEV)
                 } else {
                     data.append(option)
                 }
@@ -56,52 +58,21 @@ enum HostMounts {
         }
     }
 
-    /// Bind-mounts `source` (file or directory) at `relative` below the pod's shared directory `root`,
-    /// creating the target. A read-only bind is made read-only at `staging` (a path of the pod's the
-    /// guest cannot reach) first and then bound into place, so no step goes through a path the guest
-    /// could have changed.
-    static func bind(_ source: String, root: String, relative: String, readOnly: Bool, staging: String) throws(ShimError) {
+    /// Bind-mounts `source` (file or directory, with its submounts) at `relative` below the pod's
+    /// shared directory `root`, creating the target. The copy is nosuid and nodev (the guest writes
+    /// there as root: no setuid file or device node it makes is usable on the host) and, when
+    /// `readOnly`, read-only down to every submount, all set before it appears at the target.
+    static func bind(_ source: String, root: String, relative: String, readOnly: Bool) throws(ShimError) {
         var info = stat()
         guard stat(source, &info) == 0 else {
             throw .invalidArgument("bind mount source \(source): \(String(cString: strerror(errno)))")
         }
         let isDirectory = (info.st_mode & S_IFMT) == S_IFDIR
         let target = try SharedMountTarget(root: root, relative: relative, kind: isDirectory ? .directory : .file)
-        var from = source
-        if readOnly {
-            try makeReadOnlyStage(of: source, at: staging, isDirectory: isDirectory)
-            from = staging
+        let attributes: BindMount.Attributes = readOnly ? [.readOnly, .noSetuid, .noDevices] : [.noSetuid, .noDevices]
+        try ShimError.system("bind-mounting \(source) at \(target.displayPath)") {
+            try BindMount.attach(source: source, onto: target.descriptor, targetPath: target.displayPath, attributes: attributes)
         }
-        defer { if readOnly { removeStage(staging, isDirectory: isDirectory) } }
-        guard mount(from, target.mountPath, nil, UInt(MS_BIND | MS_REC), nil) == 0 else {
-            throw .internalError("bind-mounting \(source) at \(target.displayPath): \(String(cString: strerror(errno)))")
-        }
-    }
-
-    private static func makeReadOnlyStage(of source: String, at staging: String, isDirectory: Bool) throws(ShimError) {
-        removeStage(staging, isDirectory: isDirectory)
-        if isDirectory {
-            guard mkdir(staging, 0o700) == 0 else { throw .internalError("creating \(staging): \(String(cString: strerror(errno)))") }
-        } else {
-            let fd = open(staging, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw .internalError("creating \(staging): \(String(cString: strerror(errno)))") }
-            close(fd)
-        }
-        guard mount(source, staging, nil, UInt(MS_BIND | MS_REC), nil) == 0 else {
-            let reason = String(cString: strerror(errno))
-            removeStage(staging, isDirectory: isDirectory)
-            throw .internalError("bind-mounting \(source) at \(staging): \(reason)")
-        }
-        guard mount(nil, staging, nil, UInt(MS_BIND | MS_REMOUNT | MS_RDONLY), nil) == 0 else {
-            let reason = String(cString: strerror(errno))
-            removeStage(staging, isDirectory: isDirectory)
-            throw .internalError("making the bind mount of \(source) read-only: \(reason)")
-        }
-    }
-
-    private static func removeStage(_ staging: String, isDirectory: Bool) {
-        while umount2(staging, Int32(MNT_DETACH) | Int32(UMOUNT_NOFOLLOW)) == 0 {}
-        if isDirectory { rmdir(staging) } else { unlink(staging) }
     }
 
     /// Makes `directory` a mount point in a shared peer group, so mounts made below it later also
@@ -130,7 +101,7 @@ enum HostMounts {
     }
 
     /// Removes a pod's host directory: the shared file system's mounts and files by descriptor (as
-    /// `removeShare`), then the rest (`vm/`, the staging path), which only root and QEMU can write.
+    /// `removeShare`), then the rest (`vm/`), which only root and QEMU can write.
     static func removePodDirectory(_ directory: String) -> [String] {
         let parent = String(directory[..<(directory.lastIndex(of: "/") ?? directory.startIndex)])
         let name = String(directory[directory.index(after: directory.lastIndex(of: "/") ?? directory.startIndex)...])

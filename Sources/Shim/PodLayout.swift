@@ -27,9 +27,6 @@ struct PodLayout: Sendable, Equatable, Codable {
     var vmDirectory: String { "\(directory)/vm" }
     var agentSocket: String { "\(vmDirectory)/agent.sock" }
     var consoleLog: String { "\(vmDirectory)/console.log" }
-    /// Where a read-only bind mount is prepared before it is bound into the shared directory (the
-    /// guest cannot reach it); the pod actor makes one mount at a time.
-    var stagingPath: String { "\(directory)/staging" }
     var owner: VMDescription.Owner { .init(podID: podID, namespace: namespace) }
     var domainName: String { VMDescription.domainName(for: owner) }
 

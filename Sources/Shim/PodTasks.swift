@@ -116,7 +116,7 @@ extension Pod {
         if rootfs.isEmpty {
             guard let root = spec.rootPath, !root.isEmpty else { throw .invalidArgument("no rootfs mounts and no root.path in config.json") }
             try HostMounts.bind(root.hasPrefix("/") ? root : "\(bundle)/\(root)", root: shared, relative: PodLayout.rootfsName(id),
-                                readOnly: false, staging: layout.stagingPath)
+                                readOnly: false)
         } else {
             try HostMounts.mountRootfs(rootfs.map { .init(type: $0.type, source: $0.source, options: $0.options) },
                                        root: shared, relative: PodLayout.rootfsName(id))
@@ -124,7 +124,7 @@ extension Pod {
         var guestSources: [Int: String] = [:]
         for mount in spec.hostBindMounts {
             try HostMounts.bind(mount.source, root: shared, relative: PodLayout.bindShareName(id, index: mount.index),
-                                readOnly: mount.readOnly, staging: layout.stagingPath)
+                                readOnly: mount.readOnly)
             guestSources[mount.index] = "\(AgentProtocol.guestSharedRoot)/\(PodLayout.sharedName(containerID: id))/mounts/\(mount.index)"
         }
         return try spec.guestSpec(rootInSharedFS: "\(PodLayout.sharedName(containerID: id))/rootfs", guestSources: guestSources,

@@ -75,6 +75,14 @@ struct SpawnPlannerTests {
         #expect(hosts.propagation == (1 << 18) | 16384)
     }
 
+    /// runc's `rro`: read-only down to every submount (the spawner's recursive mount_setattr).
+    @Test func rroIsARecursiveReadOnlyBind() throws {
+        let spec = try OCISpec.decode(Array(#"{"process": {"args": ["sh"]}, "mounts": [{"destination": "/v", "type": "bind", "source": "/s", "options": ["bind", "rro"]}]}"#.utf8))
+        let volume = try SpawnPlanner.container(spec: spec, rootfs: "/r").mounts[0]
+        #expect(volume.flags == 4096 | 16384 | 1)
+        #expect(volume.data == nil)
+    }
+
     @Test(arguments: [
         (#"{"process": {"args": []}}"#, "process.args: missing or empty"),
         (#"{"process": {"args": ["sh"], "cwd": "work"}}"#, "process.cwd: work is not absolute"),
@@ -85,6 +93,8 @@ struct SpawnPlannerTests {
         (#"{"process": {"args": ["sh"], "oomScoreAdj": 5000}}"#, "process.oomScoreAdj: 5000 is outside -1000...1000"),
         (#"{"process": {"args": ["sh"]}, "mounts": [{"destination": "relative", "type": "tmpfs"}]}"#, "mounts[0].destination: relative is not absolute"),
         (#"{"process": {"args": ["sh"]}, "mounts": [{"destination": "/x", "type": "bind"}]}"#, "mounts[0].source: missing for the bind mount of /x"),
+        (#"{"process": {"args": ["sh"]}, "mounts": [{"destination": "/x", "type": "bind", "source": "/s", "options": ["rbind", "readonly"]}]}"#,
+         "mounts[0].options: unknown option \"readonly\" for the bind mount of /x"),
         (#"{"process": {"args": ["sh"]}, "linux": {"namespaces": [{"type": "user"}]}}"#, "linux.namespaces: not supported: user namespaces (the VM is the isolation boundary)"),
         (#"{"process": {"args": ["sh"]}, "linux": {"maskedPaths": ["proc/kcore"]}}"#, "linux.maskedPaths: proc/kcore is not absolute"),
         (#"{"hostname": "x"}"#, "process: missing"),

@@ -26,7 +26,7 @@ import Testing
         mkdir("\(root)/c1", 0o755)
         symlink(outside, "\(root)/c1/mounts")
         #expect(throws: ShimError.self) {
-            try HostMounts.bind("/usr/share", root: root, relative: "c1/mounts/0", readOnly: false, staging: "\(root)/../stage")
+            try HostMounts.bind("/usr/share", root: root, relative: "c1/mounts/0", readOnly: false)
         }
         #expect(MountTable.mountPoints(under: outside).isEmpty)
         #expect(access("\(outside)/0", F_OK) != 0, "nothing was created through the symlink")
@@ -39,23 +39,31 @@ import Testing
         close(open("\(outside)/hosts", O_WRONLY | O_CREAT, 0o644))
         symlink("\(outside)/hosts", "\(root)/c1/mounts/0")
         #expect(throws: ShimError.self) {
-            try HostMounts.bind("/etc/hostname", root: root, relative: "c1/mounts/0", readOnly: true, staging: "\(root)/../stage")
+            try HostMounts.bind("/etc/hostname", root: root, relative: "c1/mounts/0", readOnly: true)
         }
         #expect(MountTable.mountPoints(under: outside).isEmpty)
     }
 
-    @Test func readOnlyBindIsReadOnlyAndStagingIsGone() throws {
+    /// A read-only volume whose source has a submount (a Secret under a hostPath, say): the
+    /// submount is read-only in the share as well, and every share is nosuid and nodev.
+    @Test func readOnlyBindIsReadOnlyDownToSubmountsAndNosuidNodev() throws {
         defer { cleanUp() }
         let source = "\(outside)/data"
         mkdir(source, 0o755)
-        try HostMounts.bind(source, root: root, relative: "c1/mounts/3", readOnly: true, staging: "\(root)/../stage")
-        #expect(MountTable.mountPoints(under: root) == ["\(root)/c1/mounts/3"])
-        let fd = open("\(root)/c1/mounts/3/new-file", O_WRONLY | O_CREAT, 0o644)
-        let failure = errno
-        if fd >= 0 { close(fd) }
-        #expect(fd < 0 && failure == EROFS)
-        #expect(access("\(root)/../stage", F_OK) != 0)
-        try HostMounts.bind(source, root: root, relative: "c1/mounts/4", readOnly: false, staging: "\(root)/../stage")
+        mkdir("\(source)/secret", 0o755)
+        #expect(mount("tmpfs", "\(source)/secret", "tmpfs", 0, "size=1m") == 0)
+        defer { umount2("\(source)/secret", Int32(MNT_DETACH)) }
+        try HostMounts.bind(source, root: root, relative: "c1/mounts/3", readOnly: true)
+        #expect(MountTable.mountPoints(under: root) == ["\(root)/c1/mounts/3/secret", "\(root)/c1/mounts/3"])
+        for directory in ["c1/mounts/3", "c1/mounts/3/secret"] {
+            let fd = open("\(root)/\(directory)/new-file", O_WRONLY | O_CREAT, 0o644)
+            let failure = errno
+            if fd >= 0 { close(fd) }
+            #expect(fd < 0 && failure == EROFS, "\(directory) is writable")
+            var info = statvfs()  // f_flag: ST_NOSUID 2, ST_NODEV 4
+            #expect(statvfs("\(root)/\(directory)", &info) == 0 && info.f_flag & 6 == 6, "\(directory) allows setuid or devices")
+        }
+        try HostMounts.bind(source, root: root, relative: "c1/mounts/4", readOnly: false)
         let writable = open("\(root)/c1/mounts/4/new-file", O_WRONLY | O_CREAT, 0o644)
         #expect(writable >= 0)
         close(writable)
@@ -66,7 +74,7 @@ import Testing
     @Test func removingAShareDoesNotFollowASymlinkTheGuestPlanted() throws {
         defer { cleanUp() }
         close(open("\(outside)/passwd", O_WRONLY | O_CREAT, 0o644))
-        try HostMounts.bind("/usr/share", root: root, relative: "c1/mounts/0", readOnly: true, staging: "\(root)/../stage")
+        try HostMounts.bind("/usr/share", root: root, relative: "c1/mounts/0", readOnly: true)
         mkdir("\(root)/c1/rootfs", 0o755)
         symlink(outside, "\(root)/c1/rootfs/etc")
         rename("\(root)/c1/mounts", "\(root)/c1/moved")

@@ -41,3 +41,28 @@ import Testing
         #expect(MountTable.mountPoints(under: otherPod.path).count == 1, "another pod's mount was detached")
     }
 }
+
+@Suite(.serialized) struct BindMountTests {
+    /// A read-only bind of a tree with a submount: the submount is read-only too, and nothing is
+    /// setuid-capable or a usable device node on the host side.
+    @Test func readOnlyIsRecursiveAndSetuidAndDevicesAreOff() throws {
+        let scratch = try Scratch("bind")
+        try scratch.makeDirectory("source/sub")
+        try scratch.mountTmpfs("source/sub")
+        try scratch.makeDirectory("target")
+        let target = try OpenDirectory(path: "\(scratch.path)/target")
+        try BindMount.attach(source: "\(scratch.path)/source", onto: target.descriptor, targetPath: target.path,
+                             attributes: [.readOnly, .noSetuid, .noDevices])
+
+        for directory in ["target", "target/sub"] {
+            let fd = open("\(scratch.path)/\(directory)/new", O_WRONLY | O_CREAT, 0o644)
+            let failure = errno
+            if fd >= 0 { close(fd) }
+            #expect(fd < 0 && failure == EROFS, "\(directory) is writable")
+            var info = statvfs()  // f_flag: ST_NOSUID 2, ST_NODEV 4
+            #expect(statvfs("\(scratch.path)/\(directory)", &info) == 0)
+            #expect(info.f_flag & 2 != 0 && info.f_flag & 4 != 0, "\(directory) allows setuid or devices")
+        }
+        #expect(MountTable.mountPoints(under: "\(scratch.path)/target").count == 2)
+    }
+}

@@ -27,6 +27,16 @@ int linux_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, ui
 /// (EOPNOTSUPP where the kernel does not report it).
 int linux_mount_id(int fd, uint64_t *mount_id);
 
+/// open_tree(dirfd, path, flags) (Linux 5.2+): with OPEN_TREE_CLONE a detached copy of the mount tree
+/// at path. Returns the fd or -1 with errno.
+int linux_open_tree(int dirfd, const char *path, unsigned int flags);
+
+/// mount_setattr(dirfd, path, flags, {attr_set, attr_clr, propagation 0}) (Linux 5.12+).
+int linux_mount_setattr(int dirfd, const char *path, unsigned int flags, uint64_t attr_set, uint64_t attr_clr);
+
+/// move_mount(from_dirfd, from_path, to_dirfd, to_path, flags) (Linux 5.2+).
+int linux_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path, unsigned int flags);
+
 /// Linux constants glibc hides behind _GNU_SOURCE or that live in linux/ headers.
 extern const int linux_O_PATH;
 extern const int linux_AT_EMPTY_PATH;
@@ -34,5 +44,14 @@ extern const uint64_t linux_RESOLVE_NO_SYMLINKS;
 extern const uint64_t linux_RESOLVE_NO_XDEV;
 extern const uint64_t linux_RESOLVE_BENEATH;
 extern const uint64_t linux_RESOLVE_NO_MAGICLINKS;
+extern const unsigned int linux_OPEN_TREE_CLONE;
+extern const unsigned int linux_OPEN_TREE_CLOEXEC;
+extern const unsigned int linux_AT_RECURSIVE;
+extern const unsigned int linux_MOVE_MOUNT_F_EMPTY_PATH;
+extern const unsigned int linux_MOVE_MOUNT_T_EMPTY_PATH;
+extern const uint64_t linux_MOUNT_ATTR_RDONLY;
+extern const uint64_t linux_MOUNT_ATTR_NOSUID;
+extern const uint64_t linux_MOUNT_ATTR_NODEV;
+extern const uint64_t linux_MOUNT_ATTR_NOEXEC;
 
 #endif

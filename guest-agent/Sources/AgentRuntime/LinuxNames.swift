@@ -33,6 +33,8 @@ public enum LinuxNames {
     /// Option word → (flags to set, flags to clear). Propagation options are separate.
     static let mountOptions: [String: (set: UInt, clear: UInt)] = [
         "ro": (MountFlag.rdonly, 0), "rw": (0, MountFlag.rdonly),
+        // runc's recursive read-only: every submount of the bind is read-only as well.
+        "rro": (MountFlag.rdonly | MountFlag.rec, 0),
         "nosuid": (MountFlag.nosuid, 0), "suid": (0, MountFlag.nosuid),
         "nodev": (MountFlag.nodev, 0), "dev": (0, MountFlag.nodev),
         "noexec": (MountFlag.noexec, 0), "exec": (0, MountFlag.noexec),

@@ -172,6 +172,11 @@ public enum SpawnPlanner {
         if !isBind && (type ?? "").isEmpty {
             throw .invalid(field: "\(field).type", reason: "missing for a non-bind mount of \(mount.destination)")
         }
+        // A bind takes no file-system data: a word that is not a mount flag is a typo or an option
+        // this runtime does not implement, and running without it would be silently wrong.
+        if isBind, let unknown = data.first {
+            throw .invalid(field: "\(field).options", reason: "unknown option \"\(unknown.prefix(64))\" for the bind mount of \(mount.destination)")
+        }
         if isBind && (mount.source ?? "").isEmpty {
             throw .invalid(field: "\(field).source", reason: "missing for the bind mount of \(mount.destination)")
         }
