@@ -63,6 +63,9 @@ elif ! cmp -s packaging/configuration.toml "$installed_config"; then
     fi
 fi
 
+# /dev/kvm as Debian's udev rule leaves it, where no udev ran (see the script).
+packaging/kvm-device.sh --record "$manifest"
+
 # 3. containerd: runtime io.containerd.swiftkata.v2 as CRI handler kata-runtime.
 containerd_config=/etc/containerd/config.toml
 config_changed=0

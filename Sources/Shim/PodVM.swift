@@ -152,6 +152,7 @@ final class PodVM: Sendable {
             destroy()
             throw error
         }
+        SlowDomainStart.report(domainCreated - timing.domainStarted, domain: identity.domainName, logger: logger)
         logger.info("pod VM ready", metadata: [
             "domain": "\(identity.domainName)", "qemu_pid": "\(qemuPID)", "accelerator": "\(plan.accelerator)",
             "transport": "\(plan.transport.rawValue)", "warm_pool": "\(claimed)", "boot_ms": "\((ContinuousClock.now - timing.started).milliseconds)",
@@ -202,20 +203,3 @@ struct SandboxSetup: Sendable, Equatable {
     /// `net.*` sysctls for the VM's network stack.
     var networkSysctls: [String: String] = [:]
 }
-
-/// The user libvirt runs QEMU as (qemu.conf `user`, Debian's default libvirt-qemu).
-enum QEMUUser {
-    static let name: String = {
-        guard let bytes = readFile("/etc/libvirt/qemu.conf", limit: 1 << 20) else { return "libvirt-qemu" }
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
-            let text = String(line).trimmingCharacters(whereSpace: true)
-            guard text.hasPrefix("user"), let equals = text.firstIndex(of: "=") else { continue }
-            let value = String(text[text.index(after: equals)...]).trimmingCharacters(whereSpace: true).filter { $0 != "\"" }
-            if String(text.prefix(upTo: equals)).trimmingCharacters(whereSpace: true) == "user", !value.isEmpty {
-                return value.hasPrefix("+") ? String(value.dropFirst()) : value
-            }
-        }
-        return "libvirt-qemu"
-    }()
-}
-

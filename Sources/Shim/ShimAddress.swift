@@ -21,7 +21,7 @@ public struct ShimAddress: Sendable, Equatable {
 
     /// Parses an `address` file or printed address: `unix:///path`, or a bare path.
     public init?(uri: String) {
-        let trimmed = uri.trimmingCharacters(whereSpace: true)
+        let trimmed = uri.trimmingWhitespace()
         if trimmed.hasPrefix("unix://") { socketPath = String(trimmed.dropFirst("unix://".count)) } else if trimmed.hasPrefix("/") { socketPath = trimmed } else { return nil }
     }
 
@@ -48,14 +48,5 @@ public struct ShimAddress: Sendable, Equatable {
             components.append(component)
         }
         return (joined.hasPrefix("/") ? "/" : "") + components.joined(separator: "/")
-    }
-}
-
-extension String {
-    func trimmingCharacters(whereSpace: Bool) -> String {
-        var slice = Substring(self)
-        while let first = slice.first, first.isWhitespace { slice.removeFirst() }
-        while let last = slice.last, last.isWhitespace { slice.removeLast() }
-        return String(slice)
     }
 }

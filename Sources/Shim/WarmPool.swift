@@ -104,6 +104,7 @@ struct WarmPool: Sendable {
                 discard(booting, logger: logger)
                 continue
             }
+            SlowDomainStart.report(domainCreated - started, domain: identity.domainName, logger: logger)
             logger.info("warm pool: VM ready", metadata: [
                 "entry": "\(entry)", "domain_create_ms": "\((domainCreated - started).milliseconds)",
                 "agent_ready_ms": "\((ContinuousClock.now - domainCreated).milliseconds)"])

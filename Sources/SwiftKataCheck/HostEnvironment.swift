@@ -27,6 +27,9 @@ public struct HostEnvironment: Sendable {
     public var environment: [String: String]
     /// The names in a directory, without `.` and `..`; nil when it cannot be read.
     public var listDirectory: @Sendable (_ path: String) -> [String]? = { _ in nil }
+    /// Whether libvirt's QEMU user may open `path` read-write, by the file's owner, group and mode
+    /// and that user's groups; nil when there is no such user or file.
+    public var qemuUserCanOpen: @Sendable (_ path: String) -> Bool? = { _ in true }
 
     public init(
         readFile: @escaping @Sendable (String, Int) -> [UInt8]?,

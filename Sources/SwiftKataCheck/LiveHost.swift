@@ -42,6 +42,7 @@ extension HostEnvironment {
             },
             environment: environment)
         host.listDirectory = { path in access(path, R_OK | X_OK) == 0 ? directoryEntries(path) : nil }
+        host.qemuUserCanOpen = { path in userMayReadAndWrite(QEMUUser.name, path) }
         return host
     }
 }
@@ -81,11 +82,5 @@ func forgetProbeResultsOfThisBoot(in directory: String) {
     else { return }
     for name in directoryEntries(directory) where name.hasPrefix("\(bootID)-") {
         unlink("\(directory)/\(name)")
-    }
-}
-
-extension StringProtocol {
-    func trimmingWhitespace() -> String {
-        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
     }
 }

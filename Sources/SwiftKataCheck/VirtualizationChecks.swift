@@ -14,6 +14,12 @@ extension HostChecks {
     }
 
     func kvmDevice() -> CheckResult {
+        if host.canAccess("/dev/kvm", []), host.qemuUserCanOpen("/dev/kvm") == false {
+            // libvirt checks this as the QEMU user: when it fails, its cached QEMU capabilities count as
+            // stale and it re-probes QEMU at every domain start, whatever the accelerator.
+            return .warn("kvm-device", "libvirt's QEMU user (\(QEMUUser.name)) cannot open /dev/kvm: every pod start costs libvirt a QEMU re-probe (about 10 s under TCG)",
+                         fix: "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm, and a udev rule to keep it (make install does both: packaging/kvm-device.sh)")
+        }
         if host.canAccess("/dev/kvm", [.read, .write]) { return .pass("kvm-device", "/dev/kvm is readable and writable") }
         if host.canAccess("/dev/kvm", []) {
             return .warn("kvm-device", "/dev/kvm is not read/write for this user: pods use TCG (slow)",

@@ -96,6 +96,17 @@ import Testing
         #expect(report.accelerator.rawValue == "tcg" && report.ok)
     }
 
+    /// A fresh host where no udev rule ran: /dev/kvm is root-only, so libvirt re-probes QEMU at every
+    /// domain start. The check names it and the fix, though this process (root) can open the device.
+    @Test func kvmDeviceClosedToTheQEMUUserWarnsWithTheFix() async {
+        var host = FakeHost()
+        host.closedToQEMU = ["/dev/kvm"]
+        let check = await host.report().check(named: "kvm-device")
+        #expect(check?.status == .warn)
+        #expect(check?.detail.contains("cannot open /dev/kvm") == true)
+        #expect(check?.fix.hasPrefix("chgrp kvm /dev/kvm && chmod 0660 /dev/kvm") == true)
+    }
+
     @Test func autoTransportWithoutVsockWarnsAndUsesVirtioSerial() async {
         var host = FakeHost()
         host.readWrite.remove("/dev/vhost-vsock")

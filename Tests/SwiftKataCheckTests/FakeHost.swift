@@ -37,6 +37,8 @@ struct FakeHost {
     var libvirt: Result<LibvirtFacts, HostProbeError> = .success(LibvirtFacts(driver: "QEMU", libvirt: "9.0.0", hypervisor: "7.2.0"))
     var kvm = KVMProbeOutcome(usable: true, reason: "KVM boot probe passed (agent ready after 0.3 seconds)")
     var environment = ["PATH": "/usr/local/bin:/usr/bin"]
+    /// Files libvirt's QEMU user may not open (a fresh host's root-only /dev/kvm).
+    var closedToQEMU: Set<String> = []
     /// The `fresh` flag of every KVM probe.
     let probes = ProbeLog()
 
@@ -71,6 +73,8 @@ struct FakeHost {
             },
             environment: environment)
         host.listDirectory = { directories[$0] }
+        let closedToQEMU = closedToQEMU
+        host.qemuUserCanOpen = { !closedToQEMU.contains($0) }
         return host
     }
 
