@@ -99,11 +99,15 @@ public struct VMDescription: Sendable, Equatable {
         self.consoleLog = consoleLog
     }
 
-    /// Domain names are derived from the pod's namespace and id, so `delete` can always find the VM again.
-    /// Warm-pool VMs are `swiftkata_pool-<entry>`: no pod's name can take that form (pod domains
-    /// start with `swiftkata-`), and they keep it after a pod claims them.
+    /// Domain names are derived from the pod's namespace and id, so `delete` can always find the VM
+    /// again: `swiftkata-<namespace>-<pod id>-<16 hex digits of SHA-256 of namespace/pod id>`. The
+    /// readable part alone is ambiguous (`a-b`/`c` and `a`/`b-c`); the hash makes two pods' names
+    /// differ, so one pod's start never replaces another pod's VM. Warm-pool VMs are
+    /// `swiftkata_pool-<entry>`: no pod's name can take that form, and they keep it after a pod claims them.
     public static func domainName(for owner: Owner) -> String {
-        owner.pooled ? "\(warmPoolDomainPrefix)\(owner.podID)" : "swiftkata-\(owner.namespace)-\(owner.podID)"
+        if owner.pooled { return "\(warmPoolDomainPrefix)\(owner.podID)" }
+        let hash = Digest.sha256Hex("\(owner.namespace)/\(owner.podID)").prefix(16)
+        return "swiftkata-\(owner.namespace)-\(owner.podID)-\(hash)"
     }
 
     public static let warmPoolDomainPrefix = "swiftkata_pool-"

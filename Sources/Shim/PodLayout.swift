@@ -13,7 +13,7 @@ struct PodLayout: Sendable, Equatable, Codable {
     init(stateDirectory: String, namespace: String, podID: String) {
         self.namespace = namespace
         self.podID = podID
-        directory = "\(stateDirectory)/pods/\(SHA256.hex("\(namespace)/\(podID)").prefix(16))"
+        directory = "\(stateDirectory)/pods/\(Digest.sha256Hex("\(namespace)/\(podID)").prefix(16))"
     }
 
     /// A warm-pool VM's directory: the same tree as a pod's, so a pod claims it with one rename.

@@ -22,7 +22,7 @@ struct PodNetwork: Sendable {
 
     /// `sktap` + 10 hex digits of the pod's key: fits IFNAMSIZ, and `delete` finds it again.
     static func tapName(for layout: PodLayout) -> String {
-        "sktap" + SHA256.hex("\(layout.namespace)/\(layout.podID)").prefix(10)
+        "sktap" + Digest.sha256Hex("\(layout.namespace)/\(layout.podID)").prefix(10)
     }
 
     /// Reads what CNI set up in the namespace; nil when there is nothing to carry (loopback only).

@@ -14,7 +14,7 @@ public struct ShimAddress: Sendable, Equatable {
     public static let maxSocketPathLength = 106
 
     public init(containerdAddress: String, namespace: String, groupID: String) {
-        socketPath = "\(Self.socketDirectory)/\(SHA256.hex(Self.joinPath(containerdAddress, namespace, groupID)))"
+        socketPath = "\(Self.socketDirectory)/\(Digest.sha256Hex(Self.joinPath(containerdAddress, namespace, groupID)))"
     }
 
     public init(socketPath: String) { self.socketPath = socketPath }

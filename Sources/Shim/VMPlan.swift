@@ -114,7 +114,7 @@ struct VMPlan: Sendable {
             guard stat(path, &info) == 0 else { return "\(path):missing" }
             return "\(path):\(info.st_dev):\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
         }
-        return String(SHA256.hex(([xml, transport.rawValue] + files).joined(separator: "\n")).prefix(16))
+        return String(Digest.sha256Hex(([xml, transport.rawValue] + files).joined(separator: "\n")).prefix(16))
     }
 
     /// The directory, its shared directory as a shared mount point, and a VM directory QEMU (running

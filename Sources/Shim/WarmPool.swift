@@ -79,7 +79,7 @@ struct WarmPool: Sendable {
             let started = ContinuousClock.now
             // Starting a domain blocks on the libvirt helper: not on a cooperative thread.
             let launched = await onBlockingThread { () -> Result<VMIdentity, ShimError> in
-                let tap = VMDescription.Tap(device: "skpool" + SHA256.hex(entry).prefix(9), macAddress: Self.randomMACAddress())
+                let tap = VMDescription.Tap(device: "skpool" + Digest.sha256Hex(entry).prefix(9), macAddress: Self.randomMACAddress())
                 do throws(ShimError) { return .success(try plan.launch(layout: booting, owner: .warmPool(entryID: entry), tap: tap)) } catch {
                     return .failure(error)
                 }

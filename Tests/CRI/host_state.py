@@ -21,7 +21,9 @@ SHIM_SOCKETS = "/run/containerd/s"
 
 
 def domain_name(pod_id, namespace=CRI_NAMESPACE):
-    return f"swiftkata-{namespace}-{pod_id}"
+    """`swiftkata-<namespace>-<pod id>-<16 hex digits of sha256("<namespace>/<pod id>")>`."""
+    digest = hashlib.sha256(f"{namespace}/{pod_id}".encode()).hexdigest()[:16]
+    return f"swiftkata-{namespace}-{pod_id}-{digest}"
 
 
 def shim_socket(containerd_address, pod_id, namespace=CRI_NAMESPACE):

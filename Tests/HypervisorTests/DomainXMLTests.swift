@@ -68,7 +68,7 @@ struct DomainXMLTests {
 
     @Test func domainNameAndMetadataIdentifyThePod() throws {
         let xml = try DomainXML.render(Self.base(.tcg, channel: .vsock))
-        #expect(xml.contains("<name>swiftkata-k8s.io-3f2a9c</name>"))
+        #expect(xml.contains("<name>swiftkata-k8s.io-3f2a9c-b40c2a86f3438266</name>"))
         #expect(xml.contains("<swiftkata:id>3f2a9c</swiftkata:id>"))
         #expect(xml.contains("<swiftkata:namespace>k8s.io</swiftkata:namespace>"))
     }

@@ -27,6 +27,14 @@ import Testing
         #expect(!VMDescription.domainName(for: .init(podID: "x", namespace: "pool")).hasPrefix(VMDescription.warmPoolDomainPrefix))
     }
 
+    /// `a-b`/`c` and `a`/`b-c` read alike; their domains must not, or one pod's start replaces the other's VM.
+    @Test func podDomainNamesAreUniqueWhereTheReadablePartIsNot() {
+        let first = VMDescription.domainName(for: .init(podID: "c", namespace: "a-b"))
+        let second = VMDescription.domainName(for: .init(podID: "b-c", namespace: "a"))
+        #expect(first.hasPrefix("swiftkata-a-b-c-") && second.hasPrefix("swiftkata-a-b-c-"))
+        #expect(first != second)
+    }
+
     @Test func identityRoundTripsAndRejectsForeignNames() throws {
         let directory = NSTemporaryDirectory() + "swiftkata-identity-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: directory) }
