@@ -4,6 +4,16 @@ public enum AgentProtocol {
     public static let apiVersion: UInt32 = 1
     /// The agent's vsock port when the VM has a vsock device.
     public static let vsockPort: UInt32 = 1024
+    /// The host's vsock context id (VMADDR_CID_HOST).
+    public static let hostContextID: UInt32 = 2
+
+    /// Whether a vsock peer may talk to the agent: only the host (context id 2), and only from a
+    /// port below 1024, which on the host only a privileged process (the shim, as root) can bind.
+    /// Creating a vsock socket needs no privilege: without this, any local user or runc pod could
+    /// dial every pod's agent and exec in it.
+    public static func isTrustedVsockPeer(contextID: UInt32, port: UInt32) -> Bool {
+        contextID == hostContextID && port < 1024
+    }
     /// Name of the virtio-serial port carrying the agent's ttrpc when there is no vsock.
     public static let serialPortName = "io.swiftkata.agent"
     /// Where the guest mounts the pod's shared directory; container roots and shared bind-mount sources

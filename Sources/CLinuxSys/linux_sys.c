@@ -6,7 +6,10 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <linux/vm_sockets.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -121,4 +124,71 @@ int linux_mount_id(int fd, uint64_t *mount_id) {
     }
     *mount_id = info.stx_mnt_id;
     return 0;
+}
+
+int linux_vsock_listen(uint32_t port, int backlog) {
+    int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_vm address;
+    memset(&address, 0, sizeof address);
+    address.svm_family = AF_VSOCK;
+    address.svm_cid = VMADDR_CID_ANY;
+    address.svm_port = port;
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, backlog) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int linux_vsock_accept(int listener, uint32_t *peer_cid, uint32_t *peer_port) {
+    struct sockaddr_vm address;
+    socklen_t length = sizeof address;
+    int fd;
+    do {
+        fd = accept4(listener, (struct sockaddr *)&address, &length, SOCK_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return -1;
+    *peer_cid = address.svm_cid;
+    *peer_port = address.svm_port;
+    return fd;
+}
+
+int linux_vsock_connect_privileged(uint32_t cid, uint32_t port) {
+    int last_error = EADDRINUSE;
+    for (uint32_t local = 1023; local >= 512; local--) {
+        int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return -1;
+        struct sockaddr_vm address;
+        memset(&address, 0, sizeof address);
+        address.svm_family = AF_VSOCK;
+        address.svm_cid = VMADDR_CID_ANY;
+        address.svm_port = local;
+        if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+            last_error = errno;
+            close(fd);
+            if (last_error == EADDRINUSE) continue;
+            errno = last_error;
+            return -1;
+        }
+        memset(&address, 0, sizeof address);
+        address.svm_family = AF_VSOCK;
+        address.svm_cid = cid;
+        address.svm_port = port;
+        int result;
+        do {
+            result = connect(fd, (struct sockaddr *)&address, sizeof address);
+        } while (result < 0 && errno == EINTR);
+        if (result == 0) return fd;
+        last_error = errno;
+        close(fd);
+        if (last_error != EADDRINUSE) {
+            errno = last_error;
+            return -1;
+        }
+    }
+    errno = last_error;
+    return -1;
 }

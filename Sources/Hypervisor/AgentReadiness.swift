@@ -1,4 +1,7 @@
 import AgentAPI
+import CLinuxSys
+import Glibc
+import SwiftKataOS
 import TTRPC
 
 /// Waits for a freshly booted guest's agent: dials its channel until that works, then calls Health
@@ -18,8 +21,17 @@ public enum AgentReadiness {
 
         func dial() async throws -> TTRPCClient {
             switch self {
-            case .unixSocket(let path): try await TTRPCClient.connect(unixSocketPath: path)
-            case .vsock(let cid): try await TTRPCClient.connect(vsockCID: cid, port: AgentProtocol.vsockPort)
+            case .unixSocket(let path): return try await TTRPCClient.connect(unixSocketPath: path)
+            case .vsock(let cid):
+                // From a privileged port: the agent serves only the host's root (AgentProtocol.isTrustedVsockPeer).
+                let (fd, code) = await onBlockingThread { () -> (CInt, CInt) in
+                    let fd = linux_vsock_connect_privileged(cid, AgentProtocol.vsockPort)
+                    return (fd, fd < 0 ? errno : 0)
+                }
+                guard fd >= 0 else {
+                    throw SystemError("connect", path: "vsock \(cid):\(AgentProtocol.vsockPort)", errno: Errno(rawValue: code))
+                }
+                return try await TTRPCClient.connect(connectedSocket: fd)
             }
         }
     }

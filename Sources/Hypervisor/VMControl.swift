@@ -47,9 +47,10 @@ public struct VMControl: Sendable {
         self.uri = uri
     }
 
-    /// Starts the transient domain `name` described in the file `xmlPath` (replacing a stale one).
-    public func create(name: String, xmlPath: String) throws(Failure) -> Started {
-        let output = try run(["create", "--uri", uri, "--name", name, "--xml", xmlPath])
+    /// Starts the transient domain `name` described by `xml` (replacing a stale one). The XML goes to
+    /// the helper on its stdin: no file anyone else could change between writing and reading.
+    public func create(name: String, xml: String) throws(Failure) -> Started {
+        let output = try run(["create", "--uri", uri, "--name", name, "--xml", "-"], standardInput: Array(xml.utf8))
         var fields: [Substring: Substring] = [:]
         for pair in output.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
             let parts = pair.split(separator: "=", maxSplits: 1)
@@ -72,9 +73,9 @@ public struct VMControl: Sendable {
         DomainLogs.directory(uri: uri).flatMap { DomainLogs.tail(of: name, in: $0) }
     }
 
-    private func run(_ arguments: [String]) throws(Failure) -> String {
+    private func run(_ arguments: [String], standardInput: [UInt8]? = nil) throws(Failure) -> String {
         let result: HostCommand
-        do { result = try HostCommand.run(helper, arguments, timeoutMilliseconds: 60_000) } catch {
+        do { result = try HostCommand.run(helper, arguments, standardInput: standardInput, timeoutMilliseconds: 60_000) } catch {
             throw Failure(description: "\(error)")
         }
         guard result.status == 0 else {

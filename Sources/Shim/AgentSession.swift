@@ -15,6 +15,18 @@ struct AgentSession: Sendable {
         do { return try await body() } catch { throw ShimError.agent(operation, error) }
     }
 
+    /// Linux's largest pid (PID_MAX_LIMIT). A guest pid outside 1...this is a lie, refused before it
+    /// reaches anything that converts it (`Int32(pid)` traps on values past Int32.max).
+    static let maxGuestPID: UInt32 = 4_194_304
+
+    /// `pid` when it can be a guest process id; otherwise the call fails as a broken reply.
+    static func validGuestPID(_ pid: UInt32, _ operation: String) throws(ShimError) -> UInt32 {
+        guard pid >= 1, pid <= maxGuestPID else {
+            throw .internalError("\(operation): the guest agent replied with pid \(pid), outside 1...\(maxGuestPID)")
+        }
+        return pid
+    }
+
     func createSandbox(_ request: Swiftkata_Agent_V1_CreateSandboxRequest) async throws(ShimError) {
         _ = try await call("creating the sandbox in the guest") { try await agent.createSandbox(request, timeout: callTimeout) }
     }
@@ -25,13 +37,15 @@ struct AgentSession: Sendable {
         request.ociSpec = Data(spec)
         request.terminal = terminal
         request.stdin = stdin
-        return try await call("creating container \(id) in the guest") { try await agent.createContainer(request, timeout: callTimeout).pid }
+        let operation = "creating container \(id) in the guest"
+        return try Self.validGuestPID(try await call(operation) { try await agent.createContainer(request, timeout: callTimeout).pid }, operation)
     }
 
     func startContainer(id: String) async throws(ShimError) -> UInt32 {
         var request = Swiftkata_Agent_V1_StartContainerRequest()
         request.containerID = id
-        return try await call("starting container \(id)") { try await agent.startContainer(request, timeout: callTimeout).pid }
+        let operation = "starting container \(id)"
+        return try Self.validGuestPID(try await call(operation) { try await agent.startContainer(request, timeout: callTimeout).pid }, operation)
     }
 
     func removeContainer(id: String) async throws(ShimError) {
@@ -78,7 +92,8 @@ struct AgentSession: Sendable {
         request.process = Data(process)
         request.terminal = terminal
         request.stdin = stdin
-        return try await call("starting exec \(execID) in container \(id)") { try await agent.execProcess(request, timeout: callTimeout).pid }
+        let operation = "starting exec \(execID) in container \(id)"
+        return try Self.validGuestPID(try await call(operation) { try await agent.execProcess(request, timeout: callTimeout).pid }, operation)
     }
 
     func signal(id: String, execID: String, signal: UInt32, all: Bool) async throws(ShimError) {

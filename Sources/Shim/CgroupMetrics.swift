@@ -42,8 +42,8 @@ enum CgroupMetrics {
         m.slabUnreclaimable = memory["slab_unreclaimable"] ?? 0
         m.pgfault = memory["pgfault"] ?? 0
         m.pgmajfault = memory["pgmajfault"] ?? 0
-        m.workingsetRefault = memory["workingset_refault_anon"].map { $0 + (memory["workingset_refault_file"] ?? 0) } ?? (memory["workingset_refault"] ?? 0)
-        m.workingsetActivate = memory["workingset_activate_anon"].map { $0 + (memory["workingset_activate_file"] ?? 0) } ?? (memory["workingset_activate"] ?? 0)
+        m.workingsetRefault = memory["workingset_refault_anon"].map { saturatingSum($0, memory["workingset_refault_file"] ?? 0) } ?? (memory["workingset_refault"] ?? 0)
+        m.workingsetActivate = memory["workingset_activate_anon"].map { saturatingSum($0, memory["workingset_activate_file"] ?? 0) } ?? (memory["workingset_activate"] ?? 0)
         m.workingsetNodereclaim = memory["workingset_nodereclaim"] ?? 0
         m.pgrefill = memory["pgrefill"] ?? 0
         m.pgscan = memory["pgscan"] ?? 0
@@ -79,4 +79,10 @@ enum CgroupMetrics {
         }
         return metrics
     }
+}
+
+/// `a + b`, or UInt64.max where that overflows: the guest's figures are not trusted to be sane.
+func saturatingSum(_ a: UInt64, _ b: UInt64) -> UInt64 {
+    let (sum, overflow) = a.addingReportingOverflow(b)
+    return overflow ? .max : sum
 }

@@ -21,8 +21,20 @@ actor EventPublisher {
         self.logger = logger
     }
 
+    /// Events waiting at most. Exits and the other lifecycle events follow containerd's own calls and
+    /// stay far below it; past it only what the guest alone can cause (OOMs) is dropped.
+    static let maxQueued = 1024
+    private var dropped = 0
+
     /// Queues `event` under `topic`; returns at once.
     func publish(topic: String, event: some SwiftProtobuf.Message, typeName: String) {
+        if queue.count >= Self.maxQueued && topic == ContainerdNames.Topic.taskOOM {
+            dropped += 1
+            if dropped == 1 || dropped % 1000 == 0 {
+                logger.warning("event queue full: OOM event dropped", metadata: ["queued": "\(queue.count)", "dropped": "\(dropped)"])
+            }
+            return
+        }
         var envelope = Containerd_Services_Events_Ttrpc_V1_Envelope()
         envelope.timestamp = .currentTime()
         envelope.namespace = namespace

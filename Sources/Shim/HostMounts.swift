@@ -75,14 +75,23 @@ enum HostMounts {
         }
     }
 
-    /// Makes `directory` a mount point in a shared peer group, so mounts made below it later also
-    /// appear in the VM's file server (virtiofsd, or QEMU for 9p), which runs in a mount namespace
-    /// copied from ours when the VM starts.
-    static func makeSharedMountPoint(_ directory: String) throws(ShimError) {
-        guard mount(directory, directory, nil, UInt(MS_BIND), nil) == 0,
-              mount(nil, directory, nil, UInt(MS_SHARED), nil) == 0
-        else {
-            throw .internalError("making \(directory) a shared mount point: \(String(cString: strerror(errno)))")
+    /// What the guest may store in the shared directory itself (outside the containers' rootfs and
+    /// volumes, which are mounts of their own): it holds only their mount points, so a little is
+    /// plenty, and a guest that writes there cannot fill the host's /run.
+    static let sharedFilesystemOptions = "size=16m,nr_inodes=16384,mode=0700"
+
+    /// Mounts a small tmpfs (nosuid, nodev, noexec; `sharedFilesystemOptions`) on `directory` and
+    /// makes it a shared peer group, so mounts made below it later also appear in the VM's file
+    /// server (virtiofsd, or QEMU for 9p), which runs in a mount namespace copied from ours when the
+    /// VM starts. Root-only (0700): local users reach nothing of the pod's files through it.
+    static func mountSharedFilesystem(_ directory: String) throws(ShimError) {
+        guard mount("swiftkata-shared", directory, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), sharedFilesystemOptions) == 0 else {
+            throw .internalError("mounting the pod's shared file system on \(directory): \(String(cString: strerror(errno)))")
+        }
+        guard mount(nil, directory, nil, UInt(MS_SHARED), nil) == 0 else {
+            let reason = String(cString: strerror(errno))
+            umount2(directory, Int32(MNT_DETACH))
+            throw .internalError("making \(directory) a shared mount point: \(reason)")
         }
     }
 

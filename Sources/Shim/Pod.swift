@@ -24,6 +24,9 @@ actor Pod {
     /// The warm pool's refill, started once the pod's first container runs; the daemon waits for it
     /// before it exits, so no VM is left half-booted.
     private var poolRefill: Task<Void, Never>?
+    /// When each container's last TaskOOM went out, and how many were coalesced since the pod began.
+    private var lastOOMEvent: [String: ContinuousClock.Instant] = [:]
+    private var coalescedOOMEvents = 0
 
     init(namespace: String, configuration: Configuration, publisher: EventPublisher, logger: Logger) {
         self.namespace = namespace
@@ -85,8 +88,21 @@ actor Pod {
         }
     }
 
+    /// At most one TaskOOM per container in this interval: a guest that reports OOMs in a loop gets
+    /// them coalesced, not queued without bound.
+    static let oomEventInterval: Duration = .seconds(1)
+
     private func publishOOM(containerID: String) async {
         guard containers[containerID] != nil else { return }  // the guest names only containers it was given
+        let now = ContinuousClock.now
+        if let last = lastOOMEvent[containerID], now - last < Self.oomEventInterval {
+            coalescedOOMEvents += 1
+            if coalescedOOMEvents == 1 || coalescedOOMEvents % 1000 == 0 {
+                logger.warning("OOM events coalesced", metadata: ["container": "\(containerID)", "coalesced": "\(coalescedOOMEvents)"])
+            }
+            return
+        }
+        lastOOMEvent[containerID] = now
         var event = Containerd_Events_TaskOOM()
         event.containerID = containerID
         await publisher.publish(topic: ContainerdNames.Topic.taskOOM, event: event, typeName: "TaskOOM")
@@ -130,16 +146,16 @@ actor Pod {
         let execID = process.execID
         Task { [weak self] in
             let status: UInt32
-            var time = Google_Protobuf_Timestamp.currentTime()
             do {
                 let exit = try await agent.wait(id: containerID, execID: execID)
-                status = exit.exitStatus
-                if exit.hasExitedAt { time = exit.exitedAt }
+                // An exit status is 0...255, or 128 + signal; anything else is a guest's lie.
+                status = exit.exitStatus <= 255 ? exit.exitStatus : 255
             } catch {
                 // The VM died (vmStopped handles it too) or the guest lost the process: it is gone either way.
                 status = 255
             }
-            await self?.exited(containerID: containerID, execID: execID, status: status, at: time)
+            // The host's clock stamps the exit: a time from the guest could be anything.
+            await self?.exited(containerID: containerID, execID: execID, status: status, at: .currentTime())
         }
     }
 

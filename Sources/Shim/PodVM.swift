@@ -189,8 +189,9 @@ final class PodVM: Sendable {
 
     /// The last lines of the guest console, for error messages.
     static func consoleTail(_ layout: PodLayout) -> String {
-        guard let bytes = readFile(layout.consoleLog, limit: 1 << 20) ?? nil else { return "(no console output)" }
-        let lines = String(decoding: bytes.suffix(2048), as: UTF8.self).split(separator: "\n").suffix(5)
+        // Written by the VM's side: read without following a link or waiting on a FIFO, end only.
+        guard let bytes = try? readFileTail(layout.consoleLog, limit: 2048) else { return "(no console output)" }
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").suffix(5)
         return lines.isEmpty ? "(no console output)" : lines.joined(separator: " | ")
     }
 }

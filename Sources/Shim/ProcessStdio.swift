@@ -127,7 +127,7 @@ final class ProcessStdio: Sendable {
             let data = Array(response.data.prefix(Self.chunk))
             if fd >= 0 && !data.isEmpty {
                 let target = fd
-                if !(await onBlockingThread { BlockingIO.writeAll(target, data) }) {
+                if !(await onBlockingThread { (try? writeAll(fd: target, data)) != nil }) {
                     logger.debug("output reader went away", metadata: ["container": "\(containerID)", "exec": "\(execID)", "stream": "\(stream)",
                                                                       "error": "\(String(cString: strerror(errno)))", "bytes": "\(data.count)"])
                     close(fd)

@@ -43,6 +43,6 @@ public enum ShimMain {
     }
 
     static func writeAll(_ fd: CInt, _ bytes: [UInt8]) {
-        _ = BlockingIO.writeAll(fd, bytes)
+        try? SwiftKataOS.writeAll(fd: fd, bytes)
     }
 }

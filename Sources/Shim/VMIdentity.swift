@@ -1,5 +1,6 @@
-/// Which libvirt domain and tap device serve a VM directory, kept as `vm/identity.json` beside the
-/// domain XML. A pod's own VM has names derived from the pod; a warm-pool VM keeps the names it was
+/// Which libvirt domain and tap device serve a VM directory, kept as `identity.json` in the pod's
+/// directory, which only root can write (`vm/` is QEMU's: nothing root decides on is read from there).
+/// A pod's own VM has names derived from the pod; a warm-pool VM keeps the names it was
 /// booted with after a pod claims it (libvirt cannot rename a running domain), so `delete` reads them
 /// from here. Written before the domain starts, completed once it runs.
 struct VMIdentity: Sendable, Equatable, Codable {
@@ -8,8 +9,6 @@ struct VMIdentity: Sendable, Equatable, Codable {
     var tapName: String?
     /// The MAC address the guest NIC was booted with.
     var macAddress: String?
-    /// The libvirt connection the domain was created on.
-    var libvirtURI: String?
     var qemuPID: Int32?
     var vsockCID: UInt32?
     /// When the domain started (seconds since the epoch).
@@ -17,7 +16,7 @@ struct VMIdentity: Sendable, Equatable, Codable {
 
     static let fileName = "identity.json"
 
-    static func path(in layout: PodLayout) -> String { "\(layout.vmDirectory)/\(fileName)" }
+    static func path(in layout: PodLayout) -> String { "\(layout.directory)/\(fileName)" }
 
     func save(in layout: PodLayout) throws(ShimError) {
         try saveStateFile(self, to: Self.path(in: layout))

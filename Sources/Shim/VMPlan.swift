@@ -62,23 +62,21 @@ struct VMPlan: Sendable {
     /// VM's identity, also saved in its directory. On failure the tap is gone and no domain runs; the
     /// caller removes the directory.
     func launch(layout: PodLayout, owner: VMDescription.Owner, tap: VMDescription.Tap?) throws(ShimError) -> VMIdentity {
-        try Self.prepareDirectories(layout)
+        try prepareDirectories(layout)
         let name = VMDescription.domainName(for: owner)
-        var identity = VMIdentity(domainName: name, tapName: tap?.device, macAddress: tap?.macAddress, libvirtURI: control.uri)
+        var identity = VMIdentity(domainName: name, tapName: tap?.device, macAddress: tap?.macAddress)
         // Saved before the domain exists: `delete` (or a pool refill) finds the domain from it if this process dies.
         try identity.save(in: layout)
         let xml: String
         do { xml = try DomainXML.render(description(owner: owner, layout: layout, tap: tap)) } catch {
             throw .invalidArgument("VM description: \(error)")
         }
-        let xmlPath = "\(layout.vmDirectory)/domain.xml"
-        try ShimError.system("writing a state file") { try writeFileAtomically(xmlPath, Array(xml.utf8), mode: 0o600) }
         let removeTap = { if let tap { _ = PodNetwork.remove(tapName: tap.device, namespacePath: nil, interface: nil) } }
         // The helper replaces a domain of the same name left by a shim that died.
         let started: VMControl.Started
         do {
             if let tap { try PodNetwork.createTap(named: tap.device) }
-            started = try control.create(name: name, xmlPath: xmlPath)
+            started = try control.create(name: name, xml: xml)
         } catch {
             removeTap()
             if let error = error as? ShimError { throw error }
@@ -117,13 +115,18 @@ struct VMPlan: Sendable {
         return String(Digest.sha256Hex(([xml, transport.rawValue] + files).joined(separator: "\n")).prefix(16))
     }
 
-    /// The directory, its shared directory as a shared mount point, and a VM directory QEMU (running
-    /// as libvirt's unprivileged user) can create its agent socket in.
-    static func prepareDirectories(_ layout: PodLayout) throws(ShimError) {
+    /// The directory, its shared directory (a bounded tmpfs, root-only, a shared mount point), and a
+    /// VM directory QEMU (running as libvirt's unprivileged user) can create its agent socket in.
+    func prepareDirectories(_ layout: PodLayout) throws(ShimError) {
         try ShimError.system("creating a state directory") { try makeDirectories(layout.directory, mode: 0o711) }
-        try ShimError.system("creating a state directory") { try makeDirectories(layout.sharedDirectory, mode: 0o755) }
+        try ShimError.system("creating a state directory") { try makeDirectories(layout.sharedDirectory, mode: 0o700) }
         if !MountTable.mountPoints(under: layout.sharedDirectory).contains(layout.sharedDirectory) {
-            try HostMounts.makeSharedMountPoint(layout.sharedDirectory)
+            try HostMounts.mountSharedFilesystem(layout.sharedDirectory)
+        }
+        // 9p is served by QEMU itself, as libvirt's user: the share must be that user's. virtio-fs
+        // is served by virtiofsd as root, and the share stays root's.
+        if configuration.hypervisor.sharedFilesystem == .ninep, let user = getpwnam(QEMUUser.name) {
+            chown(layout.sharedDirectory, user.pointee.pw_uid, user.pointee.pw_gid)
         }
         try ShimError.system("creating a state directory") { try makeDirectories(layout.vmDirectory, mode: 0o700) }
         if let user = getpwnam(QEMUUser.name) {

@@ -214,10 +214,8 @@ struct WarmPool: Sendable {
         }
     }
 
-    /// Destroys a pool VM's domain (on the connection it was created on) and its unclaimed tap.
-    static func destroy(_ identity: VMIdentity, control fallback: VMControl, logger: Logger) {
-        var control = fallback
-        if let uri = identity.libvirtURI { control.uri = uri }
+    /// Destroys a pool VM's domain (on the configured libvirt connection) and its unclaimed tap.
+    static func destroy(_ identity: VMIdentity, control: VMControl, logger: Logger) {
         do { try control.destroy(name: identity.domainName) } catch {
             logger.warning("warm pool: destroying a VM failed", metadata: ["domain": "\(identity.domainName)", "error": "\(error)"])
         }

@@ -39,7 +39,8 @@ extension Configuration {
                               "free_page_reporting", "tcg_translation_cache_mib", "libvirt_cpu_readback"]
         try reader.rejectUnknownKeys(in: "hypervisor", known: hypervisorKeys)
         var hypervisor = configuration.hypervisor
-        try reader.string("hypervisor", "libvirt_uri", into: &hypervisor.libvirtURI)
+        // Local QEMU drivers only: a URI is a command line for libvirt (qemu+ext://…?command= runs a program).
+        try reader.string("hypervisor", "libvirt_uri", into: &hypervisor.libvirtURI, allowed: ["qemu:///system", "qemu:///session"])
         try reader.choice("hypervisor", "accelerator", into: &hypervisor.accelerator)
         try reader.string("hypervisor", "machine", into: &hypervisor.machine, allowed: ["pc", "q35", "microvm"])
         try reader.integer("hypervisor", "vcpus", into: &hypervisor.vcpus, range: 1...64)

@@ -80,3 +80,24 @@ public func writeAll(fd: CInt, _ bytes: [UInt8], path: String? = nil) throws(Sys
         offset += written
     }
 }
+
+/// The last `limit` bytes of the regular file at `path`, opened without following a symlink and
+/// without blocking (a FIFO planted there is refused, not waited on).
+public func readFileTail(_ path: String, limit: Int) throws(SystemError) -> [UInt8] {
+    let fd = retryingInterrupts { open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK) }
+    guard fd >= 0 else { throw .last("open", path: path) }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { throw .last("fstat", path: path) }
+    guard info.st_mode & S_IFMT == S_IFREG else { throw SystemError("open", path: path, errno: .invalidArgument) }
+    if info.st_size > limit, lseek(fd, off_t(info.st_size) - off_t(limit), SEEK_SET) < 0 { throw .last("lseek", path: path) }
+    var bytes = [UInt8](repeating: 0, count: limit)
+    var total = 0
+    while total < limit {
+        let count = bytes.withUnsafeMutableBytes { buffer in retryingInterrupts { read(fd, buffer.baseAddress! + total, limit - total) } }
+        guard count >= 0 else { throw .last("read", path: path) }
+        if count == 0 { break }
+        total += count
+    }
+    return Array(bytes[0..<total])
+}

@@ -25,9 +25,30 @@ public struct HostCommand: Sendable, Equatable {
     static let maxCapturedBytes = 1 << 20
     static let environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"]
 
-    /// Runs `executable` (an absolute path, or a name looked up in the fixed PATH) with `arguments`.
+    /// Most a command's standard input may hold: it is written whole into the pipe before the
+    /// command runs (a pipe holds 64 KiB), so no writer thread is needed.
+    public static let maxStandardInput = 60 << 10
+
+    /// Runs `executable` (an absolute path, or a name looked up in the fixed PATH) with `arguments`,
+    /// and `standardInput` (at most `maxStandardInput` bytes) on its stdin, else /dev/null.
     /// A signal death reads as status 128 + signal, as in a shell.
-    public static func run(_ executable: String, _ arguments: [String], timeoutMilliseconds: Int = 5_000) throws(Failure) -> HostCommand {
+    public static func run(
+        _ executable: String, _ arguments: [String], standardInput: [UInt8]? = nil, timeoutMilliseconds: Int = 5_000
+    ) throws(Failure) -> HostCommand {
+        var inPipe: [Int32] = [-1, -1]
+        if let standardInput {
+            guard standardInput.count <= maxStandardInput else {
+                throw .cannotStart(executable: executable, reason: "standard input of \(standardInput.count) bytes, at most \(maxStandardInput)")
+            }
+            guard linux_pipe_cloexec(&inPipe) == 0 else { throw .cannotStart(executable: executable, reason: String(cString: strerror(errno))) }
+            let written = try? writeAll(fd: inPipe[1], standardInput)
+            close(inPipe[1])
+            guard written != nil else {
+                close(inPipe[0])
+                throw .cannotStart(executable: executable, reason: "writing its standard input failed")
+            }
+        }
+        defer { if inPipe[0] >= 0 { close(inPipe[0]) } }
         var outPipe: [Int32] = [-1, -1]
         var errPipe: [Int32] = [-1, -1]
         guard linux_pipe_cloexec(&outPipe) == 0 else { throw .cannotStart(executable: executable, reason: String(cString: strerror(errno))) }
@@ -41,7 +62,8 @@ public struct HostCommand: Sendable, Equatable {
             var options = ProcessSpawn.Options()
             options.environment = environment
             options.fileActions = [
-                .open(0, path: "/dev/null", flags: O_RDONLY), .duplicate(outPipe[1], to: 1), .duplicate(errPipe[1], to: 2),
+                inPipe[0] >= 0 ? .duplicate(inPipe[0], to: 0) : .open(0, path: "/dev/null", flags: O_RDONLY),
+                .duplicate(outPipe[1], to: 1), .duplicate(errPipe[1], to: 2),
             ]
             pid = try ProcessSpawn.spawn(executable, argv: [executable] + arguments, options: options)
         } catch {

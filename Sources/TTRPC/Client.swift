@@ -23,17 +23,6 @@ public final class TTRPCClient: Sendable {
         return try await wrap(channel)
     }
 
-    /// Dials a vsock port of a VM (the agent inside it).
-    public static func connect(
-        vsockCID cid: UInt32, port: UInt32,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger = Logger(label: "ttrpc.client")
-    ) async throws -> TTRPCClient {
-        let channel = try await bootstrap(group, logger)
-            .connect(to: VsockAddress(cid: .init(rawValue: cid), port: .init(rawValue: port))).get()
-        return try await wrap(channel)
-    }
-
     /// Uses an already-connected socket (for example a vsock connection). Takes ownership of `fd`.
     public static func connect(
         connectedSocket fd: CInt,

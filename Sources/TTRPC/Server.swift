@@ -55,13 +55,6 @@ public final class TTRPCServer: Sendable {
         return TTRPCListener(channel: channel, socketPath: path)
     }
 
-    /// Listens on a vsock port (any CID): the guest agent's transport when the VM has a vsock device.
-    public func listen(vsockPort port: UInt32) async throws -> TTRPCListener {
-        let channel = try await serverBootstrap()
-            .bind(to: VsockAddress(cid: .any, port: .init(rawValue: port))).get()
-        return TTRPCListener(channel: channel, socketPath: nil)
-    }
-
     /// Serves on a listening socket inherited from the parent process (the shim daemon's fd 3).
     public func listen(inheritedDescriptor fd: CInt) async throws -> TTRPCListener {
         let channel = try await serverBootstrap().withBoundSocket(fd).get()

@@ -6,8 +6,9 @@ import SwiftKataOS
 // swiftkata-vm: the shim's hand on libvirt. The shim daemon stays small and long-lived without
 // libvirt.so and its libraries; this short-lived helper links them and does one domain operation:
 //
-//   swiftkata-vm create --uri URI --name NAME --xml FILE
-//       destroys a stale domain of that name, creates the transient domain from FILE, prints
+//   swiftkata-vm create --uri URI --name NAME --xml FILE|-
+//       destroys a stale domain of that name, creates the transient domain from FILE (- reads the
+//       XML from stdin, as the shim passes it), prints
 //       `qemu_pid=N vsock_cid=M` (vsock_cid=none without a vsock device)
 //   swiftkata-vm destroy --uri URI --name NAME
 //       destroys the domain (a missing one is success), then removes libvirt's log files of the
@@ -44,7 +45,10 @@ case "create":
         fail("create: --name NAME and --xml FILE are required")
     }
     let xml: String
-    do { xml = String(decoding: try readWholeFile(path, limit: 1 << 20), as: UTF8.self) } catch { fail("create: \(path): \(error)") }
+    do {
+        let bytes = path == "-" ? try readToEnd(fd: STDIN_FILENO, limit: 1 << 20, path: "stdin") : try readWholeFile(path, limit: 1 << 20)
+        xml = String(decoding: bytes, as: UTF8.self)
+    } catch { fail("create: \(path): \(error)") }
     try? libvirt.destroyDomain(named: name)  // a domain of the same pod left by a shim that died
     // A domain that did not come up leaves no logs either: libvirt's message carries QEMU's.
     let removeLogs = { if let directory = DomainLogs.directory(uri: uri) { DomainLogs.remove(domain: name, in: directory) } }

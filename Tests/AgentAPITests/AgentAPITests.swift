@@ -70,3 +70,19 @@ struct AgentAPITests {
     }
 }
 
+
+/// Who may talk to the agent over vsock: the host's root only.
+@Suite struct VsockPeerPolicyTests {
+    @Test func onlyTheHostFromAPrivilegedPort() {
+        #expect(AgentProtocol.isTrustedVsockPeer(contextID: 2, port: 1023))
+        #expect(AgentProtocol.isTrustedVsockPeer(contextID: 2, port: 600))
+        // An unprivileged local user's socket gets an ephemeral port above 1023.
+        #expect(!AgentProtocol.isTrustedVsockPeer(contextID: 2, port: 1024))
+        #expect(!AgentProtocol.isTrustedVsockPeer(contextID: 2, port: 49152))
+        // Other VMs (and the hypervisor or local context ids) never.
+        #expect(!AgentProtocol.isTrustedVsockPeer(contextID: 3, port: 1023))
+        #expect(!AgentProtocol.isTrustedVsockPeer(contextID: 0, port: 100))
+        #expect(!AgentProtocol.isTrustedVsockPeer(contextID: 1, port: 100))
+        #expect(!AgentProtocol.isTrustedVsockPeer(contextID: UInt32.max, port: 100))
+    }
+}

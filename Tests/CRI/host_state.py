@@ -4,7 +4,7 @@ Each finding is a line naming the thing left behind. swiftkata names its libvirt
 `swiftkata-<namespace>-<pod id>` (QEMU's command line holds `guest=<domain name>`) and keeps per-pod
 state in `/run/swiftkata/pods/<first 16 hex digits of sha256("<namespace>/<pod id>")>` (see
 Sources/Hypervisor/VMDescription.swift, Sources/Shim/PodLayout.swift). A pod that claimed a warm-pool
-VM keeps that VM's name (`swiftkata_pool-<entry>`), written in the pod directory's `vm/identity.json`.
+VM keeps that VM's name (`swiftkata_pool-<entry>`), written in the pod directory's `identity.json`.
 """
 import hashlib
 import json
@@ -47,7 +47,7 @@ def pod_directory(pod_id, namespace=CRI_NAMESPACE):
 def pod_domain(pod_id, namespace=CRI_NAMESPACE):
     """The running pod's domain: a claimed warm-pool VM's name from its identity file, else its own."""
     try:
-        with open(f"{pod_directory(pod_id, namespace)}/vm/identity.json") as f:
+        with open(f"{pod_directory(pod_id, namespace)}/identity.json") as f:
             return json.load(f)["domainName"]
     except (OSError, ValueError, KeyError):
         return domain_name(pod_id, namespace)

@@ -29,7 +29,7 @@ extension ShimEndToEndTests {
                                       containerd.imageRef, id, "sleep", "1000"])
         try #require(started.status == 0, "\(started.output)")
         defer { removeContainer(id) }
-        let domain = "swiftkata-\(containerd.namespace)-\(id)"
+        let domain = try #require(containerd.domainName(of: id))
         // A paused VM is a guest that stops answering: the agent cannot reply while its vCPU is stopped.
         let suspended = PrivateContainerd.run("/usr/bin/virsh", ["-c", "qemu:///system", "suspend", domain])
         try #require(suspended.status == 0, "\(suspended.output)")

@@ -137,6 +137,13 @@ final class PrivateContainerd: Sendable {
     }
 
     /// `ctr run --rm --runtime io.containerd.swiftkata.v2 <image> <id> <command…>`.
+    /// The running libvirt domain of pod `id`: `swiftkata-<namespace>-<id>-<16 hex digits>`.
+    func domainName(of id: String) -> String? {
+        let prefix = "swiftkata-\(namespace)-\(id)-"
+        let names = Self.run("/usr/bin/virsh", ["-c", "qemu:///system", "list", "--name"]).output.split(separator: "\n")
+        return names.first { $0.hasPrefix(prefix) && $0.dropFirst(prefix.count).count == 16 }.map(String.init)
+    }
+
     func runContainer(_ id: String, _ command: [String], options: [String] = [], stdin: String? = nil) -> (status: Int32, output: String) {
         ctr(["run", "--rm", "--runtime", "io.containerd.swiftkata.v2"] + options + [imageRef, id] + command, stdin: stdin)
     }

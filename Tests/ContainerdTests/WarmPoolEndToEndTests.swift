@@ -124,7 +124,7 @@ enum WarmPoolState {
         return keys.filter { !$0.hasPrefix(".") }.flatMap { key in
             ((try? FileManager.default.contentsOfDirectory(atPath: "\(root)/\(key)")) ?? []).sorted().compactMap { name -> Entry? in
                 let path = "\(root)/\(key)/\(name)"
-                guard let data = FileManager.default.contents(atPath: "\(path)/vm/identity.json"),
+                guard let data = FileManager.default.contents(atPath: "\(path)/identity.json"),
                       let identity = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
                 else { return Entry(path: path, ready: false, domain: "", tap: "", macAddress: "") }
                 return Entry(path: path, ready: !name.hasPrefix(".") && identity["qemuPID"] != nil,

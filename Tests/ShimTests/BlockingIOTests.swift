@@ -1,5 +1,6 @@
 import Foundation
 @testable import Shim
+import SwiftKataOS
 import Testing
 
 /// The shim's helpers for blocking calls and bounded waits.

@@ -143,3 +143,22 @@ enum TTRPCErrorFixture {
     static let deadline = TTRPCError(.deadlineExceeded, "timeout")
     static let closed = TTRPCError.closed
 }
+
+/// Numbers from the guest are checked before the shim converts or adds them.
+@Suite struct GuestValueTests {
+    @Test func guestPIDsOutsideLinuxRangeAreRefused() throws {
+        #expect(try AgentSession.validGuestPID(1, "x") == 1)
+        #expect(try AgentSession.validGuestPID(4_194_304, "x") == 4_194_304)
+        for lie: UInt32 in [0, 4_194_305, UInt32(Int32.max) + 1, .max] {
+            #expect(throws: ShimError.self) { try AgentSession.validGuestPID(lie, "starting container c") }
+        }
+    }
+
+    @Test func metricSumsSaturateInsteadOfTrapping() {
+        #expect(saturatingSum(.max, 1) == .max)
+        #expect(saturatingSum(2, 3) == 5)
+        var stats = Swiftkata_Agent_V1_CgroupStats()
+        stats.memoryStat = ["workingset_refault_anon": .max, "workingset_refault_file": .max]
+        #expect(CgroupMetrics.v2(stats).memory.workingsetRefault == .max)
+    }
+}

@@ -43,7 +43,7 @@ import Testing
         #expect(VMIdentity.load(in: layout) == nil)
 
         let identity = VMIdentity(domainName: "swiftkata_pool-e", tapName: "skpool123456789", macAddress: "52:54:00:01:02:03",
-                                  libvirtURI: "qemu:///system", qemuPID: 42, vsockCID: nil)
+                                  qemuPID: 42, vsockCID: nil)
         try identity.save(in: layout)
         #expect(VMIdentity.load(in: layout) == identity)
 

@@ -53,3 +53,16 @@ import Testing
         #expect(directoryEntries(scratch.path) == ["state.json"])
     }
 }
+
+@Suite struct FileTailTests {
+    @Test func readsTheEndOnlyAndRefusesLinksAndFifos() throws {
+        let scratch = try Scratch("tail")
+        try scratch.writeFile("log", String(repeating: "a", count: 5000) + "last line\n")
+        #expect(String(decoding: try readFileTail("\(scratch.path)/log", limit: 10), as: UTF8.self) == "last line\n")
+        #expect(try readFileTail("\(scratch.path)/log", limit: 1 << 20).count == 5010)
+        try scratch.symlink("secret", to: "\(scratch.path)/log")
+        #expect(throws: SystemError.self) { try readFileTail("\(scratch.path)/secret", limit: 10) }
+        #expect(mkfifo("\(scratch.path)/fifo", 0o600) == 0)
+        #expect(throws: SystemError.self) { try readFileTail("\(scratch.path)/fifo", limit: 10) }
+    }
+}

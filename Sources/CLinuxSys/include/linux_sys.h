@@ -37,6 +37,16 @@ int linux_mount_setattr(int dirfd, const char *path, unsigned int flags, uint64_
 /// move_mount(from_dirfd, from_path, to_dirfd, to_path, flags) (Linux 5.2+).
 int linux_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path, unsigned int flags);
 
+/// A listening AF_VSOCK stream socket on `port` for any context id (CLOEXEC); fd or -1 with errno.
+int linux_vsock_listen(uint32_t port, int backlog);
+
+/// accept4 on a vsock listener (CLOEXEC); stores the peer's context id and port. fd or -1 with errno.
+int linux_vsock_accept(int listener, uint32_t *peer_cid, uint32_t *peer_port);
+
+/// Connects to `cid`:`port` from a local port below 1024 (which only a process with
+/// CAP_NET_BIND_SERVICE may bind), trying 1023 downwards past ports in use. fd or -1 with errno.
+int linux_vsock_connect_privileged(uint32_t cid, uint32_t port);
+
 /// Linux constants glibc hides behind _GNU_SOURCE or that live in linux/ headers.
 extern const int linux_O_PATH;
 extern const int linux_AT_EMPTY_PATH;

@@ -493,6 +493,10 @@ static void sk_child_join_namespaces(sk_child *c) {
 
 static _Noreturn void sk_child_main(sk_child *c) {
     const sk_spawn_config *cfg = c->cfg;
+    // Not dumpable until exec: while it holds the agent's descriptors and joins a running
+    // container's namespaces, no process of that container may ptrace it or open its /proc files
+    // (the CVE-2019-5736 class). execve makes the workload dumpable again as usual.
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) sk_child_fail(c, errno, "prctl PR_SET_DUMPABLE", NULL);
     sk_child_reset_signals();
 
     // Move the fds we keep above 2, then close all the others.

@@ -1,5 +1,6 @@
 import AgentAPI
 import CGuestSys
+import CLinuxSys
 import Glibc
 import Logging
 import NIOCore
@@ -12,16 +13,54 @@ enum AgentTransport {
     /// Serves until the VM goes away. Never returns: PID 1 must not exit.
     static func serveForever(server: TTRPCServer, logger: Logger) async -> Never {
         if hasVirtioDevice(id: virtioVsockDeviceID) {
-            do {
-                let listener = try await server.listen(vsockPort: AgentProtocol.vsockPort)
+            let listener = linux_vsock_listen(AgentProtocol.vsockPort, 16)
+            if listener >= 0 {
                 logger.info("agent listening", metadata: ["transport": "vsock", "port": "\(AgentProtocol.vsockPort)"])
-                try? await listener.closeFuture.get()
-                logger.critical("vsock listener closed")
-            } catch {
-                logger.error("vsock listen failed, trying virtio-serial", metadata: ["error": "\(error)"])
+                await serveVsock(listener: listener, server: server, logger: logger)
             }
+            logger.error("vsock listen failed, trying virtio-serial", metadata: ["error": "\(String(cString: strerror(errno)))"])
         }
         await serveSerialPort(server: server, logger: logger)
+    }
+
+    /// Accepts vsock connections and serves those of the host's shim: context id 2 from a port below
+    /// 1024 (`AgentProtocol.isTrustedVsockPeer`). Anyone else who dials (another local user or pod on
+    /// the host, another VM) is hung up on at once. Returns only when accepting fails for good.
+    private static func serveVsock(listener: CInt, server: TTRPCServer, logger: Logger) async {
+        var refusals = 0
+        while true {
+            let (fd, cid, port, error) = await onBlockingThread { () -> (CInt, UInt32, UInt32, CInt) in
+                var cid: UInt32 = 0
+                var port: UInt32 = 0
+                let fd = linux_vsock_accept(listener, &cid, &port)
+                return (fd, cid, port, fd < 0 ? errno : 0)
+            }
+            guard fd >= 0 else {
+                if error == EMFILE || error == ENFILE || error == ENOMEM || error == ENOBUFS || error == ECONNABORTED { continue }
+                logger.critical("vsock accept failed", metadata: ["error": "\(String(cString: strerror(error)))"])
+                close(listener)
+                return
+            }
+            guard AgentProtocol.isTrustedVsockPeer(contextID: cid, port: port) else {
+                close(fd)
+                refusals += 1
+                // One line per refusal up to ten, then every thousandth: a flood cannot fill the console.
+                if refusals <= 10 || refusals % 1000 == 0 {
+                    logger.warning("refused a vsock peer that is not the host's shim", metadata: [
+                        "peer_cid": "\(cid)", "peer_port": "\(port)", "refusals": "\(refusals)"])
+                }
+                continue
+            }
+            Task {
+                do {
+                    let connection = try await server.serve(connectedSocket: fd)
+                    try? await connection.closeFuture.get()
+                } catch {
+                    close(fd)
+                    logger.error("cannot serve a vsock connection", metadata: ["error": "\(error)"])
+                }
+            }
+        }
     }
 
     /// Serves the virtio-serial port; when the host side hangs up, reopens it and waits for the next host.
@@ -75,40 +114,14 @@ enum AgentTransport {
     /// it already is. The wait blocks a thread of its own, not one of Swift's cooperative threads
     /// (with one vCPU there may be only one, and it must keep serving). Leaves `fd` open.
     private static func waitForHost(port fd: CInt) async throws(HostWaitError) {
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<CInt, Never>) in
-            let waiter = Unmanaged.passRetained(HostWaiter(fd: fd, continuation: continuation))
-            var thread = pthread_t()
-            let failed = pthread_create(&thread, nil, { context in
-                Unmanaged<HostWaiter>.fromOpaque(context!).takeRetainedValue().run()
-                return nil
-            }, waiter.toOpaque())
-            if failed == 0 {
-                pthread_detach(thread)
-            } else {
-                waiter.release()
-                continuation.resume(returning: -failed)
-            }
-        }
-        if result < 0 { throw HostWaitError(code: -result) }
-    }
-
-    /// What the waiting thread needs: the port and whom to tell (1 when connected, or -errno).
-    private final class HostWaiter: Sendable {
-        let fd: CInt
-        let continuation: CheckedContinuation<CInt, Never>
-
-        init(fd: CInt, continuation: CheckedContinuation<CInt, Never>) {
-            self.fd = fd
-            self.continuation = continuation
-        }
-
-        func run() {
+        let result = await onBlockingThread {
             var result: CInt
             repeat {
                 result = guest_port_wait_host(fd, AgentTransport.hostWaitRecheckMillis)
             } while result == 0
-            continuation.resume(returning: result)
+            return result
         }
+        if result < 0 { throw HostWaitError(code: -result) }
     }
 
     /// virtio device id of vsock (virtio spec 5.10). /dev/vsock exists whenever the kernel has vsock
