@@ -13,6 +13,8 @@ struct VMPlan: Sendable {
     let image: GuestImage
     let accelerator: VMDescription.Accelerator
     let transport: ResolvedAgentTransport
+    /// The kernel as domains get it: a read-only mount of `hypervisor.kernel` (`ReadOnlyKernel`).
+    let kernel: String
 
     /// Checks what the VM needs on the host (helper, kernel, image) and probes the accelerator.
     static func resolve(_ configuration: Configuration, logger: Logger) async throws(ShimError) -> VMPlan {
@@ -32,15 +34,16 @@ struct VMPlan: Sendable {
         if accelerator == .tcg && hypervisor.accelerator == .auto {
             logger.warning("pod VM uses TCG (software emulation)", metadata: ["reason": "\(reason)"])
         }
+        let kernel = try ReadOnlyKernel.path(for: hypervisor.kernel, stateDirectory: configuration.runtime.stateDirectory)
         return VMPlan(configuration: configuration, control: VMControl(helper: helper, uri: hypervisor.libvirtURI), image: image,
-                      accelerator: accelerator, transport: configuration.agent.transport.resolve())
+                      accelerator: accelerator, transport: configuration.agent.transport.resolve(), kernel: kernel)
     }
 
     /// The VM for the directory `layout` (a pod's, or a warm-pool entry's).
     func description(owner: VMDescription.Owner, layout: PodLayout, tap: VMDescription.Tap?) -> VMDescription {
         let hypervisor = configuration.hypervisor
         var vm = VMDescription(
-            owner: owner, accelerator: accelerator, kernel: hypervisor.kernel, image: image,
+            owner: owner, accelerator: accelerator, kernel: kernel, image: image,
             kernelCommandLine: hypervisor.kernelCommandLine,
             agentChannel: transport == .vsock ? .vsock : .virtioSerial(socketPath: layout.agentSocket, name: AgentProtocol.serialPortName),
             consoleLog: layout.consoleLog)

@@ -69,7 +69,9 @@ struct LibvirtBootTests {
         let latency = ContinuousClock.now - killed
         print("SIGKILL -> lifecycle event \(String(describing: stopped)) after \(latency)")
         #expect(stopped != nil)
-        #expect(latency < .seconds(1))
+        // The pidfd reports at once; libvirt's own event comes only after its clean-up. The bound is
+        // loose: other suites boot VMs on the same 2 cores meanwhile.
+        #expect(latency < .seconds(5))
         // libvirt's own event follows once libvirtd has cleaned up; then nothing may be left.
         var libvirtStopped: DomainLifecycleEvent?
         while let event = await iterator.next() {

@@ -87,3 +87,22 @@ import Testing
         #expect(access("\(root)/c1", F_OK) != 0)
     }
 }
+
+/// libvirt chowns a running domain's kernel to QEMU's user; the kernel domains get is a read-only
+/// mount, where that chown fails and the file stays root's.
+@Suite(.serialized) struct ReadOnlyKernelTests {
+    @Test func theKernelPathIsAReadOnlyMountSharedByEveryShim() throws {
+        var template = Array("/tmp/swiftkata-kernel-test-XXXXXX".utf8CString)
+        let base = String(cString: try #require(mkdtemp(&template)))
+        defer { _ = HostMounts.removePodDirectory(base) }
+        let kernel = "\(base)/vmlinux"
+        close(open(kernel, O_WRONLY | O_CREAT, 0o644))
+        let path = try ReadOnlyKernel.path(for: kernel, stateDirectory: "\(base)/state")
+        #expect(path.hasPrefix("\(base)/state/guest/vmlinux-"))
+        #expect(try ReadOnlyKernel.path(for: kernel, stateDirectory: "\(base)/state") == path)
+        #expect(MountTable.mountPoints(under: "\(base)/state").count == 1)
+        #expect(chown(path, 64055, 64055) != 0 && errno == EROFS, "libvirt's chown would succeed")
+        var info = stat()
+        #expect(stat(kernel, &info) == 0 && info.st_uid == 0)
+    }
+}

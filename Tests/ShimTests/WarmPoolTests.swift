@@ -64,7 +64,8 @@ import Testing
         configuration.hypervisor.kernel = kernel
         let plan = { (configuration: Configuration) in
             VMPlan(configuration: configuration, control: VMControl(helper: "/bin/true", uri: configuration.hypervisor.libvirtURI),
-                   image: .rootDisk(path: "\(directory)/rootfs.img"), accelerator: .tcg, transport: .virtioSerial)
+                   image: .rootDisk(path: "\(directory)/rootfs.img"), accelerator: .tcg, transport: .virtioSerial,
+                   kernel: configuration.hypervisor.kernel)
         }
         let key = plan(configuration).poolKey
         #expect(key.count == 16)
@@ -93,7 +94,8 @@ import Testing
         configuration.runtime.stateDirectory = state
         configuration.pool.size = size
         let plan = VMPlan(configuration: configuration, control: VMControl(helper: "/bin/true", uri: "qemu:///system"),
-                          image: .rootDisk(path: "\(state)/rootfs.img"), accelerator: .tcg, transport: .virtioSerial)
+                          image: .rootDisk(path: "\(state)/rootfs.img"), accelerator: .tcg, transport: .virtioSerial,
+                          kernel: configuration.hypervisor.kernel)
         return WarmPool(plan: plan)
     }
 
