@@ -115,7 +115,7 @@ def warm_vm_ready(timeout=60):
             for entry in os.listdir(os.path.join(POOL, key)) if not key.startswith(".") else []:
                 if entry.startswith("."): continue
                 try:
-                    with open(os.path.join(POOL, key, entry, "vm", "console.log"), errors="replace") as f:
+                    with open(os.path.join(POOL, key, entry, "console.log"), errors="replace") as f:
                         if "agent listening" in f.read(): return entry
                 except OSError:
                     pass

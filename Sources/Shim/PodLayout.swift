@@ -3,8 +3,9 @@ import Hypervisor
 import SwiftKataOS
 
 /// Where a pod's host state lives: `<state_dir>/pods/<key>/` with `shared/` (seen by the guest; one
-/// directory per container) and `vm/` (agent socket, console log). The key is a hash of namespace and
-/// pod id, so paths stay short enough for unix sockets whatever the ids are.
+/// directory per container), `vm/` (QEMU's: the agent socket) and root's own files (the VM's
+/// identity, the console log). The key is a hash of namespace and pod id, so paths stay short
+/// enough for unix sockets whatever the ids are.
 struct PodLayout: Sendable, Equatable, Codable {
     var namespace: String
     var podID: String
@@ -26,7 +27,10 @@ struct PodLayout: Sendable, Equatable, Codable {
     var sharedDirectory: String { "\(directory)/shared" }
     var vmDirectory: String { "\(directory)/vm" }
     var agentSocket: String { "\(vmDirectory)/agent.sock" }
-    var consoleLog: String { "\(vmDirectory)/console.log" }
+    /// The guest's serial console, written by virtlogd (root), which rotates it at its `max_size`
+    /// (2 MiB, 3 backups by default): in the root-only pod directory, not in QEMU's `vm/`, so a
+    /// QEMU escape cannot plant a link for root's log writer to follow.
+    var consoleLog: String { "\(directory)/console.log" }
     var owner: VMDescription.Owner { .init(podID: podID, namespace: namespace) }
     var domainName: String { VMDescription.domainName(for: owner) }
 

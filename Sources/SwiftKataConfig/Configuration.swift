@@ -27,7 +27,7 @@ public struct Configuration: Sendable, Equatable {
 
         /// What the guest kernel always gets: serial console, fast TCG boot, seeded RNG, and a halt
         /// (not a reboot) on panic so a crashed guest ends its domain.
-        public static let baseKernelParameters = "console=ttyS0 quiet noapictimer acpi=noirq random.trust_cpu=on panic=-1"
+        public static let baseKernelParameters = "console=ttyS0 quiet noapictimer no_timer_check acpi=noirq random.trust_cpu=on panic=-1"
 
         public var kernelCommandLine: String {
             kernelParameters.isEmpty ? Self.baseKernelParameters : "\(Self.baseKernelParameters) \(kernelParameters)"
