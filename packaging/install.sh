@@ -66,38 +66,36 @@ fi
 # /dev/kvm as Debian's udev rule leaves it, where no udev ran (see the script).
 packaging/kvm-device.sh --record "$manifest"
 
-# 3. containerd: runtime io.containerd.swiftkata.v2 as CRI handler kata-runtime.
+# 3. containerd: runtime io.containerd.swiftkata.v2 as CRI handler kata-runtime, merged as TOML into
+# whatever config is there (packaging/containerd-config.py): every runtime that worked before keeps
+# working (runc is named when a runtimes table would otherwise replace containerd's built-in list).
 containerd_config=/etc/containerd/config.toml
 config_changed=0
-if [[ ! -e $containerd_config ]]; then
-    log "writing $containerd_config"
-    mkdir -p /etc/containerd
-    {
-        echo "version = 2"
-        echo
-        echo "# swiftkata: this host has no CAP_SYS_RESOURCE for pause containers' oom_score_adj in some sandboxes."
-        echo '[plugins."io.containerd.grpc.v1.cri"]'
-        echo "  restrict_oom_score_adj = true"
-        echo
-        cat packaging/containerd-runtime.toml
-    } > "$containerd_config"
-    record "file $containerd_config"
+config_existed=0
+[[ -e $containerd_config ]] && config_existed=1
+merge_flags=()
+# Without CAP_SYS_RESOURCE (containers, some CI machines) CRI's pause containers fail to set their
+# oom_score_adj unless restrict_oom_score_adj = true.
+cap_effective=$(awk '/^CapEff:/ { print $2 }' /proc/self/status)
+(( (16#$cap_effective >> 24) & 1 )) || merge_flags+=(--needs-restrict-oom-score-adj)
+before=$(mktemp)
+((config_existed)) && cp -p "$containerd_config" "$before"
+if ! merged=$(/usr/bin/python3 packaging/containerd-config.py merge "$containerd_config" "${merge_flags[@]}"); then
+    rm -f "$before"
+    log "ERROR: $containerd_config was left unchanged; add packaging/containerd-runtime.toml by hand"
+    exit 1
+fi
+if [[ $merged == changed ]]; then
+    log "merged the kata-runtime handler into $containerd_config"
     config_changed=1
-elif grep -q 'runtimes.kata-runtime\]' "$containerd_config"; then
-    log "$containerd_config already defines the kata-runtime handler; left as it is"
-elif grep -Eq '^\s*version\s*=\s*2' "$containerd_config"; then
-    log "adding the kata-runtime handler to $containerd_config"
-    cp -n "$containerd_config" "$manifest_dir/containerd-config.toml.orig"
-    [[ -z $(tail -c1 "$containerd_config") ]] || echo >> "$containerd_config"
-    {
-        echo "# BEGIN swiftkata"
-        cat packaging/containerd-runtime.toml
-        echo "# END swiftkata"
-    } >> "$containerd_config"
-    record "containerd-block $containerd_config"
-    config_changed=1
+    if ((config_existed)); then
+        cp -n "$before" "$manifest_dir/containerd-config.toml.orig"
+        record "containerd-merge $containerd_config"
+    else
+        record "file $containerd_config"
+    fi
 else
-    log "WARNING: $containerd_config is not a version 2 config: add packaging/containerd-runtime.toml by hand"
+    log "$containerd_config already runs kata-runtime with swiftkata; left as it is"
 fi
 
 # 4. Daemons: systemd units where systemd runs, started directly where it does not.
@@ -125,6 +123,26 @@ for _ in $(seq 100); do
     [[ -S /run/containerd/containerd.sock && -S /var/run/libvirt/libvirt-sock ]] && break
     sleep 0.1
 done
+
+# A changed config must leave containerd's CRI plugin loaded (runc pods depend on it too): else the
+# change is rolled back, containerd restarted on the old file, and the install fails saying why.
+cri_plugin_status() { ctr plugins ls 2>/dev/null | awk '$1 == "io.containerd.grpc.v1" && $2 == "cri" { print $4 }'; }
+if ((config_changed)); then
+    for _ in $(seq 50); do [[ -n $(cri_plugin_status) ]] && break; sleep 0.1; done
+    if [[ $(cri_plugin_status) != ok ]]; then
+        log "ERROR: containerd's CRI plugin did not load with the merged $containerd_config ($(cri_plugin_status)); restoring it"
+        if ((config_existed)); then cp -p "$before" "$containerd_config"; else rm -f "$containerd_config"; fi
+        sed -i "\|^containerd-merge $containerd_config\$|d; \|^file $containerd_config\$|d" "$manifest"
+        if [[ -d /run/systemd/system ]]; then systemctl restart containerd; else
+            pkill -x containerd; for _ in $(seq 100); do pgrep -x containerd >/dev/null || break; sleep 0.1; done
+            nohup containerd >/var/log/swiftkata/containerd.log 2>&1 &
+        fi
+        rm -f "$before"
+        exit 1
+    fi
+    log "containerd's CRI plugin loaded with the merged config"
+fi
+rm -f "$before"
 
 log "installed; host readiness:"
 /usr/local/bin/swiftkata-check || true

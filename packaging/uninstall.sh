@@ -29,9 +29,11 @@ while read -r kind path; do
             [[ $path == /etc/containerd/config.toml ]] && restart_containerd=1
             rm -f "$path" && log "removed $path" ;;
         directory) directories+=("$path") ;;
-        containerd-block)
+        containerd-block|containerd-merge)
             sed -i '/^# BEGIN swiftkata$/,/^# END swiftkata$/d' "$path"
-            log "removed the swiftkata block from $path"
+            # A key the merge changed in place goes back; one it added goes.
+            sed -i -E 's/^(\s*)restrict_oom_score_adj = true  # swiftkata: .*\(was false\)$/\1restrict_oom_score_adj = false/; /  # swiftkata: /d' "$path"
+            log "removed what swiftkata added to $path"
             restart_containerd=1 ;;
         package) packages+=("$path") ;;
     esac

@@ -65,6 +65,7 @@ public struct HostCheck: Sendable {
         results.append(checks.warmPool())
         results.append(checks.containerdBinary())
         results.append(checks.containerdRunning())
+        results.append(checks.containerdCRIPlugin())
         results.append(checks.containerdRuntime())
         results.append(checks.shim())
         results.append(checks.podNetworkTools())

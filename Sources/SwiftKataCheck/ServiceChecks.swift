@@ -42,6 +42,35 @@ extension HostChecks {
                      fix: "start containerd: `systemctl start containerd` (or `nohup containerd >/var/log/containerd.log 2>&1 &`)")
     }
 
+    /// The CRI plugin as the running containerd reports it (`ctr plugins ls`), not as a file says:
+    /// a config whose runtimes table lacks runc makes it fail to load, and with it every CRI pod.
+    func containerdCRIPlugin() -> CheckResult {
+        let socket = options.containerdSocketPath
+        guard host.acceptsConnections(socket) else {
+            return .warn("containerd-cri", "not asked: containerd is not running (see containerd-running)", fix: "start containerd, then run swiftkata-check again")
+        }
+        guard let ctr = host.findExecutable("ctr", extraDirectories: ["/usr/bin"]),
+              let listing = host.run(ctr, ["--address", socket, "plugins", "ls"]), listing.status == 0
+        else {
+            return .warn("containerd-cri", "`ctr plugins ls` did not answer: the CRI plugin's state is unknown", fix: "apt-get install containerd (ctr comes with it)")
+        }
+        var status: String?
+        for line in listing.output.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if fields.count >= 4 && fields[0] == "io.containerd.grpc.v1" && fields[1] == "cri" { status = String(fields[3]) }
+        }
+        switch status {
+        case "ok":
+            return .pass("containerd-cri", "containerd's CRI plugin is loaded")
+        case nil:
+            return .fail("containerd-cri", "containerd lists no CRI plugin: Kubernetes cannot use this node",
+                         fix: "check disabled_plugins in \(options.containerdConfigurationPath)")
+        case let other?:
+            return .fail("containerd-cri", "containerd's CRI plugin is \(other): no CRI pod (runc's either) can start; containerd's log says why",
+                         fix: "a runtimes table without runc is the usual cause: `make install` merges the handler with runc named; or restore \(options.containerdConfigurationPath) and restart containerd")
+        }
+    }
+
     func containerdRuntime() -> CheckResult {
         let path = options.containerdConfigurationPath
         let table = "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.\(SwiftKataNames.criHandler)]"

@@ -107,6 +107,18 @@ import Testing
         #expect(check?.fix.hasPrefix("chgrp kvm /dev/kvm && chmod 0660 /dev/kvm") == true)
     }
 
+    /// The file names the handler, but containerd failed to load CRI (Debian's stock config plus a
+    /// runtimes table without runc): the check asks containerd, not the file.
+    @Test func aCRIPluginThatFailedToLoadFailsThoughTheFileLooksRight() async {
+        var host = FakeHost()
+        host.commands["/usr/bin/ctr --address /run/containerd/containerd.sock plugins ls"] = CommandOutput(status: 0, output: FakeHost.ctrPlugins(cri: "error"))
+        let report = await host.report()
+        #expect(report.check(named: "containerd-runtime")?.status == .pass)
+        let cri = report.check(named: "containerd-cri")
+        #expect(cri?.status == .fail && cri?.detail.contains("CRI plugin is error") == true)
+        #expect(!report.ok)
+    }
+
     @Test func autoTransportWithoutVsockWarnsAndUsesVirtioSerial() async {
         var host = FakeHost()
         host.readWrite.remove("/dev/vhost-vsock")
@@ -129,7 +141,7 @@ import Testing
         #expect(check?.status == .fail)
         #expect(check?.detail.hasPrefix("/tmp/c.toml:2: hypervisor.accelerator: \"fast\" is not one of") == true, "\(check?.detail ?? "")")
         #expect(check?.fix.hasPrefix("edit /tmp/c.toml line 2 (hypervisor.accelerator)") == true)
-        #expect(report.checks.count == 19 && report.check(named: "guest-kernel")?.status == .pass)
+        #expect(report.checks.count == 20 && report.check(named: "guest-kernel")?.status == .pass)
         #expect(report.summary == "pods cannot run: 1 check failed (configuration)")
     }
 
@@ -237,7 +249,7 @@ import Testing
         var host = FakeHost()
         host.readWrite.remove("/dev/vhost-vsock")
         let lines = await host.report().humanReadable.split(separator: "\n")
-        #expect(lines.count == 20)
+        #expect(lines.count == 21)
         #expect(lines.contains { $0.hasPrefix("WARN  vhost-vsock") && $0.hasSuffix("— fix: modprobe vhost_vsock") })
         #expect(lines.last == "pods can run: accelerator kvm, agent transport virtio-serial (1 warning)")
     }

@@ -23,7 +23,7 @@ struct FakeHost {
     /// Files that exist but this user may not use.
     var inaccessible: Set<String> = []
     var executables: Set<String> = [
-        "/usr/bin/qemu-system-x86_64", "/usr/lib/qemu/virtiofsd", "/usr/bin/containerd", "/usr/local/bin/containerd-shim-swiftkata-v2",
+        "/usr/bin/qemu-system-x86_64", "/usr/lib/qemu/virtiofsd", "/usr/bin/containerd", "/usr/bin/ctr", "/usr/local/bin/containerd-shim-swiftkata-v2",
         "/usr/local/bin/swiftkata-vm", "/usr/sbin/ip", "/usr/sbin/tc", "/usr/bin/nsenter",
     ]
     var processes: Set<String> = ["libvirtd", "virtlogd", "containerd"]
@@ -33,6 +33,7 @@ struct FakeHost {
     var commands: [String: CommandOutput] = [
         "/usr/bin/qemu-system-x86_64 -accel help": CommandOutput(status: 0, output: "Accelerators supported in QEMU binary:\ntcg\nkvm\n"),
         "/usr/bin/qemu-system-x86_64 --version": CommandOutput(status: 0, output: "QEMU emulator version 7.2.0\n"),
+        "/usr/bin/ctr --address /run/containerd/containerd.sock plugins ls": CommandOutput(status: 0, output: FakeHost.ctrPlugins(cri: "ok")),
     ]
     var libvirt: Result<LibvirtFacts, HostProbeError> = .success(LibvirtFacts(driver: "QEMU", libvirt: "9.0.0", hypervisor: "7.2.0"))
     var kvm = KVMProbeOutcome(usable: true, reason: "KVM boot probe passed (agent ready after 0.3 seconds)")
@@ -43,6 +44,17 @@ struct FakeHost {
     let probes = ProbeLog()
 
     mutating func setText(_ path: String, _ text: String) { files[path] = Array(text.utf8) }
+
+    /// What `ctr plugins ls` prints, with the CRI plugin in `cri` state.
+    static func ctrPlugins(cri: String) -> String {
+        """
+        TYPE                                  ID                       PLATFORMS      STATUS
+        io.containerd.content.v1              content                  -              ok
+        io.containerd.grpc.v1                 cri                      linux/amd64    \(cri)
+        io.containerd.grpc.v1                 tasks                    -              ok
+
+        """
+    }
 
     var environmentValue: HostEnvironment {
         let (files, readWrite, inaccessible, executables) = (files, readWrite, inaccessible, executables)
