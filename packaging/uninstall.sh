@@ -20,6 +20,14 @@ if [[ -x /usr/local/bin/containerd-shim-swiftkata-v2 ]]; then
     /usr/local/bin/containerd-shim-swiftkata-v2 drain-pool | sed 's/^/[swiftkata uninstall] /' || log "draining the warm pool failed (virsh list shows swiftkata_pool-* domains)"
 fi
 
+# The read-only mounts of the guest kernel that shims made for libvirt (<state_dir>/guest/vmlinux-*).
+state_dir=$(sed -n 's/^\s*state_dir\s*=\s*"\(.*\)".*/\1/p' /etc/swiftkata/configuration.toml 2>/dev/null | head -n1)
+for mount_point in "${state_dir:-/run/swiftkata}"/guest/vmlinux-*; do
+    [[ -e $mount_point ]] || continue
+    umount -l "$mount_point" 2>/dev/null || true
+    rm -f "$mount_point" && log "removed the guest kernel mount $mount_point"
+done
+
 restart_containerd=0
 packages=()
 directories=()

@@ -41,11 +41,13 @@ public struct HostCommand: Sendable, Equatable {
                 throw .cannotStart(executable: executable, reason: "standard input of \(standardInput.count) bytes, at most \(maxStandardInput)")
             }
             guard linux_pipe_cloexec(&inPipe) == 0 else { throw .cannotStart(executable: executable, reason: String(cString: strerror(errno))) }
-            let written = try? writeAll(fd: inPipe[1], standardInput)
-            close(inPipe[1])
-            guard written != nil else {
+            do throws(SystemError) {
+                try writeAll(fd: inPipe[1], standardInput)
+                close(inPipe[1])
+            } catch {
                 close(inPipe[0])
-                throw .cannotStart(executable: executable, reason: "writing its standard input failed")
+                close(inPipe[1])
+                throw .cannotStart(executable: executable, reason: "writing its standard input: \(error)")
             }
         }
         defer { if inPipe[0] >= 0 { close(inPipe[0]) } }
