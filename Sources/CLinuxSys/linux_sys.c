@@ -126,15 +126,33 @@ int linux_mount_id(int fd, uint64_t *mount_id) {
     return 0;
 }
 
-int linux_vsock_listen(uint32_t port, int backlog) {
-    int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
+static struct sockaddr_vm vsock_address(uint32_t cid, uint32_t port) {
     struct sockaddr_vm address;
     memset(&address, 0, sizeof address);
     address.svm_family = AF_VSOCK;
-    address.svm_cid = VMADDR_CID_ANY;
+    address.svm_cid = cid;
     address.svm_port = port;
-    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, backlog) != 0) {
+    return address;
+}
+
+/// A CLOEXEC vsock stream socket bound to (any context id, `port`); fd, or -1 with errno.
+static int vsock_bound_socket(uint32_t port) {
+    int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_vm address = vsock_address(VMADDR_CID_ANY, port);
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int linux_vsock_listen(uint32_t port, int backlog) {
+    int fd = vsock_bound_socket(port);
+    if (fd < 0) return -1;
+    if (listen(fd, backlog) != 0) {
         int saved = errno;
         close(fd);
         errno = saved;
@@ -159,24 +177,12 @@ int linux_vsock_accept(int listener, uint32_t *peer_cid, uint32_t *peer_port) {
 int linux_vsock_connect_privileged(uint32_t cid, uint32_t port) {
     int last_error = EADDRINUSE;
     for (uint32_t local = 1023; local >= 512; local--) {
-        int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) return -1;
-        struct sockaddr_vm address;
-        memset(&address, 0, sizeof address);
-        address.svm_family = AF_VSOCK;
-        address.svm_cid = VMADDR_CID_ANY;
-        address.svm_port = local;
-        if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0) {
-            last_error = errno;
-            close(fd);
-            if (last_error == EADDRINUSE) continue;
-            errno = last_error;
+        int fd = vsock_bound_socket(local);
+        if (fd < 0) {
+            if (errno == EADDRINUSE) continue;
             return -1;
         }
-        memset(&address, 0, sizeof address);
-        address.svm_family = AF_VSOCK;
-        address.svm_cid = cid;
-        address.svm_port = port;
+        struct sockaddr_vm address = vsock_address(cid, port);
         int result;
         do {
             result = connect(fd, (struct sockaddr *)&address, sizeof address);

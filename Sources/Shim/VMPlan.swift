@@ -85,6 +85,14 @@ struct VMPlan: Sendable {
             if let error = error as? ShimError { throw error }
             throw .internalError("\(error); console: \(PodVM.consoleTail(layout))")
         }
+        // What confines QEMU is libvirt's host setting: refuse to run a pod where it is missing.
+        if !configuration.hypervisor.allowUnconfinedQEMU, let confinement = QEMUConfinement.of(pid: started.qemuPID),
+           !confinement.gaps.isEmpty {
+            try? control.destroy(name: name)
+            removeTap()
+            let fix = "fix /etc/libvirt/qemu.conf (user = \"libvirt-qemu\", seccomp_sandbox = 1) and restart libvirtd, or accept it with hypervisor.allow_unconfined_qemu = true"
+            throw .failedPrecondition("the pod's QEMU \(confinement.gaps.joined(separator: " and ")): a QEMU escape would be host root; \(fix)")
+        }
         identity.qemuPID = started.qemuPID
         identity.vsockCID = started.vsockCID
         identity.startedAt = Int64(time(nil))

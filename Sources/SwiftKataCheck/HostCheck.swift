@@ -54,6 +54,7 @@ public struct HostCheck: Sendable {
         let (kvmBoot, accelerator) = await checks.kvmBoot()
         results.append(kvmBoot)
         results.append(checks.qemuBinary())
+        results.append(checks.qemuConfinement())
         results.append(checks.tcg())
         let (vsock, transport) = checks.vhostVsock()
         results.append(vsock)

@@ -67,6 +67,22 @@ extension HostChecks {
         }
     }
 
+    /// How libvirt will run QEMU (qemu.conf): not as root, and inside its seccomp sandbox.
+    func qemuConfinement() -> CheckResult {
+        let path = "/etc/libvirt/qemu.conf"
+        let (runsAsRoot, sandbox) = QEMUConfinement.predicted(qemuConf: host.readText(path))
+        var gaps: [String] = []
+        if runsAsRoot { gaps.append("runs QEMU as root (user)") }
+        if !sandbox { gaps.append("turns QEMU's seccomp sandbox off (seccomp_sandbox)") }
+        guard !gaps.isEmpty else { return .pass("qemu-confinement", "QEMU runs unprivileged, in its seccomp sandbox (\(path))") }
+        let fix = "set user = \"libvirt-qemu\" and seccomp_sandbox = 1 in \(path), then restart libvirtd"
+        if configuration.hypervisor.allowUnconfinedQEMU {
+            return .warn("qemu-confinement", "\(path) \(gaps.joined(separator: " and ")): a QEMU escape is host root (allowed by hypervisor.allow_unconfined_qemu)", fix: fix)
+        }
+        return .fail("qemu-confinement", "\(path) \(gaps.joined(separator: " and ")): pods are refused, since a QEMU escape would be host root",
+                     fix: "\(fix) (or accept it: \(setting("allow_unconfined_qemu = true", in: "hypervisor")))")
+    }
+
     func qemuBinary() -> CheckResult {
         let emulator = configuration.hypervisor.emulator
         guard host.canAccess(emulator, .execute) else {

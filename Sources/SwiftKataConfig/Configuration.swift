@@ -24,6 +24,9 @@ public struct Configuration: Sendable, Equatable {
         public var tcgTranslationCacheMiB = 32
         /// How libvirt reads back each started guest's CPU (see `VMDescription.CPUReadback`).
         public var libvirtCPUReadback = VMDescription.CPUReadback.cpuidWords
+        /// Start pods even where QEMU runs as root or without its seccomp sandbox (libvirt's
+        /// qemu.conf `user`, `seccomp_sandbox`): a QEMU escape is then host root. Off: such pods fail.
+        public var allowUnconfinedQEMU = false
 
         /// What the guest kernel always gets: serial console, fast TCG boot, seeded RNG, and a halt
         /// (not a reboot) on panic so a crashed guest ends its domain.

@@ -36,7 +36,7 @@ extension Configuration {
         try reader.rejectUnknownKeys(in: "", known: [])
 
         let hypervisorKeys = ["libvirt_uri", "accelerator", "machine", "vcpus", "memory_mib", "kernel", "image", "kernel_params", "shared_fs", "virtiofsd", "emulator",
-                              "free_page_reporting", "tcg_translation_cache_mib", "libvirt_cpu_readback"]
+                              "free_page_reporting", "tcg_translation_cache_mib", "libvirt_cpu_readback", "allow_unconfined_qemu"]
         try reader.rejectUnknownKeys(in: "hypervisor", known: hypervisorKeys)
         var hypervisor = configuration.hypervisor
         // Local QEMU drivers only: a URI is a command line for libvirt (qemu+ext://…?command= runs a program).
@@ -54,6 +54,7 @@ extension Configuration {
         try reader.boolean("hypervisor", "free_page_reporting", into: &hypervisor.freePageReporting)
         try reader.integer("hypervisor", "tcg_translation_cache_mib", into: &hypervisor.tcgTranslationCacheMiB, range: 0...4096)
         try reader.choice("hypervisor", "libvirt_cpu_readback", into: &hypervisor.libvirtCPUReadback)
+        try reader.boolean("hypervisor", "allow_unconfined_qemu", into: &hypervisor.allowUnconfinedQEMU)
         configuration.hypervisor = hypervisor
 
         try reader.rejectUnknownKeys(in: "agent", known: ["transport", "dial_timeout_ms", "call_timeout_ms"])

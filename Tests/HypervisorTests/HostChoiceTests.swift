@@ -62,3 +62,29 @@ actor Counter {
     var value = 0
     func increment() { value += 1 }
 }
+
+/// QEMU's confinement, from /proc/PID/status and from qemu.conf.
+@Suite struct QEMUConfinementTests {
+    @Test func procStatusDecidesRootAndSeccomp() {
+        let confined = QEMUConfinement.parse(status: "Name:\tqemu\nUid:\t64055\t64055\t64055\t64055\nSeccomp:\t2\n")
+        #expect(confined == QEMUConfinement(uid: 64055, seccompMode: 2) && confined?.gaps == [])
+        let savedRoot = QEMUConfinement.parse(status: "Uid:\t64055\t64055\t0\t64055\nSeccomp:\t2\n")
+        #expect(savedRoot?.gaps == ["runs as root (qemu.conf user)"])
+        let open = QEMUConfinement.parse(status: "Uid:\t107\t107\t107\t107\nSeccomp:\t0\n")
+        #expect(open?.gaps == ["runs without its seccomp sandbox (qemu.conf seccomp_sandbox)"])
+        #expect(QEMUConfinement.parse(status: "Name:\tgone\n") == nil)
+    }
+
+    @Test func qemuConfDefaultsAreConfined() {
+        #expect(QEMUConfinement.predicted(qemuConf: nil) == (false, true))
+        #expect(QEMUConfinement.predicted(qemuConf: "#user = \"root\"\nseccomp_sandbox = 1\n") == (false, true))
+        #expect(QEMUConfinement.predicted(qemuConf: "user = \"+0\"\n") == (true, true))
+        #expect(QEMUConfinement.predicted(qemuConf: "seccomp_sandbox = 0\n") == (false, false))
+    }
+
+    /// A QEMU started here (the KVM probe's TCG fallback is enough): as the kernel reports it.
+    @Test func thisProcessIsSeenAsItIs() {
+        let me = QEMUConfinement.of(pid: getpid())
+        #expect(me?.uid == getuid())
+    }
+}

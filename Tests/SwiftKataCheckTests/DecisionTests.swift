@@ -119,6 +119,18 @@ import Testing
         #expect(!report.ok)
     }
 
+    /// qemu.conf running QEMU as root or without its seccomp sandbox fails the host (the shim refuses
+    /// such pods), unless the configuration accepts it.
+    @Test func unconfinedQEMUFailsUnlessAllowed() async {
+        var host = FakeHost()
+        host.setText("/etc/libvirt/qemu.conf", "#user = \"libvirt-qemu\"\nuser = \"root\"   # for a test\nseccomp_sandbox = 0\n")
+        let check = await host.report().check(named: "qemu-confinement")
+        #expect(check?.status == .fail)
+        #expect(check?.detail.contains("runs QEMU as root (user) and turns QEMU's seccomp sandbox off") == true, "\(check?.detail ?? "")")
+        host.setText(FakeHost.configurationPath, "[hypervisor]\nallow_unconfined_qemu = true\n")
+        #expect(await host.report().check(named: "qemu-confinement")?.status == .warn)
+    }
+
     @Test func autoTransportWithoutVsockWarnsAndUsesVirtioSerial() async {
         var host = FakeHost()
         host.readWrite.remove("/dev/vhost-vsock")
@@ -141,7 +153,7 @@ import Testing
         #expect(check?.status == .fail)
         #expect(check?.detail.hasPrefix("/tmp/c.toml:2: hypervisor.accelerator: \"fast\" is not one of") == true, "\(check?.detail ?? "")")
         #expect(check?.fix.hasPrefix("edit /tmp/c.toml line 2 (hypervisor.accelerator)") == true)
-        #expect(report.checks.count == 20 && report.check(named: "guest-kernel")?.status == .pass)
+        #expect(report.checks.count == 21 && report.check(named: "guest-kernel")?.status == .pass)
         #expect(report.summary == "pods cannot run: 1 check failed (configuration)")
     }
 
@@ -249,7 +261,7 @@ import Testing
         var host = FakeHost()
         host.readWrite.remove("/dev/vhost-vsock")
         let lines = await host.report().humanReadable.split(separator: "\n")
-        #expect(lines.count == 21)
+        #expect(lines.count == 22)
         #expect(lines.contains { $0.hasPrefix("WARN  vhost-vsock") && $0.hasSuffix("— fix: modprobe vhost_vsock") })
         #expect(lines.last == "pods can run: accelerator kvm, agent transport virtio-serial (1 warning)")
     }

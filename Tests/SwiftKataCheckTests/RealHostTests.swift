@@ -25,7 +25,7 @@ import Testing
         let report = await HostCheck(host: .live(kvmProbeCacheDirectory: cache), options: CheckOptions(configurationPath: configurationPath)).run()
         print(report.humanReadable)
         #expect(ContinuousClock.now - started < .seconds(30))
-        #expect(report.checks.count == 20)
+        #expect(report.checks.count == 21)
         #expect(report.check(named: "configuration")?.status == .pass)
         #expect(report.checks.allSatisfy { $0.status == .pass ? $0.fix.isEmpty : !$0.fix.isEmpty })
         #expect(report.exitStatus == (report.checks.contains { $0.status == .fail } ? 1 : 0))
