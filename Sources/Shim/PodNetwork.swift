@@ -55,12 +55,17 @@ struct PodNetwork: Sendable {
         var link = ["link", "set", "dev", tapName]
         if scan.interface.mtu > 0 { link += ["mtu", "\(scan.interface.mtu)"] }
         _ = try Self.run(Self.ip, link + ["up"], in: namespacePath, what: "bringing \(tapName) up")
-        for (from, to) in [(device, tapName), (tapName, device)] {
+        for from in [device, tapName] {
             _ = try? Self.run(Self.tc, ["qdisc", "del", "dev", from, "ingress"], in: namespacePath, what: "")
             _ = try Self.run(Self.tc, ["qdisc", "add", "dev", from, "ingress"], in: namespacePath, what: "adding an ingress qdisc to \(from)")
-            _ = try Self.run(Self.tc, ["filter", "add", "dev", from, "parent", "ffff:", "protocol", "all", "u32", "match", "u32", "0", "0",
-                                       "action", "mirred", "egress", "redirect", "dev", to],
-                             in: namespacePath, what: "redirecting \(from) to \(to)")
+        }
+        // Into the VM: everything that reaches eth0.
+        _ = try Self.run(Self.tc, ["filter", "add", "dev", device, "parent", "ffff:", "protocol", "all", "u32", "match", "u32", "0", "0",
+                                   "action", "mirred", "egress", "redirect", "dev", tapName],
+                         in: namespacePath, what: "redirecting \(device) to \(tapName)")
+        // Out of the VM: only what the pod may send (PodNICFilter).
+        for filter in PodNICFilter.filters(tap: tapName, device: device, mac: scan.interface.macAddress, addresses: scan.interface.addresses) {
+            _ = try Self.run(Self.tc, filter, in: namespacePath, what: "filtering \(tapName) to \(device)")
         }
     }
 

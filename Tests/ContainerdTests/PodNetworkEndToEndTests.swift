@@ -93,4 +93,41 @@ extension ShimEndToEndTests {
         let qdiscs = PrivateContainerd.run("/usr/sbin/tc", ["-n", Self.namespaceName, "qdisc", "show", "dev", "eth0"]).output
         #expect(!qdiscs.contains("ingress"), "the redirect on eth0 is removed with the pod: \(qdiscs)")
     }
+
+    /// Guest root spoofs: another IPv4 address (ARP and IP), and another MAC. None of it may reach the
+    /// host's end of the pod's veth: the host learns no neighbour for the spoofed address or MAC,
+    /// while the pod's own traffic still flows.
+    @Test func spoofedFramesFromTheGuestNeverLeaveThePod() throws {
+        removeNamespace()
+        let mac = try prepareNamespace()
+        defer { removeNamespace() }
+        let id = "spoofer"
+        let started = containerd.ctr(["run", "-d", "--privileged", "--runtime", "io.containerd.swiftkata.v2",
+                                     "--with-ns", "network:/var/run/netns/\(Self.namespaceName)", containerd.imageRef, id, "sleep", "1000"])
+        try #require(started.status == 0, "\(started.output)")
+        defer {
+            containerd.ctr(["task", "kill", "-s", "SIGKILL", id])
+            containerd.ctr(["task", "rm", "-f", id])
+            containerd.ctr(["container", "rm", id])
+            #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
+        }
+        let script = """
+            ping -c 1 -W 5 10.213.0.1 >/dev/null && echo own-ok
+            ip addr add 10.213.0.250/24 dev eth0
+            ping -c 2 -W 2 -I 10.213.0.250 10.213.0.1 >/dev/null && echo spoofed-ip-answered
+            arping -c 2 -w 3 -s 10.213.0.77 -I eth0 10.213.0.1 >/dev/null 2>&1
+            ip link set eth0 down; ip link set eth0 address 02:42:de:ad:be:ef; ip link set eth0 up
+            ping -c 2 -W 2 10.213.0.1 >/dev/null && echo spoofed-mac-answered
+            echo done
+            """
+        let run = containerd.ctr(["task", "exec", "--exec-id", "spoof", id, "sh", "-c", script])
+        #expect(run.output.contains("own-ok"), "\(run.output)")
+        #expect(run.output.contains("done"), "\(run.output)")
+        #expect(!run.output.contains("spoofed-ip-answered"), "\(run.output)")
+        #expect(!run.output.contains("spoofed-mac-answered"), "\(run.output)")
+        let neighbours = PrivateContainerd.run("/usr/sbin/ip", ["neigh", "show", "dev", Self.hostEnd]).output
+        #expect(!neighbours.contains("10.213.0.250") && !neighbours.contains("10.213.0.77"), "the host learned a spoofed address: \(neighbours)")
+        #expect(!neighbours.contains("02:42:de:ad:be:ef"), "the host learned a spoofed MAC: \(neighbours)")
+        #expect(neighbours.contains("10.213.0.2") && neighbours.contains(mac), "the pod's own address is known: \(neighbours)")
+    }
 }

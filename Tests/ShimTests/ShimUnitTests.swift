@@ -162,3 +162,28 @@ enum TTRPCErrorFixture {
         #expect(CgroupMetrics.v2(stats).memory.workingsetRefault == .max)
     }
 }
+
+/// The tap's ingress filter: only the pod's own MAC and addresses reach eth0.
+@Suite struct PodNICFilterTests {
+    @Test func onlyThePodsAddressesAndNeighbourDiscoveryPass() {
+        let filters = PodNICFilter.filters(tap: "sktap1", device: "eth0", mac: "02:00:0a:63:00:05", addresses: [
+            .init(ip: "10.99.0.5", prefixLength: 24), .init(ip: "fd00::5", prefixLength: 64), .init(ip: "fe80::1", prefixLength: 64),
+        ])
+        let lines = filters.map { $0.joined(separator: " ") }
+        #expect(lines.allSatisfy { $0.hasPrefix("filter add dev sktap1 parent ffff: protocol ") })
+        #expect(lines.contains("filter add dev sktap1 parent ffff: protocol ip prio 10 u32 match ip src 10.99.0.5/32 match ether src 02:00:0a:63:00:05 action mirred egress redirect dev eth0"))
+        #expect(lines.contains { $0.contains("protocol arp prio 11") && $0.contains("match u16 0x0a63 0xffff at 14 match u16 0x0005 0xffff at 16")
+            && $0.contains("match u16 0x0200 0xffff at 8 match u16 0x0a63 0xffff at 10 match u16 0x0005 0xffff at 12") })
+        #expect(lines.contains { $0.contains("match ip6 src fd00::5/128") })
+        #expect(!lines.contains { $0.contains("fe80::1/128") }, "link-local goes through the neighbour-discovery rules only")
+        #expect(!lines.contains { $0.contains("0xff at 40") && $0.contains("134") }, "no router advertisements")
+        #expect(lines.last == "filter add dev sktap1 parent ffff: protocol all prio 99 u32 match u32 0 0 action mirred egress redirect dev sktap1")
+    }
+
+    @Test func addressWordsAndMACMatches() {
+        #expect(PodNICFilter.ipv4Words("10.213.0.2")! == ("0x0ad5", "0x0002"))
+        #expect(PodNICFilter.ipv4Words("300.1.1.1") == nil)
+        #expect(PodNICFilter.macMatch("aa:bb:cc:dd:ee:ff", at: 8) == [
+            "match", "u16", "0xaabb", "0xffff", "at", "8", "match", "u16", "0xccdd", "0xffff", "at", "10", "match", "u16", "0xeeff", "0xffff", "at", "12"])
+    }
+}
