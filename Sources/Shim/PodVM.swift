@@ -112,6 +112,7 @@ final class PodVM: Sendable {
             throw .internalError("the pod VM \(identity.domainName) has no QEMU pid")
         }
         let events = QEMUProcess.events(pid: qemuPID)
+        watchFileServer(of: identity.domainName, qemuPID: qemuPID, layout: layout, plan: plan, logger: logger)
         guard let endpoint = plan.agentEndpoint(of: identity, in: layout) else {
             destroy()
             throw .internalError("the pod VM \(identity.domainName) has no vsock context id")
@@ -171,6 +172,23 @@ final class PodVM: Sendable {
             _ = PodNetwork.remove(tapName: network.tapName, namespacePath: network.namespacePath, interface: network.scan.interface.name)
         } else if let tap = identity.tapName {
             _ = PodNetwork.remove(tapName: tap, namespacePath: nil, interface: nil)
+        }
+    }
+
+    /// A guest whose virtio-fs server died blocks on its shared file system and never answers
+    /// again, so the pod's tasks would hang for good: when the pod's virtiofsd exits, its VM is
+    /// destroyed, and the pod's processes end as they do when QEMU dies (status 255, TaskExit).
+    private static func watchFileServer(of domain: String, qemuPID: pid_t, layout: PodLayout, plan: VMPlan, logger: Logger) {
+        guard plan.configuration.hypervisor.sharedFilesystem == .virtioFS,
+              let serverPID = VirtiofsdProcess.pid(serving: layout.sharedDirectory)
+        else { return }
+        let control = plan.control
+        QEMUProcess.onExit(of: serverPID) {
+            // Only this VM: a domain of that name started later (a reused id) has another QEMU.
+            guard QEMUProcess.pid(ofDomain: domain) == qemuPID else { return }
+            logger.error("virtiofsd of the pod VM exited: the guest lost its shared file system; destroying the VM", metadata: [
+                "domain": "\(domain)", "virtiofsd_pid": "\(serverPID)"])
+            try? control.destroy(name: domain)
         }
     }
 

@@ -99,6 +99,33 @@ extension ShimEndToEndTests {
         #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
     }
 
+    /// kill -9 of the pod's virtiofsd: the guest would block on its shared file system for good, so
+    /// the shim destroys the VM; the task stops with 255 within seconds, kill and delete return, the
+    /// reason is in containerd's log, and nothing is left behind.
+    @Test func killedVirtiofsdEndsThePodInsteadOfWedgingIt() throws {
+        let id = "nofs"
+        let started = containerd.ctr(["run", "-d", "--runtime", "io.containerd.swiftkata.v2", containerd.imageRef, id, "sleep", "1000"])
+        try #require(started.status == 0, "\(started.output)")
+        defer { removeContainer(id) }
+        let server = try #require(HostLeftovers.processes().first { $0.1.contains("virtiofsd") && $0.1.contains(HostLeftovers.podsDirectory) })
+        #expect(kill(pid_t(server.0), SIGKILL) == 0)
+        let began = Date()
+        let stopped = pollUntil(timeout: 30) {
+            containerd.ctr(["task", "ls"]).output.split(separator: "\n").contains { $0.hasPrefix(id) && $0.contains("STOPPED") }
+        }
+        #expect(stopped, "the task did not stop after its virtiofsd was killed")
+        #expect(Date().timeIntervalSince(began) < 30)
+        let killed = containerd.ctr(["task", "kill", "-s", "SIGKILL", id], timeout: 30)
+        #expect(killed.status == 0 || killed.output.contains("not found") || killed.output.contains("finished"), "\(killed.output)")
+        let removed = containerd.ctr(["task", "rm", id], timeout: 30)
+        #expect(removed.status == 0, "\(removed.output)")
+        #expect(removed.output.contains("255") || removed.status == 0)
+        let log = (try? String(contentsOfFile: "\(containerd.directory)/containerd.log", encoding: .utf8)) ?? ""
+        #expect(log.contains("virtiofsd of the pod VM exited"), "containerd's log does not say why")
+        removeContainer(id)
+        #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
+    }
+
     @Test func hostNetworkIsRefusedClearly() {
         let result = containerd.runContainer("hostnet", ["true"], options: ["--net-host"])
         #expect(result.status != 0)
