@@ -75,6 +75,24 @@ struct SpawnPlannerTests {
         #expect(hosts.propagation == (1 << 18) | 16384)
     }
 
+    /// Pod sysctls: the IPC- and UTS-namespaced ones are written in the container's namespaces; net.* is
+    /// the VM's (applied at sandbox creation); anything else is refused naming the key, as runc does.
+    @Test func namespacedSysctlsOnly() throws {
+        let spec = try OCISpec.decode(Array(#"""
+            {"process": {"args": ["sh"]}, "linux": {"sysctl": {"kernel.shm_rmid_forced": "1", "fs.mqueue.msg_max": "100",
+             "net.ipv4.ip_forward": "1", "kernel.sem": "250 32000 32 128"}}}
+            """#.utf8))
+        let plan = try SpawnPlanner.container(spec: spec, rootfs: "/r")
+        #expect(plan.sysctls.map(\.key) == ["fs.mqueue.msg_max", "kernel.sem", "kernel.shm_rmid_forced"])
+        #expect(plan.sysctls.first?.value == "100")
+        // Values as JSON string bodies ("1\\n2" is a newline once decoded).
+        for (key, value) in [("kernel.panic", "1"), ("vm.overcommit_memory", "1"), ("kernel.shm..x", "1"), ("kernel.msgmax", "1\\n2")] {
+            let bad = try OCISpec.decode(Array(#"{"process": {"args": ["sh"]}, "linux": {"sysctl": {"\#(key)": "\#(value)"}}}"#.utf8))
+            let error = #expect(throws: SpecError.self) { try SpawnPlanner.container(spec: bad, rootfs: "/r") }
+            #expect(error?.description.contains(key) == true, "\(error?.description ?? "")")
+        }
+    }
+
     /// runc's `rro`: read-only down to every submount (the spawner's recursive mount_setattr).
     @Test func rroIsARecursiveReadOnlyBind() throws {
         let spec = try OCISpec.decode(Array(#"{"process": {"args": ["sh"]}, "mounts": [{"destination": "/v", "type": "bind", "source": "/s", "options": ["bind", "rro"]}]}"#.utf8))

@@ -52,7 +52,7 @@ def tearDownModule():
 class Pod:
     """A pod sandbox the tests made, with its config (CreateContainer needs it) and its containers."""
 
-    def __init__(self, name, hostname="", mounts=()):
+    def __init__(self, name, hostname="", mounts=(), sysctls=None):
         self.name = name
         self.log_directory = f"{harness.log_root}/{name}"
         os.makedirs(self.log_directory, exist_ok=True)
@@ -62,7 +62,7 @@ class Pod:
             log_directory=self.log_directory,
             labels={"swiftkata-cri-test": name},
             linux=pb.LinuxPodSandboxConfig(security_context=pb.LinuxSandboxSecurityContext(
-                namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD))),
+                namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD)), sysctls=sysctls or {}),
         )
         self.id = harness.client.RunPodSandbox(
             pb.RunPodSandboxRequest(config=self.config, runtime_handler=HANDLER)).pod_sandbox_id
@@ -405,6 +405,21 @@ class CRIEndToEnd(unittest.TestCase):
             self.assertNotIn("sleep 7777", ps, "the background child died with its container")
         finally:
             pod.remove_container("orphaner")
+
+    def test_12e_pod_sysctls_of_the_ipc_namespace(self):
+        # Kubernetes' namespaced sysctls reach the pod's IPC namespace (runc applies them to the
+        # sandbox; its containers join it); one that is not namespaced is refused, naming it.
+        pod = Pod("sysctls", sysctls={"kernel.shm_rmid_forced": "1", "fs.mqueue.msg_max": "100"})
+        try:
+            reader = pod.run_container("reader", ["sleep", "3600"])
+            values = exec_sync(reader, ["cat", "/proc/sys/kernel/shm_rmid_forced", "/proc/sys/fs/mqueue/msg_max"])
+            self.assertEqual(values.stdout.decode().split(), ["1", "100"], values.stderr.decode())
+        finally:
+            harness.client.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod.id))
+            harness.client.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod.id))
+        with self.assertRaises(grpc.RpcError) as refused:
+            Pod("badsysctl", sysctls={"kernel.panic": "1"})
+        self.assertIn("kernel.panic", refused.exception.details())
 
     def test_13_stop_and_remove_leave_nothing(self):
         pods = [self.web(), self.client_pod()]

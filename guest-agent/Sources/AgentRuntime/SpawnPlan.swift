@@ -1,5 +1,10 @@
 /// Everything the C spawner needs to start one process, derived from an OCI spec and validated.
 public struct SpawnPlan: Sendable, Equatable {
+    public struct Sysctl: Sendable, Equatable {
+        public var key: String
+        public var value: String
+    }
+
     public struct MountStep: Sendable, Equatable {
         public var source: String?
         public var destination: String
@@ -39,6 +44,8 @@ public struct SpawnPlan: Sendable, Equatable {
     public var readonlyPaths: [String] = []
     /// nil: keep the hostname the UTS namespace has (the VM's, or the shared one's).
     public var hostname: String?
+    /// Namespaced kernel parameters to write in the container's namespaces, sorted by key.
+    public var sysctls: [Sysctl] = []
     public var createDefaultDevices = false
     /// Namespaces shared with another container instead of new ones (not in `cloneFlags`).
     public var joinNamespaces: [NamespaceJoin] = []
@@ -84,7 +91,36 @@ public enum SpawnPlanner {
         plan.createDefaultDevices = plan.mounts.contains { $0.destination == "/dev" }
         plan.maskedPaths = try absolutePaths(spec.linux?.maskedPaths, field: "linux.maskedPaths")
         plan.readonlyPaths = try absolutePaths(spec.linux?.readonlyPaths, field: "linux.readonlyPaths")
+        plan.sysctls = try containerSysctls(spec.linux?.sysctl ?? [:])
         return plan
+    }
+
+    /// Kernel parameters namespaced like runc's list: IPC (`kernel.shm*`, `kernel.msg*`,
+    /// `kernel.sem`, `fs.mqueue.*`) and UTS (`kernel.hostname`, `kernel.domainname`); `net.*` is the
+    /// pod's network stack, which the VM's sandbox setup already applied. Anything else would change
+    /// the whole VM rather than the container, and is refused naming the key, as runc does.
+    static func containerSysctls(_ sysctls: [String: String]) throws(SpecError) -> [SpawnPlan.Sysctl] {
+        guard sysctls.count <= 64 else { throw .invalid(field: "linux.sysctl", reason: "\(sysctls.count) entries, at most 64") }
+        var result: [SpawnPlan.Sysctl] = []
+        for (key, value) in sysctls.sorted(by: { $0.key < $1.key }) {
+            let field = "linux.sysctl[\(key.prefix(128))]"
+            let components = key.split(separator: ".", omittingEmptySubsequences: false)
+            guard key.utf8.count <= 128, !components.contains(where: \.isEmpty),
+                  key.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5f || $0 == 0x2e || $0 == 0x2d })
+            else { throw .invalid(field: field, reason: "not a kernel parameter name") }
+            guard value.utf8.count <= 256, !value.utf8.contains(where: { $0 == 0x0a || $0 == 0 }) else {
+                throw .invalid(field: field, reason: "the value must be at most 256 bytes without newline or NUL")
+            }
+            if key.hasPrefix("net.") { continue }
+            let ipc = ["kernel.shmmax", "kernel.shmall", "kernel.shmmni", "kernel.shm_rmid_forced", "kernel.msgmax",
+                       "kernel.msgmni", "kernel.msgmnb", "kernel.sem"].contains(key) || key.hasPrefix("fs.mqueue.")
+            let uts = key == "kernel.hostname" || key == "kernel.domainname"
+            guard ipc || uts else {
+                throw .invalid(field: field, reason: "\(key) is not in a separate kernel namespace: it would change the whole VM, not the pod (allowed: kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, kernel.hostname, kernel.domainname, net.*)")
+            }
+            result.append(.init(key: key, value: value))
+        }
+        return result
     }
 
     /// A process: the init of a container (completed by `container`) or an exec into one.

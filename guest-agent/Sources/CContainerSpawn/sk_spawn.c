@@ -477,6 +477,27 @@ static const char *sk_namespace_name(int nstype) {
     }
 }
 
+/// Writes the container's sysctls through the caller's /proc: IPC and UTS parameters are those of the
+/// writing task's namespaces, which are the container's by now.
+static void sk_child_write_sysctls(const sk_child *c) {
+    const sk_spawn_config *cfg = c->cfg;
+    for (size_t i = 0; i < cfg->sysctl_count; i++) {
+        char path[256] = "/proc/sys/";
+        size_t length = strlen(path);
+        for (const char *k = cfg->sysctl_keys[i]; *k != '\0' && length + 1 < sizeof path; k++) path[length++] = *k == '.' ? '/' : *k;
+        path[length] = '\0';
+        int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) sk_child_fail(c, errno, "sysctl ", cfg->sysctl_keys[i], NULL);
+        size_t value_length = strlen(cfg->sysctl_values[i]);
+        ssize_t written;
+        do {
+            written = write(fd, cfg->sysctl_values[i], value_length);
+        } while (written < 0 && errno == EINTR);
+        if (written != (ssize_t)value_length) sk_child_fail(c, written < 0 ? errno : EIO, "sysctl ", cfg->sysctl_keys[i], " = ", cfg->sysctl_values[i], NULL);
+        close(fd);
+    }
+}
+
 /// New container: joins the shared namespaces (sorted UTS, IPC, PID by the parent) before anything
 /// uses them; after a PID join it continues as the grandchild (sk_child_clone_into_pidns).
 static void sk_child_join_namespaces(sk_child *c) {
@@ -525,6 +546,7 @@ static _Noreturn void sk_child_main(sk_child *c) {
     int uts_joined = 0;
     for (size_t i = 0; i < c->ns_count; i++) uts_joined |= c->ns_types[i] == CLONE_NEWUTS;
     sk_child_join_namespaces(c);
+    sk_child_write_sysctls(c);
 
     sk_setup_rootfs(c);
     // (9) hostname, only in a UTS namespace of the container (its own or a joined one).

@@ -50,6 +50,9 @@ enum Spawner {
         config.readonly_paths = arena.stringArray(plan.readonlyPaths)
         config.readonly_path_count = plan.readonlyPaths.count
         config.hostname = arena.string(plan.hostname)
+        config.sysctl_keys = arena.stringArray(plan.sysctls.map(\.key))
+        config.sysctl_values = arena.stringArray(plan.sysctls.map(\.value))
+        config.sysctl_count = plan.sysctls.count
         config.create_default_devices = plan.createDefaultDevices ? 1 : 0
         config.argv = arena.stringArray(plan.argv, nullTerminated: true)
         config.envp = arena.stringArray(plan.env, nullTerminated: true)

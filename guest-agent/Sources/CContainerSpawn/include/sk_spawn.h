@@ -124,6 +124,12 @@ typedef struct sk_spawn_config {
                                  // pid is the one returned, and the intermediate exits 0 at once (the
                                  // caller's reaper must accept its exit). An exec (join_pidfd >= 0) must
                                  // not set any.
+
+    // --- sysctls (new containers only; appended last: a zeroed struct writes none) ---
+    const char *const *sysctl_keys;   // e.g. "kernel.shm_rmid_forced": written as /proc/sys/kernel/shm_rmid_forced
+    const char *const *sysctl_values; // right after the namespaces are created or joined, before the mounts,
+    size_t sysctl_count;              // so they land in the container's own (IPC, UTS) namespaces. The
+                                      // caller validates the keys (namespaced ones only, no "..").
 } sk_spawn_config;
 
 /// Creates the process. On success returns 0, stores its pid (in the caller's pid namespace) in
