@@ -77,9 +77,13 @@ struct ShimEndToEndTests {
         #expect(exec.status == 3)
         #expect(exec.output == "from exec\n")
 
+        // An exec's process carries its exec id, as runc's shim reports it.
+        let background = containerd.ctr(["task", "exec", "--detach", "--exec-id", "bg", id, "sleep", "300"])
+        #expect(background.status == 0, "\(background.output)")
         let ps = containerd.ctr(["task", "ps", id])
         #expect(ps.status == 0)
-        #expect(ps.output.split(separator: "\n").count >= 2, "\(ps.output)")
+        #expect(ps.output.split(separator: "\n").count >= 3, "\(ps.output)")
+        #expect(ps.output.contains("ExecID:bg"), "\(ps.output)")
 
         let metrics = containerd.ctr(["task", "metrics", id])
         #expect(metrics.status == 0, "\(metrics.output)")

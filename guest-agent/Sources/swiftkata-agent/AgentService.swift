@@ -170,10 +170,13 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
 
     func listProcesses(_ request: Swiftkata_Agent_V1_ListProcessesRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_ListProcessesResponse {
         let cgroup = try await containers.cgroup(id: request.containerID)
+        let execIDs = try await containers.execIDs(id: request.containerID)
         var response = Swiftkata_Agent_V1_ListProcessesResponse()
         response.processes = cgroup.pids().prefix(4096).map { pid in
             var info = Swiftkata_Agent_V1_ProcessInfo()
             info.pid = UInt32(pid)
+            // containerd matches exec processes by this (ctr task ps, CRI stats).
+            info.execID = execIDs[pid] ?? ""
             info.command = readText("/proc/\(pid)/comm")?.trimmingTrailingNewlines ?? ""
             return info
         }

@@ -271,6 +271,13 @@ actor ContainerManager {
 
     func cgroup(id: String) throws -> Cgroup { try lookup(id).cgroup }
 
+    /// The pid of each exec of container `id` (in this PID namespace) with its exec id.
+    func execIDs(id: String) throws -> [pid_t: String] {
+        var ids: [pid_t: String] = [:]
+        for (execID, process) in try lookup(id).execs { ids[process.pid] = execID }
+        return ids
+    }
+
     /// Removes every container (the pod is going away).
     func removeAll() async {
         for id in containers.keys.sorted() {
