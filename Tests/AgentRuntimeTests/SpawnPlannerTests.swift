@@ -93,6 +93,22 @@ struct SpawnPlannerTests {
         }
     }
 
+    /// A privileged container's device list: character and block nodes below /dev only, never a path
+    /// that climbs out; the spawner binds the guest's node when its numbers match.
+    @Test func specDevicesBelowDevOnly() throws {
+        let spec = try OCISpec.decode(Array(#"""
+            {"process": {"args": ["sh"]}, "linux": {"devices": [
+              {"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200},
+              {"path": "/dev/sda", "type": "b", "major": 8, "minor": 0},
+              {"path": "/dev/../etc/shadow", "type": "c", "major": 1, "minor": 3},
+              {"path": "/etc/x", "type": "c", "major": 1, "minor": 3},
+              {"path": "/dev/fifo", "type": "p"}]}}
+            """#.utf8))
+        let plan = try SpawnPlanner.container(spec: spec, rootfs: "/r")
+        #expect(plan.devices.map(\.path) == ["net/tun", "sda"])
+        #expect(plan.devices.map(\.character) == [true, false] && plan.devices.map(\.major) == [10, 8] && plan.devices.map(\.minor) == [200, 0])
+    }
+
     /// runc's `rro`: read-only down to every submount (the spawner's recursive mount_setattr).
     @Test func rroIsARecursiveReadOnlyBind() throws {
         let spec = try OCISpec.decode(Array(#"{"process": {"args": ["sh"]}, "mounts": [{"destination": "/v", "type": "bind", "source": "/s", "options": ["bind", "rro"]}]}"#.utf8))

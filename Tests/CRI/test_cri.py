@@ -52,7 +52,7 @@ def tearDownModule():
 class Pod:
     """A pod sandbox the tests made, with its config (CreateContainer needs it) and its containers."""
 
-    def __init__(self, name, hostname="", mounts=(), sysctls=None):
+    def __init__(self, name, hostname="", mounts=(), sysctls=None, privileged=False):
         self.name = name
         self.log_directory = f"{harness.log_root}/{name}"
         os.makedirs(self.log_directory, exist_ok=True)
@@ -62,7 +62,8 @@ class Pod:
             log_directory=self.log_directory,
             labels={"swiftkata-cri-test": name},
             linux=pb.LinuxPodSandboxConfig(security_context=pb.LinuxSandboxSecurityContext(
-                namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD)), sysctls=sysctls or {}),
+                namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD), privileged=privileged),
+                sysctls=sysctls or {}),
         )
         self.id = harness.client.RunPodSandbox(
             pb.RunPodSandboxRequest(config=self.config, runtime_handler=HANDLER)).pod_sandbox_id
@@ -76,7 +77,7 @@ class Pod:
     def ip(self):
         return self.status().network.ip
 
-    def run_container(self, name, command, mounts=(), attempt=0, stdin=False):
+    def run_container(self, name, command, mounts=(), attempt=0, stdin=False, privileged=False):
         """Creates and starts a container; returns its id once CRI reports it RUNNING."""
         config = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=name, attempt=attempt),
@@ -87,6 +88,8 @@ class Pod:
             labels={"swiftkata-cri-test": f"{self.name}/{name}"},
             stdin=stdin,
         )
+        if privileged:
+            config.linux.security_context.privileged = True
         container_id = harness.client.CreateContainer(pb.CreateContainerRequest(
             pod_sandbox_id=self.id, config=config, sandbox_config=self.config)).container_id
         harness.client.StartContainer(pb.StartContainerRequest(container_id=container_id))
@@ -420,6 +423,33 @@ class CRIEndToEnd(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as refused:
             Pod("badsysctl", sysctls={"kernel.panic": "1"})
         self.assertIn("kernel.panic", refused.exception.details())
+
+    def test_12f_network_administration_in_a_privileged_container(self):
+        # What a privileged container (or one with NET_ADMIN) does under runc: bridges, veth pairs,
+        # VLANs, and netfilter with the targets and matches service-mesh init containers use.
+        pod = Pod("netadmin", privileged=True)
+        try:
+            admin = pod.run_container("admin", ["sleep", "3600"], privileged=True)
+            links = exec_sync(admin, ["sh", "-c", "brctl addbr foobar && ip link set foobar up && "
+                                                  "ip link add skv0 type veth peer name skv1 && ip -o link show"])
+            self.assertEqual(links.exit_code, 0, links.stdout.decode() + links.stderr.decode())
+            for name in ["foobar", "skv0"]:  # busybox ip names the veth peer itself
+                self.assertIn(f" {name}", links.stdout.decode())
+            tables = exec_sync(admin, ["cat", "/proc/net/ip_tables_targets", "/proc/net/ip_tables_matches", "/proc/net/ip6_tables_targets"])
+            self.assertEqual(tables.exit_code, 0, tables.stderr.decode())
+            for name in ["DNAT", "SNAT"] + (["REDIRECT", "MASQUERADE", "TPROXY", "owner", "multiport", "comment",
+                                            "conntrack", "socket", "mark", "addrtype", "statistic", "set"] if SWIFTKATA else []):
+                self.assertIn(name, tables.stdout.decode().split(), f"netfilter lacks {name}")
+            if SWIFTKATA:
+                # Links this host's own kernel lacks (runc shares it): VLAN, dummy and tun/tap.
+                more = exec_sync(admin, ["sh", "-c", "ip link add link eth0 name eth0.5 type vlan id 5 && ip link add skd0 type dummy && "
+                                                     "tunctl -t sktun0 >/dev/null && ip -o link show"])
+                self.assertEqual(more.exit_code, 0, more.stdout.decode() + more.stderr.decode())
+                for name in ["eth0.5", "skd0", "sktun0"]:
+                    self.assertIn(f" {name}", more.stdout.decode())
+        finally:
+            harness.client.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod.id))
+            harness.client.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod.id))
 
     def test_13_stop_and_remove_leave_nothing(self):
         pods = [self.web(), self.client_pod()]

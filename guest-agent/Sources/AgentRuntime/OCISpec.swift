@@ -31,8 +31,18 @@ public struct OCISpec: Codable, Sendable, Equatable {
         public var maskedPaths: [String]?
         public var readonlyPaths: [String]?
         public var sysctl: [String: String]?
+        public var devices: [Device]?
         public var uidMappings: [IDMapping]?
         public var gidMappings: [IDMapping]?
+    }
+
+    /// A device node the container gets (`linux.devices`): a privileged container lists every device
+    /// of the node it was specified on.
+    public struct Device: Codable, Sendable, Equatable {
+        public var path: String
+        public var type: String
+        public var major: Int64?
+        public var minor: Int64?
     }
 
     public struct Namespace: Codable, Sendable, Equatable {

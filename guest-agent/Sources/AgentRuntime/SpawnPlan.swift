@@ -46,6 +46,17 @@ public struct SpawnPlan: Sendable, Equatable {
     public var hostname: String?
     /// Namespaced kernel parameters to write in the container's namespaces, sorted by key.
     public var sysctls: [Sysctl] = []
+    /// Device nodes of the spec (below /dev, relative) that the guest has too, with the same
+    /// numbers: bound from the guest's /dev into the container's.
+    public var devices: [DeviceNode] = []
+
+    public struct DeviceNode: Sendable, Equatable {
+        /// Below /dev, e.g. "net/tun".
+        public var path: String
+        public var character: Bool
+        public var major: UInt32
+        public var minor: UInt32
+    }
     public var createDefaultDevices = false
     /// Namespaces shared with another container instead of new ones (not in `cloneFlags`).
     public var joinNamespaces: [NamespaceJoin] = []
@@ -92,7 +103,24 @@ public enum SpawnPlanner {
         plan.maskedPaths = try absolutePaths(spec.linux?.maskedPaths, field: "linux.maskedPaths")
         plan.readonlyPaths = try absolutePaths(spec.linux?.readonlyPaths, field: "linux.readonlyPaths")
         plan.sysctls = try containerSysctls(spec.linux?.sysctl ?? [:])
+        plan.devices = deviceNodes(spec.linux?.devices ?? [])
         return plan
+    }
+
+    /// The spec's character and block devices below /dev, as plain relative paths (at most 1024). The
+    /// numbers are the node's of the spec's host; the spawner binds only guest nodes that match them,
+    /// so a host disk's numbers never reach whatever the guest has under them.
+    static func deviceNodes(_ devices: [OCISpec.Device]) -> [SpawnPlan.DeviceNode] {
+        devices.prefix(1024).compactMap { device in
+            guard device.type == "c" || device.type == "b" || device.type == "u", device.path.hasPrefix("/dev/"),
+                  let major = device.major.flatMap(UInt32.init(exactly:)), let minor = device.minor.flatMap(UInt32.init(exactly:))
+            else { return nil }
+            let components = device.path.dropFirst("/dev/".count).split(separator: "/", omittingEmptySubsequences: false)
+            guard !components.isEmpty, components.count <= 8, !components.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
+                  device.path.utf8.count <= 128
+            else { return nil }
+            return .init(path: components.joined(separator: "/"), character: device.type != "b", major: major, minor: minor)
+        }
     }
 
     /// Kernel parameters namespaced like runc's list: IPC (`kernel.shm*`, `kernel.msg*`,

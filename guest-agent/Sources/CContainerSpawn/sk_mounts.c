@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <stdio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -199,6 +201,46 @@ static int sk_has_dev_mount(const sk_spawn_config *cfg) {
     return 0;
 }
 
+/// Binds the caller's /dev/<path> over a new file at the container's /dev/<path> (parents made,
+/// never following a link), when the caller's node has the type and numbers the spec names.
+static void sk_bind_spec_device(const sk_child *c, int devfd, const sk_device *device) {
+    sk_msg source;
+    sk_msg_init(&source);
+    sk_msg_add(&source, "/dev/");
+    sk_msg_add(&source, device->path);
+    struct stat st;
+    if (stat(source.buf, &st) < 0) return;
+    int wanted_type = device->character ? S_IFCHR : S_IFBLK;
+    if ((st.st_mode & S_IFMT) != (mode_t)wanted_type || major(st.st_rdev) != device->major || minor(st.st_rdev) != device->minor) return;
+
+    char path[256];
+    snprintf(path, sizeof path, "%s", device->path);
+    int dir = dup(devfd);
+    if (dir < 0) sk_child_fail(c, errno, "dup /dev", NULL);
+    char *name = path;
+    for (char *slash; (slash = strchr(name, '/')) != NULL; name = slash + 1) {
+        *slash = '\0';
+        if (mkdirat(dir, name, 0755) < 0 && errno != EEXIST) sk_child_fail(c, errno, "mkdir /dev/", path, NULL);
+        int next = openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0) sk_child_fail(c, errno, "open /dev/", path, NULL);
+        close(dir);
+        dir = next;
+    }
+    int f = openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0666);
+    if (f >= 0) {
+        close(f);
+    } else if (errno != EEXIST) {
+        sk_child_fail(c, errno, "create ", source.buf, " (in rootfs)", NULL);
+    }
+    int fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) sk_child_fail(c, errno, "open ", source.buf, " (in rootfs)", NULL);
+    char target[32];
+    sk_fd_path(target, fd);
+    if (mount(source.buf, target, NULL, MS_BIND, NULL) < 0) sk_child_fail(c, errno, "mount ", source.buf, " (device)", NULL);
+    close(fd);
+    close(dir);
+}
+
 static void sk_create_default_devices(const sk_child *c, int rootfd) {
     static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
     static const char *const links[][2] = {
@@ -237,6 +279,7 @@ static void sk_create_default_devices(const sk_child *c, int rootfd) {
         if (symlinkat(links[i][1], devfd, links[i][0]) < 0 && errno != EEXIST)
             sk_child_fail(c, errno, "symlink /dev/", links[i][0], " -> ", links[i][1], NULL);
     }
+    for (size_t i = 0; i < c->cfg->device_count; i++) sk_bind_spec_device(c, devfd, &c->cfg->devices[i]);
     if (mkdirat(devfd, "pts", 0755) < 0 && errno != EEXIST) sk_child_fail(c, errno, "mkdir /dev/pts", NULL);
     if (mkdirat(devfd, "shm", 01777) == 0) {
         if (fchmodat(devfd, "shm", 01777, 0) < 0) sk_child_fail(c, errno, "chmod /dev/shm", NULL);

@@ -53,6 +53,11 @@ enum Spawner {
         config.sysctl_keys = arena.stringArray(plan.sysctls.map(\.key))
         config.sysctl_values = arena.stringArray(plan.sysctls.map(\.value))
         config.sysctl_count = plan.sysctls.count
+        let devices = arena.array(plan.devices.map { device in
+            sk_device(path: arena.string(device.path), character: device.character ? 1 : 0, major: device.major, minor: device.minor)
+        })
+        config.devices = UnsafePointer(devices)
+        config.device_count = plan.devices.count
         config.create_default_devices = plan.createDefaultDevices ? 1 : 0
         config.argv = arena.stringArray(plan.argv, nullTerminated: true)
         config.envp = arena.stringArray(plan.env, nullTerminated: true)

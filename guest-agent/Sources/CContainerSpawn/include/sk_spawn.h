@@ -36,6 +36,13 @@ typedef struct sk_namespace_join {
     int nstype;                  // CLONE_NEWUTS, CLONE_NEWIPC or CLONE_NEWPID
 } sk_namespace_join;
 
+/// A device node of the spec, below /dev.
+typedef struct sk_device {
+    const char *path;            // relative to /dev, e.g. "net/tun" (validated by the caller: no "..")
+    int character;               // 1: character device, 0: block device
+    unsigned int major, minor;
+} sk_device;
+
 typedef struct sk_spawn_config {
     // --- namespaces and cgroup ---
     unsigned long clone_flags;   // CLONE_NEW* for a new container (CLONE_NEWNS is required); 0 for an exec.
@@ -130,6 +137,11 @@ typedef struct sk_spawn_config {
     const char *const *sysctl_values; // right after the namespaces are created or joined, before the mounts,
     size_t sysctl_count;              // so they land in the container's own (IPC, UTS) namespaces. The
                                       // caller validates the keys (namespaced ones only, no "..").
+
+    // --- device nodes (new containers with create_default_devices only; appended last) ---
+    const sk_device *devices;    // each bound from the caller's /dev/<path> into the container's
+    size_t device_count;         // /dev/<path> (parents created) when the caller's node exists with
+                                 // the same type and numbers; skipped otherwise
 } sk_spawn_config;
 
 /// Creates the process. On success returns 0, stores its pid (in the caller's pid namespace) in
