@@ -79,10 +79,21 @@ struct AgentSession: Sendable {
         return try await call("reading stats of container \(id)") { try await agent.statsContainer(request, timeout: callTimeout).cgroup }
     }
 
+    /// Most processes one reply is decoded into: the guest decides how many it lists.
+    static let maxListedProcesses = 16384
+
     func listProcesses(id: String) async throws(ShimError) -> [Swiftkata_Agent_V1_ProcessInfo] {
         var request = Swiftkata_Agent_V1_ListProcessesRequest()
         request.containerID = id
-        return try await call("listing processes of container \(id)") { try await agent.listProcesses(request, timeout: callTimeout).processes }
+        let operation = "listing processes of container \(id)"
+        // Decoded entry by entry, and no further than the bound: never millions of entries first.
+        return try await call(operation) {
+            let reply = try await client.call(service: "swiftkata.agent.v1.Agent", method: "ListProcesses",
+                                              payload: try request.serializedBuffer(), timeout: callTimeout)
+            return try ProtoRepeatedField.firstEntries(of: 1, in: reply, limit: Self.maxListedProcesses).map { entry in
+                try Swiftkata_Agent_V1_ProcessInfo(serializedBuffer: entry)
+            }
+        }
     }
 
     func exec(id: String, execID: String, process: [UInt8], terminal: Bool, stdin: Bool) async throws(ShimError) -> UInt32 {

@@ -306,7 +306,7 @@ extension Pod {
         let processes = try await runningVM().agent.listProcesses(id: id)
         var response = Containerd_Task_V2_PidsResponse()
         // Bounded so the reply stays far below ttrpc's 4 MiB limit whatever the guest says.
-        for info in processes.prefix(16384) {
+        for info in processes {  // at most AgentSession.maxListedProcesses
             var entry = Containerd_V1_Types_ProcessInfo()
             entry.pid = info.pid
             let execID = String(info.execID.prefix(128))

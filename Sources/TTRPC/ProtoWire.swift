@@ -136,3 +136,22 @@ extension ByteBuffer {
         writeProtoVarint(value)
     }
 }
+
+/// Bounded decoding of a large reply: the first `limit` values of one repeated message field,
+/// without materialising the rest (a reply of 4 MiB could hold millions of tiny entries).
+public enum ProtoRepeatedField {
+    /// The encoded entries of `field` (length-delimited) in `message`, at most `limit` of them;
+    /// other fields are skipped. Throws on malformed input.
+    public static func firstEntries(of field: UInt32, in message: ByteBuffer, limit: Int) throws -> [ByteBuffer] {
+        var reader = ProtoReader(message)
+        var entries: [ByteBuffer] = []
+        while entries.count < limit, let tag = try reader.readTag() {
+            if tag.field == field && tag.type == .lengthDelimited {
+                entries.append(try reader.readLengthDelimited())
+            } else {
+                try reader.skip(tag.type)
+            }
+        }
+        return entries
+    }
+}
