@@ -27,6 +27,14 @@ enum FuzzTarget {
         return TTRPCRequestRouter(services: [echo, decode])
     }()
 
+    static let agentReplyTypes: [any SwiftProtobuf.Message.Type] = [
+        Swiftkata_Agent_V1_HealthResponse.self, Swiftkata_Agent_V1_CreateContainerResponse.self,
+        Swiftkata_Agent_V1_StartContainerResponse.self, Swiftkata_Agent_V1_ExecProcessResponse.self,
+        Swiftkata_Agent_V1_ReadOutputResponse.self, Swiftkata_Agent_V1_WriteStdinResponse.self,
+        Swiftkata_Agent_V1_WaitProcessResponse.self, Swiftkata_Agent_V1_StatsContainerResponse.self,
+        Swiftkata_Agent_V1_ListProcessesResponse.self, Swiftkata_Agent_V1_OOMEvent.self,
+    ]
+
     /// A first byte of 0xFF selects the agent's spec path instead: the rest is an OCI config.json
     /// that is decoded, planned and (when it has a seccomp profile) compiled to BPF, as CreateContainer does.
     static let specMode: UInt8 = 0xFF
@@ -69,10 +77,12 @@ enum FuzzTarget {
             done.wait()
         case .response:
             guard let response = try? TTRPCResponse(decoding: payload) else { return }
-            _ = try? Swiftkata_Agent_V1_ReadOutputResponse(serializedBuffer: response.payload)
-            _ = try? Swiftkata_Agent_V1_WaitProcessResponse(serializedBuffer: response.payload)
-            _ = try? Swiftkata_Agent_V1_StatsContainerResponse(serializedBuffer: response.payload)
-            _ = try? Swiftkata_Agent_V1_ListProcessesResponse(serializedBuffer: response.payload)
+            // Every reply type the shim decodes from the (untrusted) guest agent.
+            for type in agentReplyTypes { _ = try? type.init(serializedBuffer: response.payload) }
+            // ListProcesses as the shim reads it: entry by entry, bounded.
+            if let entries = try? ProtoRepeatedField.firstEntries(of: 1, in: response.payload, limit: 16384) {
+                for entry in entries { _ = try? Swiftkata_Agent_V1_ProcessInfo(serializedBuffer: entry) }
+            }
         default:
             return
         }
