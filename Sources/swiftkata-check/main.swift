@@ -25,12 +25,21 @@ struct SwiftKataCheckCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON document instead of lines.")
     var json = false
 
+    @Flag(name: .long, help: "Print the environment report for a bug report instead: component versions, the effective configuration with the source of each value, paths and decisions.")
+    var env = false
+
     /// Runs the checks, prints the report and returns the exit status.
     func check() async -> Int32 {
         let options = CheckOptions(
             configurationPath: config, containerdConfigurationPath: containerdConfig,
             containerdSocketPath: containerdSocket, freshKVMProbe: reprobe)
-        let report = await HostCheck(host: .live(), options: options).run()
+        let host = HostEnvironment.live()
+        let report = await HostCheck(host: host, options: options).run()
+        if env {
+            let environment = EnvReport.gather(host: host, options: options, report: report)
+            print(json ? environment.json : environment.text)
+            return 0
+        }
         print(json ? report.json : report.humanReadable)
         return report.exitStatus
     }
