@@ -19,13 +19,15 @@ final class PodVM: Sendable {
     let network: PodNetwork?
     /// libvirt lifecycle events (and QEMU's exit, seen through a pidfd at once).
     let events: AsyncStream<DomainLifecycleEvent>
+    /// The guest console into containerd's log (`runtime.debug` only).
+    private let console: ConsoleForwarder?
 
     var accelerator: VMDescription.Accelerator { plan.accelerator }
     var transport: ResolvedAgentTransport { plan.transport }
     var domainName: String { identity.domainName }
 
     private init(layout: PodLayout, plan: VMPlan, identity: VMIdentity, agent: AgentSession, qemuPID: pid_t, network: PodNetwork?,
-                 events: AsyncStream<DomainLifecycleEvent>) {
+                 events: AsyncStream<DomainLifecycleEvent>, logger: Logger) {
         self.layout = layout
         self.plan = plan
         self.identity = identity
@@ -33,6 +35,7 @@ final class PodVM: Sendable {
         self.qemuPID = qemuPID
         self.network = network
         self.events = events
+        console = plan.configuration.runtime.debug ? ConsoleForwarder(path: layout.consoleLog, podID: layout.podID, logger: logger) : nil
     }
 
     /// Gives the pod a VM — a running one from the warm pool when the configuration keeps one, else a
@@ -163,7 +166,7 @@ final class PodVM: Sendable {
             "guest_kernel": "\(health.kernelRelease)",
         ])
         return .ready(PodVM(layout: layout, plan: plan, identity: identity, agent: agent, qemuPID: qemuPID, network: network,
-                            events: events))
+                            events: events, logger: logger))
     }
 
     /// Removes the pod's tap: the network's (in the pod's namespace) or a pool VM's unused one (in the host's).
@@ -196,6 +199,7 @@ final class PodVM: Sendable {
 
     /// Destroys the domain (idempotent), closes the agent connection and removes the pod's tap.
     func destroy() async {
+        console?.stop()
         await agent.client.close()
         do { try plan.control.destroy(name: domainName) } catch {
             // Without the helper's destroy, QEMU goes anyway (libvirt then removes the domain), if

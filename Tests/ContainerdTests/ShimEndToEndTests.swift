@@ -22,6 +22,9 @@ struct ShimEndToEndTests {
         let hostRelease = withUnsafeBytes(of: host.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         #expect(lines.count == 2 && lines[1] != hostRelease && lines[1].hasSuffix("-swiftkata"), "guest kernel \(lines), host \(hostRelease)")
         #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
+        // runtime.debug = true: the guest's console lines reach containerd's log with the pod's id.
+        let log = (try? String(contentsOfFile: "\(containerd.directory)/containerd.log", encoding: .utf8)) ?? ""
+        #expect(log.split(separator: "\n").contains { $0.contains("guest console") && $0.contains("pod=echo") }, "no guest console line in containerd's log")
     }
 
     @Test func exitCodePropagates() {
