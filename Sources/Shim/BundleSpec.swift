@@ -68,6 +68,14 @@ struct BundleSpec: Sendable {
 
     /// The spec asks for the host's network (`ctr run --net-host`, Kubernetes' `hostNetwork: true`):
     /// it lists namespaces but no network namespace at all.
+    /// The host namespaces the spec asks to share (hostNetwork, hostIPC, hostPID: a type missing
+    /// from a spec that lists namespaces), which a container in a VM cannot have.
+    var requestedHostNamespaces: [String] {
+        guard json["linux"]?["namespaces"]?.arrayValue != nil else { return [] }
+        let types = Set(namespaces.map(\.type))
+        return ["network", "ipc", "pid"].filter { !types.contains($0) }
+    }
+
     var requestsHostNetwork: Bool {
         guard json["linux"]?["namespaces"]?.arrayValue != nil else { return false }
         return !namespaces.contains { $0.type == "network" }

@@ -40,6 +40,11 @@ extension Pod {
             // A VM has its own network stack; silently giving it none would be worse than refusing.
             throw .failedPrecondition("container \(id) asks for the host's network (--net-host, hostNetwork: true), which a container in its own VM cannot share; run it without host networking, or with runc")
         }
+        if let shared = spec.requestedHostNamespaces.first(where: { $0 != "network" }) {
+            // Running it in the VM's own namespace instead would pretend to share what it does not.
+            let setting = shared == "ipc" ? "hostIPC: true" : "hostPID: true"
+            throw .failedPrecondition("container \(id) asks for the host's \(shared.uppercased()) namespace (\(setting)), which a container in its own VM cannot share; run it without it, or with runc")
+        }
         let stdio = try StdioPaths.parse(stdin: request.stdin, stdout: request.stdout, stderr: request.stderr, terminal: request.terminal)
         let podID = spec.podID(containerID: id)
         try validateIdentifier(podID, what: "sandbox id")

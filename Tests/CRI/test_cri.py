@@ -52,7 +52,7 @@ def tearDownModule():
 class Pod:
     """A pod sandbox the tests made, with its config (CreateContainer needs it) and its containers."""
 
-    def __init__(self, name, hostname="", mounts=(), sysctls=None, privileged=False):
+    def __init__(self, name, hostname="", mounts=(), sysctls=None, privileged=False, pid=pb.CONTAINER, ipc=pb.POD):
         self.name = name
         self.log_directory = f"{harness.log_root}/{name}"
         os.makedirs(self.log_directory, exist_ok=True)
@@ -62,7 +62,7 @@ class Pod:
             log_directory=self.log_directory,
             labels={"swiftkata-cri-test": name},
             linux=pb.LinuxPodSandboxConfig(security_context=pb.LinuxSandboxSecurityContext(
-                namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD), privileged=privileged),
+                namespace_options=pb.NamespaceOption(network=pb.POD, pid=pid, ipc=ipc), privileged=privileged),
                 sysctls=sysctls or {}),
         )
         self.id = harness.client.RunPodSandbox(
@@ -450,6 +450,16 @@ class CRIEndToEnd(unittest.TestCase):
         finally:
             harness.client.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod.id))
             harness.client.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod.id))
+
+    def test_12g_host_ipc_and_pid_are_refused_clearly(self):
+        # A VM has its own IPC and PID namespaces: sharing the node's is refused, naming it, rather
+        # than silently giving the pod the VM's (runc does share them).
+        if not SWIFTKATA:
+            self.skipTest("runc shares the host's namespaces")
+        for name, options, word in [("hostpid", {"pid": pb.NODE}, "hostPID"), ("hostipc", {"ipc": pb.NODE}, "hostIPC")]:
+            with self.assertRaises(grpc.RpcError) as refused:
+                Pod(name, **options)
+            self.assertIn(word, refused.exception.details())
 
     def test_13_stop_and_remove_leave_nothing(self):
         pods = [self.web(), self.client_pod()]

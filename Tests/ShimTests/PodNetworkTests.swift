@@ -104,4 +104,15 @@ import Testing
         #expect(!(try BundleSpec(bytes: Array(Self.sandboxSpec.utf8))).requestsHostNetwork)
         #expect(!(try BundleSpec(bytes: Array("{}".utf8))).requestsHostNetwork)
     }
+
+    /// hostIPC and hostPID: the spec lists namespaces but not that type.
+    @Test func hostIPCAndPIDAreRecognised() throws {
+        let hostPID = try BundleSpec(bytes: Array(#"{"linux":{"namespaces":[{"type":"ipc"},{"type":"mount"},{"type":"network"}]}}"#.utf8))
+        #expect(hostPID.requestedHostNamespaces == ["pid"])
+        let hostIPC = try BundleSpec(bytes: Array(#"{"linux":{"namespaces":[{"type":"pid"},{"type":"mount"},{"type":"network"}]}}"#.utf8))
+        #expect(hostIPC.requestedHostNamespaces == ["ipc"])
+        let joined = try BundleSpec(bytes: Array(#"{"linux":{"namespaces":[{"type":"pid","path":"/proc/9/ns/pid"},{"type":"ipc","path":"/proc/9/ns/ipc"},{"type":"network"}]}}"#.utf8))
+        #expect(joined.requestedHostNamespaces.isEmpty, "joining the sandbox's namespaces is not the host's")
+        #expect(try BundleSpec(bytes: Array("{}".utf8)).requestedHostNamespaces.isEmpty)
+    }
 }
