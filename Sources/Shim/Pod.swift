@@ -24,9 +24,7 @@ actor Pod {
     /// The warm pool's refill, started once the pod's first container runs; the daemon waits for it
     /// before it exits, so no VM is left half-booted.
     private var poolRefill: Task<Void, Never>?
-    /// When each container's last TaskOOM went out, and how many were coalesced since the pod began.
-    private var lastOOMEvent: [String: ContinuousClock.Instant] = [:]
-    private var coalescedOOMEvents = 0
+    var oomEvents = OOMEventLimiter()
 
     init(namespace: String, configuration: Configuration, publisher: EventPublisher, logger: Logger) {
         self.namespace = namespace
@@ -88,21 +86,14 @@ actor Pod {
         }
     }
 
-    /// At most one TaskOOM per container in this interval: a guest that reports OOMs in a loop gets
-    /// them coalesced, not queued without bound.
-    static let oomEventInterval: Duration = .seconds(1)
-
     private func publishOOM(containerID: String) async {
         guard containers[containerID] != nil else { return }  // the guest names only containers it was given
-        let now = ContinuousClock.now
-        if let last = lastOOMEvent[containerID], now - last < Self.oomEventInterval {
-            coalescedOOMEvents += 1
-            if coalescedOOMEvents == 1 || coalescedOOMEvents % 1000 == 0 {
-                logger.warning("OOM events coalesced", metadata: ["container": "\(containerID)", "coalesced": "\(coalescedOOMEvents)"])
+        guard oomEvents.admit(containerID, at: .now) else {
+            if oomEvents.coalesced == 1 || oomEvents.coalesced % 1000 == 0 {
+                logger.warning("OOM events coalesced", metadata: ["container": "\(containerID)", "coalesced": "\(oomEvents.coalesced)"])
             }
             return
         }
-        lastOOMEvent[containerID] = now
         var event = Containerd_Events_TaskOOM()
         event.containerID = containerID
         await publisher.publish(topic: ContainerdNames.Topic.taskOOM, event: event, typeName: "TaskOOM")

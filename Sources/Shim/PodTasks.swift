@@ -264,6 +264,7 @@ extension Pod {
         process.copier?.release()
         process.copier?.stopLogger()
         containers[id] = nil
+        oomEvents.remove(id)
         if let layout { unshare(id, layout: layout) }
         var event = Containerd_Events_TaskDelete()
         event.containerID = id

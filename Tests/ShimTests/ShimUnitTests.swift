@@ -187,3 +187,24 @@ enum TTRPCErrorFixture {
             "match", "u16", "0xaabb", "0xffff", "at", "8", "match", "u16", "0xccdd", "0xffff", "at", "10", "match", "u16", "0xeeff", "0xffff", "at", "12"])
     }
 }
+
+/// A guest flooding OOM events: one TaskOOM per container per interval goes out, the rest are counted.
+@Suite struct OOMEventLimiterTests {
+    @Test func aFloodIsCoalescedPerContainer() {
+        var limiter = OOMEventLimiter(interval: .seconds(1))
+        let start = ContinuousClock.now
+        var published = 0
+        for index in 0..<10_000 {
+            if limiter.admit("c1", at: start + .microseconds(index)) { published += 1 }
+        }
+        #expect(published == 1)
+        #expect(limiter.coalesced == 9_999)
+        let other = limiter.admit("c2", at: start + .milliseconds(10))
+        #expect(other, "another container's OOM still goes out")
+        let next = limiter.admit("c1", at: start + .seconds(1))
+        #expect(next, "the next interval publishes again")
+        limiter.remove("c1")
+        let afterRemoval = limiter.admit("c1", at: start + .seconds(1) + .milliseconds(1))
+        #expect(afterRemoval)
+    }
+}
