@@ -53,6 +53,9 @@ actor EventPublisher {
         }
     }
 
+    /// Events waiting to be delivered (tests).
+    var queuedCount: Int { queue.count }
+
     /// Returns once every event queued so far was delivered (or dropped after its retries).
     func flush() async {
         guard sending else { return }

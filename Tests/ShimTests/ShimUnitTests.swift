@@ -2,6 +2,7 @@ import AgentAPI
 import ContainerdAPI
 import Hypervisor
 @testable import Shim
+import Logging
 import Testing
 
 @Suite struct ShimArgumentTests {
@@ -206,5 +207,25 @@ enum TTRPCErrorFixture {
         limiter.remove("c1")
         let afterRemoval = limiter.admit("c1", at: start + .seconds(1) + .milliseconds(1))
         #expect(afterRemoval)
+    }
+}
+
+/// The event queue while containerd does not take events: OOMs stop at the bound, exits never.
+@Suite struct EventQueueBoundTests {
+    @Test func oomEventsStopAtTheBoundAndExitsAreKept() async {
+        let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let publisher = EventPublisher(address: "/nonexistent/containerd.sock.ttrpc", namespace: "n", logger: quiet)
+        var oom = Containerd_Events_TaskOOM()
+        oom.containerID = "c"
+        for _ in 0..<(EventPublisher.maxQueued + 500) {
+            await publisher.publish(topic: ContainerdNames.Topic.taskOOM, event: oom, typeName: "TaskOOM")
+        }
+        let afterFlood = await publisher.queuedCount
+        #expect(afterFlood <= EventPublisher.maxQueued)
+        var exit = Containerd_Events_TaskExit()
+        exit.containerID = "c"
+        await publisher.publish(topic: ContainerdNames.Topic.taskExit, event: exit, typeName: "TaskExit")
+        let afterExit = await publisher.queuedCount
+        #expect(afterExit == afterFlood + 1, "an exit is never dropped")
     }
 }
