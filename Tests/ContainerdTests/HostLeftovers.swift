@@ -17,7 +17,7 @@ enum HostLeftovers {
             if commandLine.contains("virtiofsd") && commandLine.contains(podsDirectory) { found.append("virtiofsd pid \(pid)") }
             if commandLine.contains("containerd-shim-swiftkata-v2") && commandLine.contains(namespace) { found.append("shim pid \(pid): \(commandLine)") }
         }
-        let mountinfo = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let mountinfo = String(decoding: procFile("/proc/self/mountinfo"), as: UTF8.self)
         found += mountinfo.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ")
             return fields.count > 4 && fields[4].hasPrefix(podsDirectory + "/") ? "mount \(fields[4])" : nil
@@ -45,8 +45,25 @@ enum HostLeftovers {
     static func processes() -> [(Int32, String)] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { entry in
-            guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !data.isEmpty else { return nil }
+            let data = procFile("/proc/\(entry)/cmdline")
+            guard let pid = Int32(entry), !data.isEmpty else { return nil }
             return (pid, String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self))
         }
+    }
+}
+
+/// A procfs file read to its end. Foundation's `String(contentsOfFile:)` trusts st_size (0 for
+/// procfs) and stops after one page: /proc/self/mountinfo lost its last entries on this host.
+func procFile(_ path: String) -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return [] }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = read(fd, &chunk, chunk.count)
+        if count < 0 && errno == EINTR { continue }
+        if count <= 0 { return bytes }
+        bytes.append(contentsOf: chunk[0..<count])
     }
 }

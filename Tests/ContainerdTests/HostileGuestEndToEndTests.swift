@@ -74,7 +74,7 @@ extension ShimEndToEndTests {
         #expect(kernelPath.hasPrefix("/run/swiftkata/guest/vmlinux-"), "\(kernelPath)")
         var kernelFS = statvfs()
         #expect(statvfs(kernelPath, &kernelFS) == 0 && kernelFS.f_flag & 1 != 0, "\(kernelPath) is not on a read-only mount")
-        let mountinfo = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+        let mountinfo = String(decoding: procFile("/proc/self/mountinfo"), as: UTF8.self)
         let shares = mountinfo.split(separator: "\n").filter { $0.split(separator: " ").count > 5 && $0.split(separator: " ")[4].hasPrefix("\(pods)/\(pod)/shared") }
         #expect(!shares.isEmpty)
         for line in shares {
