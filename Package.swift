@@ -23,7 +23,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Linux calls Swift's Glibc module does not expose (pipe2, ptys, pidfds, openat2), for host
@@ -107,7 +106,7 @@ let package = Package(
         // Pod VMs through libvirt: VM description -> domain XML (the C API binding follows).
         .target(
             name: "Hypervisor",
-            dependencies: ["SwiftKataOS", "CLinuxSys", "TTRPC", "AgentAPI", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["SwiftKataOS", "CLinuxSys", "TTRPC", "AgentAPI"],
             path: "Sources/Hypervisor"
         ),
         // The libvirt C API binding, kept out of the shim daemon (libvirt.so and its libraries cost
