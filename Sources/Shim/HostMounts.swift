@@ -31,16 +31,16 @@ enum HostMounts {
     static func mountRootfs(_ mounts: [Spec], root: String, relative: String) throws(ShimError) {
         let target = try SharedMountTarget(root: root, relative: relative, kind: .directory)
         for entry in mounts {
-            var flags = UInt(MS_NOSUID | MS_NODEV)
+            var flags: UInt = 0
             var data: [String] = []
             for option in entry.options {
                 if let known = flagOptions[option] {
                     if known.set { flags |= known.flag } else { flags &= ~known.flag }
-                    flags |= UInt(MS_NOSUID | MS_NODEV)
                 } else {
                     data.append(option)
                 }
             }
+            flags |= UInt(MS_NOSUID | MS_NODEV)  // whatever "suid" or "dev" the options named
             let dataString = data.joined(separator: ",")
             guard dataString.utf8.count < 4096 else {
                 throw .invalidArgument("rootfs mount options are longer than a page (\(dataString.utf8.count) bytes)")
