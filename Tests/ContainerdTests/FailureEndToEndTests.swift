@@ -16,12 +16,6 @@ extension ShimEndToEndTests {
         return path
     }
 
-    private func removeContainer(_ id: String) {
-        containerd.ctr(["task", "kill", "-s", "SIGKILL", id])
-        containerd.ctr(["task", "rm", "-f", id])
-        containerd.ctr(["container", "rm", id])
-    }
-
     @Test func unresponsiveAgentFailsCallsWithDeadlineExceeded() throws {
         let config = try configuration(named: "short-timeout", table: "agent", lines: "call_timeout_ms = 1500")
         let id = "frozen"

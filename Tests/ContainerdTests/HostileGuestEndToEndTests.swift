@@ -46,9 +46,7 @@ extension ShimEndToEndTests {
         let started = containerd.ctr(["run", "-d", "--runtime", "io.containerd.swiftkata.v2", containerd.imageRef, id, "sleep", "1000"])
         try #require(started.status == 0, "\(started.output)")
         defer {
-            containerd.ctr(["task", "kill", "-s", "SIGKILL", id])
-            containerd.ctr(["task", "rm", "-f", id])
-            containerd.ctr(["container", "rm", id])
+            removeContainer(id)
             #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
         }
         let pods = HostLeftovers.podsDirectory

@@ -59,11 +59,7 @@ extension ShimEndToEndTests {
         let started = containerd.ctr(["run", "-d", "--runtime", "io.containerd.swiftkata.v2"] + options +
                                      ["--with-ns", "network:/var/run/netns/\(Self.namespaceName)", containerd.imageRef, id, "sleep", "1000"])
         try #require(started.status == 0, "\(started.output)")
-        defer {
-            containerd.ctr(["task", "kill", "-s", "SIGKILL", id])
-            containerd.ctr(["task", "rm", "-f", id])
-            containerd.ctr(["container", "rm", id])
-        }
+        defer { removeContainer(id) }
         let inside = containerd.ctr(["task", "exec", "--exec-id", "ip", id, "sh", "-c",
                                      "cat /sys/class/net/eth0/address /sys/class/net/eth0/mtu; ip addr show dev eth0; ip route; ping -c 1 -W 5 10.213.0.1 >/dev/null && echo ping-ok"])
         #expect(inside.status == 0, "\(inside.output)")
@@ -83,9 +79,7 @@ extension ShimEndToEndTests {
         if let warm { #expect(!hostLinks.contains(warm.tap)) } else { #expect(!hostLinks.contains { $0.hasPrefix("sktap") }) }
         if let warm { #expect(links.contains(warm.tap) && WarmPoolState.domainRuns(warm.domain), "the pod runs in the pool's VM \(warm)") }
 
-        containerd.ctr(["task", "kill", "-s", "SIGKILL", id])
-        containerd.ctr(["task", "rm", "-f", id])
-        containerd.ctr(["container", "rm", id])
+        removeContainer(id)
         #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
         let after = PrivateContainerd.run("/usr/sbin/ip", ["-n", Self.namespaceName, "-br", "link"]).output
         #expect(!after.contains(tapPrefix), "the tap is removed with the pod: \(after)")
@@ -106,9 +100,7 @@ extension ShimEndToEndTests {
                                      "--with-ns", "network:/var/run/netns/\(Self.namespaceName)", containerd.imageRef, id, "sleep", "1000"])
         try #require(started.status == 0, "\(started.output)")
         defer {
-            containerd.ctr(["task", "kill", "-s", "SIGKILL", id])
-            containerd.ctr(["task", "rm", "-f", id])
-            containerd.ctr(["container", "rm", id])
+            removeContainer(id)
             #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
         }
         let script = """

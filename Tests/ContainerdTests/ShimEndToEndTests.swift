@@ -66,16 +66,19 @@ struct ShimEndToEndTests {
         #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
     }
 
+    /// Kills and removes a container of the test namespace, whatever state it is in.
+    func removeContainer(_ id: String) {
+        containerd.ctr(["task", "kill", "-s", "SIGKILL", id])
+        containerd.ctr(["task", "rm", "-f", id])
+        containerd.ctr(["container", "rm", id])
+    }
+
     /// One detached pod shared by the checks that need a running container.
     @Test func runningContainerLifecycle() throws {
         let id = "lifecycle"
         let started = containerd.ctr(["run", "-d", "--runtime", "io.containerd.swiftkata.v2", containerd.imageRef, id, "sleep", "1000"])
         try #require(started.status == 0, "\(started.output)")
-        defer {
-            containerd.ctr(["task", "kill", "-s", "SIGKILL", id])
-            containerd.ctr(["task", "rm", "-f", id])
-            containerd.ctr(["container", "rm", id])
-        }
+        defer { removeContainer(id) }
         let exec = containerd.ctr(["task", "exec", "--exec-id", "e1", id, "sh", "-c", "echo from exec; exit 3"])
         #expect(exec.status == 3)
         #expect(exec.output == "from exec\n")
