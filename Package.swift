@@ -58,6 +58,7 @@ let package = Package(
             name: "AgentAPI",
             dependencies: [
                 "TTRPC",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             exclude: ["agent.proto"]

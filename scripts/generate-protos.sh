@@ -79,5 +79,5 @@ protoc -I "$root/Sources/AgentAPI" -I /usr/include \
 # Typed service protocols and clients (protoc-gen-swift emits messages only).
 python3 "$root/scripts/gen-ttrpc-services.py" "$out/Services.swift" \
     "$ctrd/runtime/v2/task/shim.proto" "$ctrd/api/services/ttrpc/events/v1/events.proto"
-python3 "$root/scripts/gen-ttrpc-services.py" "$agent_out/Services.swift" "$root/Sources/AgentAPI/agent.proto"
+python3 "$root/scripts/gen-ttrpc-services.py" --calls "$agent_out/Services.swift" "$root/Sources/AgentAPI/agent.proto"
 echo "generated Swift into $out and $agent_out" >&2

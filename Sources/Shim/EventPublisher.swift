@@ -3,6 +3,14 @@ import Logging
 import SwiftProtobuf
 import TTRPC
 
+/// Where a pod's task events go: containerd's events service (`EventPublisher`), or a test's recorder.
+protocol TaskEventSink: Sendable {
+    /// Queues `event` under `topic`; events reach containerd in the order they were published.
+    func publish(topic: String, event: some SwiftProtobuf.Message, typeName: String) async
+}
+
+extension EventPublisher: TaskEventSink {}
+
 /// Publishes task events to containerd's ttrpc events service (`$TTRPC_ADDRESS`), one at a time in
 /// the order they were produced. A failed Forward is retried (1 s, 2 s, … up to 5 tries) before the
 /// next event goes, so order holds; a closed connection is redialled at once.

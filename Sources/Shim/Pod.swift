@@ -12,12 +12,14 @@ import SwiftProtobuf
 actor Pod {
     let namespace: String
     let configuration: Configuration
-    let publisher: EventPublisher
+    let publisher: any TaskEventSink
+    let machines: any PodMachineProvider
+    let filesystem: any PodFilesystem
     let logger: Logger
     var containers: [String: ContainerState] = [:]
     /// The VM, once booted; concurrent Creates share one boot.
-    private var vmBoot: Task<PodVM, any Error>?
-    private(set) var vm: PodVM?
+    private var vmBoot: Task<any PodMachine, any Error>?
+    private(set) var vm: (any PodMachine)?
     private(set) var layout: PodLayout?
     private var vmGone = false
     private var shuttingDown = false
@@ -26,10 +28,13 @@ actor Pod {
     private var poolRefill: Task<Void, Never>?
     var oomEvents = OOMEventLimiter()
 
-    init(namespace: String, configuration: Configuration, publisher: EventPublisher, logger: Logger) {
+    init(namespace: String, configuration: Configuration, publisher: any TaskEventSink, machines: any PodMachineProvider,
+         filesystem: any PodFilesystem, logger: Logger) {
         self.namespace = namespace
         self.configuration = configuration
         self.publisher = publisher
+        self.machines = machines
+        self.filesystem = filesystem
         self.logger = logger
     }
 
@@ -39,7 +44,7 @@ actor Pod {
     var isEmpty: Bool { containers.isEmpty }
 
     /// The pod's VM, booting it if this is the pod's first container.
-    func ensureVM(layout wanted: PodLayout, setup: SandboxSetup) async throws(ShimError) -> (PodVM, bootedNow: Bool) {
+    func ensureVM(layout wanted: PodLayout, setup: SandboxSetup) async throws(ShimError) -> (any PodMachine, bootedNow: Bool) {
         if let layout, layout != wanted {
             throw .invalidArgument("this shim serves pod \(layout.podID), not \(wanted.podID)")
         }
@@ -49,10 +54,9 @@ actor Pod {
             do { return (try await vmBoot.value, false) } catch { throw error as? ShimError ?? .internalError("\(error)") }
         }
         layout = wanted
-        let configuration = configuration
-        let logger = logger
-        let boot = Task { () async throws -> PodVM in
-            try await PodVM.boot(layout: wanted, configuration: configuration, sandbox: setup, logger: logger)
+        let machines = machines
+        let boot = Task { () async throws -> any PodMachine in
+            try await machines.boot(layout: wanted, setup: setup)
         }
         vmBoot = boot
         do {
@@ -69,7 +73,7 @@ actor Pod {
     }
 
     /// Follows the VM's lifecycle and the guest's OOM events.
-    private func watch(_ vm: PodVM) {
+    private func watch(_ vm: any PodMachine) {
         Task { [weak self] in
             for await event in vm.events {
                 if case .stopped(let reason) = event {
@@ -79,7 +83,7 @@ actor Pod {
             }
         }
         Task { [weak self] in
-            while let id = try? await vm.agent.nextOOM() {
+            while let id = try? await vm.agent.call("waiting for OOM events", { agent in try await agent.getOOMEvent(.init()).containerID }) {
                 guard let self else { return }
                 await self.publishOOM(containerID: id)
             }
@@ -105,7 +109,7 @@ actor Pod {
         vmGone = true
         if !shuttingDown {
             // libvirt's log of the domain holds QEMU's own last words; it goes with the VM.
-            let qemuLog = vm.flatMap { $0.plan.control.logTail(name: $0.domainName) } ?? "(none)"
+            let qemuLog = vm?.lastWords() ?? "(none)"
             logger.error("pod VM stopped unexpectedly", metadata: ["reason": "\(reason)", "domain": "\(vm?.domainName ?? "")", "qemu_log": "\(qemuLog)"])
         }
         for container in containers.values {
@@ -132,13 +136,19 @@ actor Pod {
     }
 
     /// Waits for the guest process to exit and records it.
-    func watchExit(of process: ProcessState, agent: AgentSession) {
+    func watchExit(of process: ProcessState, agent: GuestAgent) {
         let containerID = process.containerID
         let execID = process.execID
+        let eventID = process.eventID
         Task { [weak self] in
             let status: UInt32
             do {
-                let exit = try await agent.wait(id: containerID, execID: execID)
+                let exit = try await agent.call("waiting for \(eventID)") { agent in
+                    try await agent.waitProcess(.with {
+                        $0.containerID = containerID
+                        $0.execID = execID
+                    })
+                }
                 // An exit status is 0...255, or 128 + signal; anything else is a guest's lie.
                 status = exit.exitStatus <= 255 ? exit.exitStatus : 255
             } catch {
@@ -186,15 +196,15 @@ actor Pod {
     /// Tops up the warm pool in the background (once per pod), when the configuration keeps one. It
     /// runs after the pod's first container started, so the new VM's boot does not delay that start.
     func refillWarmPool() {
-        guard poolRefill == nil, !shuttingDown, configuration.pool.size > 0, let plan = vm?.plan else { return }
+        guard poolRefill == nil, !shuttingDown, configuration.pool.size > 0, let vm else { return }
         let logger = logger
         poolRefill = Task {
-            await WarmPool(plan: plan).refill(logger: logger)
+            await vm.refillWarmPool(logger: logger)
         }
     }
 
     private func removePodDirectory(_ layout: PodLayout) {
-        for failure in HostMounts.removePodDirectory(layout.directory) {
+        for failure in filesystem.removePodDirectory(layout) {
             logger.warning("pod directory: left behind", metadata: ["reason": "\(failure)"])
         }
     }

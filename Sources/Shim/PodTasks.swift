@@ -23,7 +23,7 @@ extension Pod {
         return (container, process)
     }
 
-    func runningVM() throws(ShimError) -> PodVM {
+    func runningVM() throws(ShimError) -> any PodMachine {
         guard let vm else { throw .unavailable("the pod's VM is not running") }
         return vm
     }
@@ -67,15 +67,22 @@ extension Pod {
             let (vm, bootedNow) = try await ensureVM(layout: wanted, setup: spec.sandboxSetup)
             record.ownsVM = bootedNow
             record.qemuPID = vm.qemuPID
-            record.networkNamespace = vm.network?.namespacePath
-            record.networkInterface = vm.network?.scan.interface.name
+            record.networkNamespace = vm.networkRecord?.namespacePath
+            record.networkInterface = vm.networkRecord?.interface
             try record.save(bundle: request.bundle)
             let sharing = ContinuousClock.now
             let guestSpec = try shareFilesystems(of: id, spec: spec, rootfs: request.rootfs, bundle: request.bundle, layout: wanted,
                                                  sandboxGuestPID: try sandboxGuestPID(for: spec))
             let creating = ContinuousClock.now
             timing = ["share_ms": "\((creating - sharing).milliseconds)"]
-            process.guestPID = try await vm.agent.createContainer(id: id, spec: guestSpec, terminal: request.terminal, stdin: !stdio.stdin.isEmpty)
+            process.guestPID = try await vm.agent.guestPID("creating container \(id) in the guest") { agent in
+                try await agent.createContainer(.with {
+                    $0.containerID = id
+                    $0.ociSpec = Data(guestSpec)
+                    $0.terminal = request.terminal
+                    $0.stdin = !stdio.stdin.isEmpty
+                }).pid
+            }
             timing["guest_create_ms"] = "\((ContinuousClock.now - creating).milliseconds)"
             let copier = ProcessStdio(paths: stdio, agent: vm.agent, containerID: id, execID: "", logger: logger, binaryLogger: binaryLogger)
             process.copier = copier
@@ -117,28 +124,17 @@ extension Pod {
 
     private func shareFilesystems(of id: String, spec: BundleSpec, rootfs: [Containerd_Types_Mount], bundle: String, layout: PodLayout,
                                   sandboxGuestPID: Int32?) throws(ShimError) -> [UInt8] {
-        let shared = layout.sharedDirectory
-        if rootfs.isEmpty {
-            guard let root = spec.rootPath, !root.isEmpty else { throw .invalidArgument("no rootfs mounts and no root.path in config.json") }
-            try HostMounts.bind(root.hasPrefix("/") ? root : "\(bundle)/\(root)", root: shared, relative: PodLayout.rootfsName(id),
-                                readOnly: false)
-        } else {
-            try HostMounts.mountRootfs(rootfs.map { .init(type: $0.type, source: $0.source, options: $0.options) },
-                                       root: shared, relative: PodLayout.rootfsName(id))
-        }
-        var guestSources: [Int: String] = [:]
-        for mount in spec.hostBindMounts {
-            try HostMounts.bind(mount.source, root: shared, relative: PodLayout.bindShareName(id, index: mount.index),
-                                readOnly: mount.readOnly)
-            guestSources[mount.index] = "\(AgentProtocol.guestSharedRoot)/\(PodLayout.sharedName(containerID: id))/mounts/\(mount.index)"
-        }
+        let shares = ContainerShares(rootfs: rootfs.map { .init(type: $0.type, source: $0.source, options: $0.options) },
+                                     rootPath: spec.rootPath, bundle: bundle,
+                                     binds: spec.hostBindMounts.map { ($0.index, $0.source, $0.readOnly) })
+        let guestSources = try filesystem.share(id, shares, in: layout)
         return try spec.guestSpec(rootInSharedFS: "\(PodLayout.sharedName(containerID: id))/rootfs", guestSources: guestSources,
                                   guestSeccomp: configuration.runtime.guestSeccomp, sandboxGuestPID: sandboxGuestPID)
     }
 
     /// Undoes `shareFilesystems`.
     func unshare(_ id: String, layout: PodLayout) {
-        for failure in HostMounts.removeShare(PodLayout.sharedName(containerID: id), sharedDirectory: layout.sharedDirectory) {
+        for failure in filesystem.unshare(id, in: layout) {
             logger.warning("container share: left behind", metadata: ["container": "\(id)", "reason": "\(failure)"])
         }
     }
@@ -150,7 +146,9 @@ extension Pod {
         guard process.status == .created else { throw .failedPrecondition("\(process.eventID) is \(process.status == .running ? "already running" : "stopped")") }
         let vm = try runningVM()
         if execID.isEmpty {
-            process.guestPID = try await vm.agent.startContainer(id: id)
+            process.guestPID = try await vm.agent.guestPID("starting container \(id)") { agent in
+                try await agent.startContainer(.with { $0.containerID = id }).pid
+            }
             process.status = .running
             watchExit(of: process, agent: vm.agent)
             var event = Containerd_Events_TaskStart()
@@ -165,7 +163,16 @@ extension Pod {
                 binaryLogger = try await BinaryLogger.start(log, containerID: execID, namespace: namespace, logger: logger)
             }
             do {
-                process.guestPID = try await vm.agent.exec(id: id, execID: execID, process: process.execSpec, terminal: process.stdio.terminal, stdin: !process.stdio.stdin.isEmpty)
+                let (spec, terminal, stdin) = (process.execSpec, process.stdio.terminal, !process.stdio.stdin.isEmpty)
+                process.guestPID = try await vm.agent.guestPID("starting exec \(execID) in container \(id)") { agent in
+                    try await agent.execProcess(.with {
+                        $0.containerID = id
+                        $0.execID = execID
+                        $0.process = Data(spec)
+                        $0.terminal = terminal
+                        $0.stdin = stdin
+                    }).pid
+                }
             } catch {
                 await binaryLogger?.abort()
                 throw error
@@ -206,7 +213,14 @@ extension Pod {
         let (_, process) = try process(id, execID)
         if process.status == .stopped { throw .notFound("process \(process.eventID) already finished") }
         if !execID.isEmpty && process.status == .created { throw .failedPrecondition("exec \(execID) has not been started") }
-        try await runningVM().agent.signal(id: id, execID: execID, signal: signal, all: all && execID.isEmpty)
+        _ = try await runningVM().agent.call("signalling \(process.eventID)") { agent in
+            try await agent.signalProcess(.with {
+                $0.containerID = id
+                $0.execID = execID
+                $0.signal = signal
+                $0.all = all && execID.isEmpty
+            })
+        }
     }
 
     func wait(id: String, execID: String) async throws(ShimError) -> Containerd_Task_V2_WaitResponse {
@@ -254,9 +268,13 @@ extension Pod {
             container.execs[execID] = nil
             return response
         }
-        if let vm, vm.agent.client.isActive {
+        if let vm, vm.isAgentConnected {
             // Kills a created-but-never-started init and frees the container's cgroup in the guest.
-            do { try await vm.agent.removeContainer(id: id) } catch {
+            do {
+                _ = try await vm.agent.call("removing container \(id) in the guest") { agent in
+                    try await agent.removeContainer(.with { $0.containerID = id })
+                }
+            } catch {
                 logger.warning("guest remove failed", metadata: ["container": "\(id)", "error": "\(error)"])
             }
         }
@@ -282,7 +300,16 @@ extension Pod {
         let container = try container(id)
         guard container.initProcess.status == .running else { throw .failedPrecondition("container \(id) is not running") }
         guard container.paused != paused else { throw .failedPrecondition("container \(id) is \(paused ? "already paused" : "not paused")") }
-        try await runningVM().agent.setPaused(id: id, paused)
+        let agent = try runningVM().agent
+        if paused {
+            _ = try await agent.call("pausing container \(id)") { agent in
+                try await agent.pauseContainer(.with { $0.containerID = id })
+            }
+        } else {
+            _ = try await agent.call("resuming container \(id)") { agent in
+                try await agent.resumeContainer(.with { $0.containerID = id })
+            }
+        }
         container.paused = paused
         if paused {
             var event = Containerd_Events_TaskPaused()
@@ -297,7 +324,9 @@ extension Pod {
 
     func stats(id: String) async throws(ShimError) -> Containerd_Task_V2_StatsResponse {
         _ = try container(id)
-        let stats = try await runningVM().agent.stats(id: id)
+        let stats = try await runningVM().agent.call("reading stats of container \(id)") { agent in
+            try await agent.statsContainer(.with { $0.containerID = id }).cgroup
+        }
         var any = Google_Protobuf_Any()
         any.typeURL = ContainerdNames.TypeURL.cgroupsV2Metrics
         do { any.value = try CgroupMetrics.v2(stats).serializedBytes() } catch { throw .internalError("encoding metrics: \(error)") }
@@ -312,7 +341,7 @@ extension Pod {
         let processes = try await runningVM().agent.listProcesses(id: id)
         var response = Containerd_Task_V2_PidsResponse()
         // Bounded so the reply stays far below ttrpc's 4 MiB limit whatever the guest says.
-        for info in processes {  // at most AgentSession.maxListedProcesses
+        for info in processes {  // at most GuestAgent.maxListedProcesses
             var entry = Containerd_V1_Types_ProcessInfo()
             entry.pid = info.pid
             let execID = String(info.execID.prefix(128))
@@ -332,7 +361,14 @@ extension Pod {
     func resize(id: String, execID: String, width: UInt32, height: UInt32) async throws(ShimError) {
         let (_, process) = try process(id, execID)
         guard process.stdio.terminal, process.status != .stopped else { return }
-        try await runningVM().agent.resize(id: id, execID: execID, rows: height, columns: width)
+        _ = try await runningVM().agent.call("resizing the terminal of \(process.eventID)") { agent in
+            try await agent.resizeTty(.with {
+                $0.containerID = id
+                $0.execID = execID
+                $0.rows = height
+                $0.columns = width
+            })
+        }
     }
 
     func closeIO(id: String, execID: String, stdin: Bool) async throws(ShimError) {
@@ -346,7 +382,12 @@ extension Pod {
         guard resources.typeURL.hasSuffix("runtime-spec/1/LinuxResources") else {
             throw .invalidArgument("resources type \(resources.typeURL) (expected \(ContainerdNames.TypeURL.ociLinuxResources))")
         }
-        try await runningVM().agent.update(id: id, resources: Array(resources.value))
+        _ = try await runningVM().agent.call("updating container \(id)") { agent in
+            try await agent.updateContainer(.with {
+                $0.containerID = id
+                $0.resources = resources.value
+            })
+        }
     }
 }
 

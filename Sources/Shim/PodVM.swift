@@ -1,3 +1,4 @@
+import SwiftProtobuf
 import AgentAPI
 import Glibc
 import Hypervisor
@@ -8,12 +9,14 @@ import SwiftKataOS
 
 /// One pod's VM: a transient libvirt domain booting the guest kernel and agent (or a warm-pool VM
 /// the pod claimed), the agent session, and the domain's lifecycle events.
-final class PodVM: Sendable {
+final class PodVM: PodMachine {
     let layout: PodLayout
     let plan: VMPlan
     /// The domain and tap names (a claimed pool VM keeps the ones it booted with).
     let identity: VMIdentity
-    let agent: AgentSession
+    let agent: GuestAgent
+    /// The connection the agent's calls go over.
+    private let client: TTRPCClient
     let qemuPID: pid_t
     /// The pod network mirrored into the VM (CRI pods), nil for a VM without a NIC.
     let network: PodNetwork?
@@ -25,13 +28,25 @@ final class PodVM: Sendable {
     var accelerator: VMDescription.Accelerator { plan.accelerator }
     var transport: ResolvedAgentTransport { plan.transport }
     var domainName: String { identity.domainName }
+    var isAgentConnected: Bool { client.isActive }
+    var networkRecord: (namespacePath: String, interface: String)? {
+        network.map { ($0.namespacePath, $0.scan.interface.name) }
+    }
 
-    private init(layout: PodLayout, plan: VMPlan, identity: VMIdentity, agent: AgentSession, qemuPID: pid_t, network: PodNetwork?,
+    func lastWords() -> String { plan.control.logTail(name: domainName) ?? "(none)" }
+
+    func refillWarmPool(logger: Logger) async {
+        await WarmPool(plan: plan).refill(logger: logger)
+    }
+
+    private init(layout: PodLayout, plan: VMPlan, identity: VMIdentity, client: TTRPCClient, qemuPID: pid_t, network: PodNetwork?,
                  events: AsyncStream<DomainLifecycleEvent>, logger: Logger) {
         self.layout = layout
         self.plan = plan
         self.identity = identity
-        self.agent = agent
+        self.client = client
+        agent = GuestAgent(calls: Swiftkata_Agent_V1_AgentSession(
+            client, callTimeout: .milliseconds(plan.configuration.agent.callTimeoutMilliseconds)))
         self.qemuPID = qemuPID
         self.network = network
         self.events = events
@@ -134,7 +149,7 @@ final class PodVM: Sendable {
             throw .failedPrecondition("the guest agent speaks API \(health.apiVersion), this shim \(AgentProtocol.apiVersion): rebuild the guest image")
         }
         let configuration = plan.configuration
-        let agent = AgentSession(client: client, callTimeout: .milliseconds(configuration.agent.callTimeoutMilliseconds))
+        let agent = GuestAgent(calls: Swiftkata_Agent_V1_AgentSession(client, callTimeout: .milliseconds(configuration.agent.callTimeoutMilliseconds)))
         let agentReady = ContinuousClock.now
 
         var sandbox = Swiftkata_Agent_V1_CreateSandboxRequest()
@@ -151,7 +166,7 @@ final class PodVM: Sendable {
         sandbox.sysctls = setup.networkSysctls
         sandbox.sharedFs.type = configuration.hypervisor.sharedFilesystem == .virtioFS ? .sharedFilesystemVirtioFs : .sharedFilesystem9P
         sandbox.sharedFs.tag = sharedTag
-        do { try await agent.createSandbox(sandbox) } catch {
+        do { _ = try await agent.call("creating the sandbox in the guest") { agent in try await agent.createSandbox(sandbox) } } catch {
             await client.close()
             destroy()
             throw error
@@ -165,7 +180,7 @@ final class PodVM: Sendable {
             "agent_ready_ms": "\((agentReady - domainCreated).milliseconds)", "sandbox_ms": "\((ContinuousClock.now - agentReady).milliseconds)",
             "guest_kernel": "\(health.kernelRelease)",
         ])
-        return .ready(PodVM(layout: layout, plan: plan, identity: identity, agent: agent, qemuPID: qemuPID, network: network,
+        return .ready(PodVM(layout: layout, plan: plan, identity: identity, client: client, qemuPID: qemuPID, network: network,
                             events: events, logger: logger))
     }
 
@@ -200,7 +215,7 @@ final class PodVM: Sendable {
     /// Destroys the domain (idempotent), closes the agent connection and removes the pod's tap.
     func destroy() async {
         console?.stop()
-        await agent.client.close()
+        await client.close()
         do { try plan.control.destroy(name: domainName) } catch {
             // Without the helper's destroy, QEMU goes anyway (libvirt then removes the domain), if
             // libvirt's pid file still names it: a pid of a QEMU that already exited may be reused.

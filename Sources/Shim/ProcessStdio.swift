@@ -1,4 +1,6 @@
+import SwiftProtobuf
 import AgentAPI
+import FoundationEssentials
 import Glibc
 import Logging
 import Synchronization
@@ -47,7 +49,7 @@ struct StdioPaths: Sendable, Equatable {
 /// streams ended (and those ends are closed) the binary is stopped.
 final class ProcessStdio: Sendable {
     let paths: StdioPaths
-    private let agent: AgentSession
+    private let agent: GuestAgent
     private let binaryLogger: BinaryLogger?
     private let containerID: String
     private let execID: String
@@ -55,7 +57,7 @@ final class ProcessStdio: Sendable {
     private let stdinClosed = Atomic<Bool>(false)
     private static let chunk = AgentProtocol.maxOutputChunk
 
-    init(paths: StdioPaths, agent: AgentSession, containerID: String, execID: String, logger: Logger, binaryLogger: BinaryLogger? = nil) {
+    init(paths: StdioPaths, agent: GuestAgent, containerID: String, execID: String, logger: Logger, binaryLogger: BinaryLogger? = nil) {
         self.paths = paths
         self.binaryLogger = binaryLogger
         self.agent = agent
@@ -117,7 +119,13 @@ final class ProcessStdio: Sendable {
         while true {
             let response: Swiftkata_Agent_V1_ReadOutputResponse
             do {
-                response = try await agent.readOutput(containerID: containerID, execID: execID, stream: stream, maxBytes: Self.chunk)
+                let request = Swiftkata_Agent_V1_ReadOutputRequest.with {
+                    $0.containerID = containerID
+                    $0.execID = execID
+                    $0.stream = stream
+                    $0.maxBytes = UInt32(Self.chunk)
+                }
+                response = try await agent.call("reading output") { agent in try await agent.readOutput(request) }
             } catch {
                 // The VM or the process is gone; closing the FIFO (or pipe) ends the reader's copy.
                 logger.debug("output copy ended", metadata: ["container": "\(containerID)", "exec": "\(execID)", "stream": "\(stream)", "error": "\(error)"])
@@ -149,7 +157,12 @@ final class ProcessStdio: Sendable {
             if data.isEmpty { break }
             var offset = 0
             while offset < data.count {
-                guard let written = try? await agent.writeStdin(containerID: containerID, execID: execID, data: Array(data[offset...])),
+                let request = Swiftkata_Agent_V1_WriteStdinRequest.with {
+                    $0.containerID = containerID
+                    $0.execID = execID
+                    $0.data = Data(data[offset...])
+                }
+                guard let written = try? await agent.call("writing stdin", { agent in try await agent.writeStdin(request).written }),
                       written > 0
                 else { return await closeGuestStdin() }
                 offset += min(Int(written), data.count - offset)
@@ -161,7 +174,11 @@ final class ProcessStdio: Sendable {
     /// containerd's CloseIO: the guest process sees EOF on stdin.
     func closeGuestStdin() async {
         guard !stdinClosed.exchange(true, ordering: .relaxed) else { return }
-        try? await agent.closeStdin(containerID: containerID, execID: execID)
+        let request = Swiftkata_Agent_V1_CloseStdinRequest.with {
+            $0.containerID = containerID
+            $0.execID = execID
+        }
+        _ = try? await agent.call("closing stdin") { agent in try await agent.closeStdin(request) }
         releaseStdinOpen()
     }
 

@@ -40,7 +40,9 @@ enum ShimDaemon {
 
         let eventsAddress = environment["TTRPC_ADDRESS"] ?? "\(arguments.address).ttrpc"
         let publisher = EventPublisher(address: eventsAddress, namespace: arguments.namespace, logger: logger)
-        let pod = Pod(namespace: arguments.namespace, configuration: configuration, publisher: publisher, logger: logger)
+        let pod = Pod(namespace: arguments.namespace, configuration: configuration, publisher: publisher,
+                      machines: LibvirtPodMachines(configuration: configuration, logger: logger), filesystem: HostPodFilesystem(),
+                      logger: logger)
         let exitSignal = ExitSignal()
         let service = TaskService(pod: pod, onShutdown: { exitSignal.fire() })
         let server = TTRPCServer(services: [service.serviceDefinition], logger: logger)
@@ -86,7 +88,7 @@ enum ShimDaemon {
     private static func serveBroken(_ arguments: ShimArguments, reason: String, ownSocket: String?, logger: Logger) async -> Int32 {
         let exitSignal = ExitSignal()
         var service = TTRPCServiceDefinition(name: "containerd.task.v2.Task")
-        for method in ["State", "Create", "Start", "Delete", "Kill", "Wait", "Connect", "Pids", "Stats"] {
+        for method in Containerd_Task_V2_TaskWire.methodNames where method != "Shutdown" {
             service.addRawMethod(method) { _, _ in throw ShimError.failedPrecondition("swiftkata configuration: \(reason)") }
         }
         service.addRawMethod("Shutdown") { _, _ in

@@ -8,29 +8,21 @@ import TTRPC
 @Suite("Agent API")
 struct AgentAPITests {
     @Test func serviceNameCarriesTheMajorVersion() {
-        struct Probe: Swiftkata_Agent_V1_AgentService {
-            func health(_ request: Swiftkata_Agent_V1_HealthRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_HealthResponse { .init() }
-            func createSandbox(_ request: Swiftkata_Agent_V1_CreateSandboxRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { .init() }
-            func destroySandbox(_ request: Swiftkata_Agent_V1_DestroySandboxRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { .init() }
-            func createContainer(_ request: Swiftkata_Agent_V1_CreateContainerRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_CreateContainerResponse { .init() }
-            func startContainer(_ request: Swiftkata_Agent_V1_StartContainerRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_StartContainerResponse { .init() }
-            func removeContainer(_ request: Swiftkata_Agent_V1_RemoveContainerRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { .init() }
-            func pauseContainer(_ request: Swiftkata_Agent_V1_PauseContainerRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { .init() }
-            func resumeContainer(_ request: Swiftkata_Agent_V1_ResumeContainerRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { .init() }
-            func updateContainer(_ request: Swiftkata_Agent_V1_UpdateContainerRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { .init() }
-            func statsContainer(_ request: Swiftkata_Agent_V1_StatsContainerRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_StatsContainerResponse { .init() }
-            func listProcesses(_ request: Swiftkata_Agent_V1_ListProcessesRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_ListProcessesResponse { .init() }
-            func execProcess(_ request: Swiftkata_Agent_V1_ExecProcessRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_ExecProcessResponse { .init() }
-            func signalProcess(_ request: Swiftkata_Agent_V1_SignalProcessRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { .init() }
-            func waitProcess(_ request: Swiftkata_Agent_V1_WaitProcessRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_WaitProcessResponse { .init() }
-            func resizeTty(_ request: Swiftkata_Agent_V1_ResizeTtyRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { .init() }
-            func writeStdin(_ request: Swiftkata_Agent_V1_WriteStdinRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_WriteStdinResponse { .init() }
-            func closeStdin(_ request: Swiftkata_Agent_V1_CloseStdinRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { .init() }
-            func readOutput(_ request: Swiftkata_Agent_V1_ReadOutputRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_ReadOutputResponse { .init() }
-            func getOOMEvent(_ request: Swiftkata_Agent_V1_GetOOMEventRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_OOMEvent { .init() }
+        #expect(Swiftkata_Agent_V1_AgentWire.serviceName == "swiftkata.agent.v1.Agent")
+    }
+
+    /// The generated code follows agent.proto: every rpc the proto declares, in its order, and nothing else.
+    @Test func generatedMethodsAreTheProtosRPCs() throws {
+        let proto = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Sources/AgentAPI/agent.proto").standardizedFileURL
+        let text = try String(contentsOf: proto, encoding: .utf8)
+        let declared = text.split(separator: "\n").compactMap { line -> String? in
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "(" })
+            guard words.first == "rpc", words.count > 1 else { return nil }
+            return String(words[1])
         }
-        #expect(Probe.ttrpcServiceName == "swiftkata.agent.v1.Agent")
-        #expect(Probe().serviceDefinition.methods.count == 19)
+        #expect(!declared.isEmpty)
+        #expect(Swiftkata_Agent_V1_AgentWire.methodNames == declared)
     }
 
     @Test func largestOutputChunkFitsInOneTTRPCFrame() throws {

@@ -148,10 +148,10 @@ enum TTRPCErrorFixture {
 /// Numbers from the guest are checked before the shim converts or adds them.
 @Suite struct GuestValueTests {
     @Test func guestPIDsOutsideLinuxRangeAreRefused() throws {
-        #expect(try AgentSession.validGuestPID(1, "x") == 1)
-        #expect(try AgentSession.validGuestPID(4_194_304, "x") == 4_194_304)
+        #expect(try GuestAgent.validGuestPID(1, "x") == 1)
+        #expect(try GuestAgent.validGuestPID(4_194_304, "x") == 4_194_304)
         for lie: UInt32 in [0, 4_194_305, UInt32(Int32.max) + 1, .max] {
-            #expect(throws: ShimError.self) { try AgentSession.validGuestPID(lie, "starting container c") }
+            #expect(throws: ShimError.self) { try GuestAgent.validGuestPID(lie, "starting container c") }
         }
     }
 

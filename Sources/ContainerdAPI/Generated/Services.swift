@@ -25,9 +25,15 @@ public protocol Containerd_Task_V2_TaskService: Sendable {
     func shutdown(_ request: Containerd_Task_V2_ShutdownRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty
 }
 
+/// `containerd.task.v2.Task` on the wire: its name and its methods, in the order the proto declares them.
+public enum Containerd_Task_V2_TaskWire {
+    public static let serviceName = "containerd.task.v2.Task"
+    public static let methodNames = ["State", "Create", "Start", "Delete", "Pids", "Pause", "Resume", "Checkpoint", "Kill", "Exec", "ResizePty", "CloseIO", "Update", "Wait", "Stats", "Connect", "Shutdown"]
+}
+
 extension Containerd_Task_V2_TaskService {
     /// The service name on the wire.
-    public static var ttrpcServiceName: String { "containerd.task.v2.Task" }
+    public static var ttrpcServiceName: String { Containerd_Task_V2_TaskWire.serviceName }
 
     /// Registers every method of `containerd.task.v2.Task` for a TTRPCServer.
     public var serviceDefinition: TTRPCServiceDefinition {
@@ -235,9 +241,15 @@ public protocol Containerd_Services_Events_Ttrpc_V1_EventsService: Sendable {
     func forward(_ request: Containerd_Services_Events_Ttrpc_V1_ForwardRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty
 }
 
+/// `containerd.services.events.ttrpc.v1.Events` on the wire: its name and its methods, in the order the proto declares them.
+public enum Containerd_Services_Events_Ttrpc_V1_EventsWire {
+    public static let serviceName = "containerd.services.events.ttrpc.v1.Events"
+    public static let methodNames = ["Forward"]
+}
+
 extension Containerd_Services_Events_Ttrpc_V1_EventsService {
     /// The service name on the wire.
-    public static var ttrpcServiceName: String { "containerd.services.events.ttrpc.v1.Events" }
+    public static var ttrpcServiceName: String { Containerd_Services_Events_Ttrpc_V1_EventsWire.serviceName }
 
     /// Registers every method of `containerd.services.events.ttrpc.v1.Events` for a TTRPCServer.
     public var serviceDefinition: TTRPCServiceDefinition {

@@ -39,9 +39,7 @@ struct AgentMain {
         oomWatcher.start()
         let containers = ContainerManager(reaper: reaper, oomWatcher: oomWatcher, sharedRoot: AgentProtocol.guestSharedRoot, logger: logger)
         let service = AgentService(reaper: reaper, containers: containers, logger: logger)
-        var definition = service.serviceDefinition
-        definition.addRawMethod("ReadOutput") { payload, context in try await service.readOutputEncoded(payload, context: context) }
-        let server = TTRPCServer(services: [definition], logger: logger)
+        let server = TTRPCServer(services: [service.serviceDefinition], logger: logger)
         await AgentTransport.serveForever(server: server, logger: logger)
     }
 

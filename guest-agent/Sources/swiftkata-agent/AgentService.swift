@@ -229,20 +229,10 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
         return Google_Protobuf_Empty()
     }
 
-    func readOutput(_ request: Swiftkata_Agent_V1_ReadOutputRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_ReadOutputResponse {
-        let (chunks, eof) = try await output(request)
-        var response = Swiftkata_Agent_V1_ReadOutputResponse()
-        var data = Data(capacity: chunks.reduce(0) { $0 + $1.readableBytes })
-        for chunk in chunks { data.append(contentsOf: chunk.readableBytesView) }
-        response.data = data
-        response.eof = eof
-        return response
-    }
-
-    /// ReadOutput as the server runs it: the response is encoded by hand straight from the pipe's
-    /// buffers (one copy of the data instead of three), since output is the agent's bulk traffic.
-    /// Same wire format as the generated `ReadOutputResponse` (data = 1, eof = 2).
-    func readOutputEncoded(_ payload: ByteBuffer, context: TTRPCCallContext) async throws -> ByteBuffer {
+    /// ReadOutput on encoded bytes (`@ttrpc raw-handler` in agent.proto): the response is encoded by
+    /// hand straight from the pipe's buffers (one copy of the data instead of three), since output is
+    /// the agent's bulk traffic. Same wire format as the generated `ReadOutputResponse` (data = 1, eof = 2).
+    func readOutput(raw payload: ByteBuffer, context: TTRPCCallContext) async throws -> ByteBuffer {
         let request: Swiftkata_Agent_V1_ReadOutputRequest
         do { request = try Swiftkata_Agent_V1_ReadOutputRequest(serializedBuffer: payload) } catch {
             throw TTRPCError(.internal, "ReadOutput: the request does not decode: \(error)")

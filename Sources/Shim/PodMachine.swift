@@ -1,0 +1,45 @@
+import Glibc
+import Hypervisor
+import Logging
+import SwiftKataConfig
+
+/// The pod's VM as the task service sees it: the agent in it, QEMU's pid (the pid containerd shows
+/// for every task of the pod), its death, and its teardown. `PodVM` is the real one; tests drive
+/// `Pod` with fakes.
+protocol PodMachine: AnyObject, Sendable {
+    /// The guest agent's calls.
+    var agent: GuestAgent { get }
+    /// Whether the connection to the agent is still up (a closed one fails every call at once).
+    var isAgentConnected: Bool { get }
+    /// QEMU's pid.
+    var qemuPID: pid_t { get }
+    /// The domain's name, for logs.
+    var domainName: String { get }
+    /// The pod network carried into the VM, as `delete` needs it to remove the tap after a crash.
+    var networkRecord: (namespacePath: String, interface: String)? { get }
+    /// The VM's lifecycle: `.stopped` once QEMU is gone.
+    var events: AsyncStream<DomainLifecycleEvent> { get }
+    /// QEMU's own last words (libvirt's log of the domain), for the error after an unexpected stop.
+    func lastWords() -> String
+    /// Destroys the VM (idempotent), closes the agent connection and removes the pod's tap.
+    func destroy() async
+    /// Tops up the warm pool with a VM like this one, if the configuration keeps a pool.
+    func refillWarmPool(logger: Logger) async
+}
+
+/// Boots pod VMs: the seam between the task service and libvirt.
+protocol PodMachineProvider: Sendable {
+    /// A running VM for the pod `layout` with its agent ready and its sandbox created; on failure no
+    /// VM is left running (the caller removes the pod's directory).
+    func boot(layout: PodLayout, setup: SandboxSetup) async throws(ShimError) -> any PodMachine
+}
+
+/// Pod VMs through libvirt (`PodVM`).
+struct LibvirtPodMachines: PodMachineProvider {
+    let configuration: Configuration
+    let logger: Logger
+
+    func boot(layout: PodLayout, setup: SandboxSetup) async throws(ShimError) -> any PodMachine {
+        try await PodVM.boot(layout: layout, configuration: configuration, sandbox: setup, logger: logger)
+    }
+}
