@@ -107,8 +107,15 @@ let package = Package(
         // Pod VMs through libvirt: VM description -> domain XML (the C API binding follows).
         .target(
             name: "Hypervisor",
-            dependencies: ["SwiftKataOS", "CLinuxSys", "TTRPC", "AgentAPI"],
+            dependencies: ["SwiftKataConfig", "SwiftKataOS", "CLinuxSys"],
             path: "Sources/Hypervisor"
+        ),
+        // The host's side of the agent channel: dialling a booted guest until its agent answers, and
+        // the KVM boot probe that waits for that answer.
+        .target(
+            name: "AgentClient",
+            dependencies: ["AgentAPI", "TTRPC", "Hypervisor", "SwiftKataConfig", "SwiftKataOS", "CLinuxSys"],
+            swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
         ),
         // The libvirt C API binding, kept out of the shim daemon (libvirt.so and its libraries cost
         // ≈ 14 MiB of RSS per pod): the daemon drives domains through `swiftkata-vm`.
@@ -125,14 +132,14 @@ let package = Package(
         // /etc/swiftkata/configuration.toml: every default in code, errors naming file, line and key.
         .target(
             name: "SwiftKataConfig",
-            dependencies: ["Hypervisor", "SwiftKataOS"],
+            dependencies: ["SwiftKataOS"],
             swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
         ),
         // The containerd shim: start/delete/daemon, the task service, pods, stdio, events.
         .target(
             name: "Shim",
             dependencies: [
-                "TTRPC", "ContainerdAPI", "AgentAPI", "Hypervisor", "SwiftKataConfig", "SwiftKataOS", "CLinuxSys",
+                "TTRPC", "ContainerdAPI", "AgentAPI", "AgentClient", "Hypervisor", "SwiftKataConfig", "SwiftKataOS", "CLinuxSys",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -150,7 +157,7 @@ let package = Package(
         .target(
             name: "SwiftKataCheck",
             dependencies: [
-                "Hypervisor", "HypervisorLibvirt", "SwiftKataConfig", "TTRPC", "AgentAPI", "SwiftKataOS",
+                "Hypervisor", "HypervisorLibvirt", "AgentClient", "SwiftKataConfig", "TTRPC", "AgentAPI", "SwiftKataOS",
             ]
         ),
         .executableTarget(
@@ -187,7 +194,7 @@ let package = Package(
         .executableTarget(
             name: "HypervisorBench",
             dependencies: [
-                "Hypervisor", "HypervisorLibvirt", "TTRPC", "AgentAPI", "SwiftKataOS",
+                "Hypervisor", "HypervisorLibvirt", "AgentClient", "TTRPC", "AgentAPI", "SwiftKataOS",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Benchmarks/HypervisorBench"
@@ -218,7 +225,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HypervisorTests",
-            dependencies: ["Hypervisor", "HypervisorLibvirt", "TTRPC", "AgentAPI", "SwiftKataOS"],
+            dependencies: ["Hypervisor", "HypervisorLibvirt", "AgentClient", "SwiftKataConfig", "TTRPC", "AgentAPI", "SwiftKataOS"],
             exclude: ["Golden"]
         ),
         .testTarget(

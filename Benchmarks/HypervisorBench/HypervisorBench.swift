@@ -1,3 +1,4 @@
+import AgentClient
 import AgentAPI
 import Foundation
 import Hypervisor

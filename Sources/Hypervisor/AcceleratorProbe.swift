@@ -1,12 +1,6 @@
 import Glibc
+import SwiftKataConfig
 import SwiftKataOS
-
-/// Chooses KVM or TCG. `auto` uses KVM only after a boot probe showed that a Linux guest really runs
-/// under it: on some hosts /dev/kvm opens and KVM_CREATE_VM works, yet the guest hangs (nested KVM).
-/// The probe's result is cached per host boot and guest kernel, so only the first pod pays for it.
-public enum AcceleratorSetting: String, Sendable, CaseIterable {
-    case auto, kvm, tcg
-}
 
 /// The outcome of a KVM boot probe.
 public struct KVMProbeResult: Sendable, Equatable, Codable {

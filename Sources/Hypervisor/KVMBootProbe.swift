@@ -1,36 +1,35 @@
-import AgentAPI
 import Glibc
-import TTRPC
 import SwiftKataOS
 
-/// The real KVM test: boot the configured kernel and image under KVM with QEMU and wait (briefly)
-/// for the agent's Health reply. Reading CPU flags is not enough: nested KVM can create a VM whose
-/// Linux guest then hangs right after decompression.
+/// The real KVM test: boot the guest under KVM with QEMU and wait (briefly) for its agent. Reading
+/// CPU flags is not enough: nested KVM can create a VM whose Linux guest then hangs right after
+/// decompression. The VM is the pod VM's own description, rendered for QEMU (`QEMUCommandLine`).
 public enum KVMBootProbe {
-    public static func boot(kernel: String, image: GuestImage, timeout: Duration = .seconds(5)) async -> (ok: Bool, detail: String) {
+    /// Waits until the agent behind the unix socket answers, or the deadline passes or QEMU exits;
+    /// nil when it answered, otherwise why not. (The agent protocol is the caller's.)
+    public typealias AgentWait = @Sendable (_ socketPath: String, _ deadline: ContinuousClock.Instant,
+                                            _ isAlive: @escaping @Sendable () -> Bool) async -> String?
+
+    /// Boots `describe(directory)` under KVM, in a fresh private directory that the description's
+    /// console log and agent socket go into, and removed afterwards.
+    public static func boot(
+        timeout: Duration = .seconds(5), describe: (_ directory: String) -> VMDescription, waitForAgent: AgentWait
+    ) async -> (ok: Bool, detail: String) {
         var template = Array("/tmp/swiftkata-kvm-probe-XXXXXX".utf8CString)
         guard let created = mkdtemp(&template) else { return (false, "cannot create a probe directory: \(String(cString: strerror(errno)))") }
         let directory = String(cString: created)
-        let socket = "\(directory)/agent.sock"
         let errors = "\(directory)/qemu.err"
-        defer {
-            for file in [socket, errors, "\(directory)/console.log"] { unlink(file) }
-            rmdir(directory)
+        defer { _ = try? OpenDirectory(path: "/tmp").removeTree(String(directory.dropFirst("/tmp/".count))) }
+        var vm = describe(directory)
+        vm.accelerator = .kvm
+        guard case .virtioSerial(let socket, _) = vm.agentChannel else { return (false, "the probe needs a virtio-serial agent channel") }
+        let arguments: [String]
+        do throws(VMDescriptionError) { arguments = try QEMUCommandLine.arguments(for: vm) } catch {
+            return (false, "the probe VM: \(error)")
         }
-        let arguments = [
-            "qemu-system-x86_64", "-machine", "pc", "-accel", "kvm", "-cpu", "host", "-m", "256", "-smp", "1",
-            "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-            "-kernel", kernel,
-        ] + image.qemuArguments + [
-            "-append", image.kernelCommandLine("console=ttyS0 quiet acpi=noirq panic=-1"),
-            "-serial", "file:\(directory)/console.log",
-            "-chardev", "socket,id=agent,path=\(socket),server=on,wait=off",
-            "-device", "virtio-serial-pci,id=serial0",
-            "-device", "virtserialport,bus=serial0.0,chardev=agent,name=\(AgentProtocol.serialPortName)",
-        ]
         let started = ContinuousClock.now
-        guard let qemu = spawn("/usr/bin/qemu-system-x86_64", arguments, stderrPath: errors) else {
-            return (false, "cannot start qemu-system-x86_64: \(String(cString: strerror(errno)))")
+        guard let qemu = spawn(vm.emulator, arguments, stderrPath: errors) else {
+            return (false, "cannot start \(vm.emulator): \(String(cString: strerror(errno)))")
         }
         let exited = ExitWatch(pid: qemu)
         defer {
@@ -38,8 +37,7 @@ public enum KVMBootProbe {
             if !exited.hasExited { kill(qemu, SIGKILL) }
             exited.reap()
         }
-        let result = await AgentReadiness.waitForHealth(socketPath: socket, deadline: started + timeout, isAlive: { !exited.hasExited })
-        if case .success = result {
+        if await waitForAgent(socket, started + timeout, { !exited.hasExited }) == nil {
             return (true, "agent ready after \(ContinuousClock.now - started)")
         }
         if exited.hasExited {

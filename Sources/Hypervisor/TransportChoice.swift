@@ -1,12 +1,7 @@
 import Glibc
+import SwiftKataConfig
 
-/// How the shim reaches the agent: vsock where the host can give VMs a vsock device, otherwise a
-/// virtio-serial port bound to a unix socket. Configurable: `auto`, `vsock` or `virtio-serial`.
-public enum AgentTransportSetting: String, Sendable, CaseIterable {
-    case auto
-    case vsock
-    case virtioSerial = "virtio-serial"
-
+extension AgentTransportSetting {
     /// The transport to use on this host.
     /// - Parameter vhostVsockPath: the device whose presence means QEMU can create a vsock device.
     public func resolve(vhostVsockPath: String = "/dev/vhost-vsock") -> ResolvedAgentTransport {

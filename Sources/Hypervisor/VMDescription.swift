@@ -1,3 +1,5 @@
+import SwiftKataConfig
+
 /// A pod VM as swiftkata wants it, before it becomes libvirt domain XML.
 public struct VMDescription: Sendable, Equatable {
     /// How guest code runs: hardware virtualization, or QEMU's emulator.
@@ -30,17 +32,6 @@ public struct VMDescription: Sendable, Equatable {
             self.device = device
             self.macAddress = macAddress
         }
-    }
-
-    /// How libvirt reads back the started guest's CPU (it does so at every start on x86).
-    public enum CPUReadback: String, Sendable, Equatable, CaseIterable {
-        /// The CPUID words in two monitor calls. libvirt gets there by dropping the
-        /// `cpu-unavailable-features` capability for this domain, and logs it as tainted
-        /// (`custom-hypervisor-feature`).
-        case cpuidWords = "cpuid-words"
-        /// libvirt's own way with current QEMU: one monitor call per CPU property, about 400, which
-        /// costs about 200 ms per start under TCG.
-        case perFeature = "per-feature"
     }
 
     /// What `virsh list` and cleanup use to recognise a swiftkata domain.
@@ -84,7 +75,7 @@ public struct VMDescription: Sendable, Equatable {
     public var freePageReporting = true
     /// TCG only: the size of QEMU's translated-code cache (nil: QEMU's default, up to 1 GiB).
     public var translationCacheMiB: Int?
-    public var cpuReadback = CPUReadback.cpuidWords
+    public var cpuReadback = CPUReadbackSetting.cpuidWords
 
     public init(
         owner: Owner, accelerator: Accelerator, kernel: String, image: GuestImage, kernelCommandLine: String,

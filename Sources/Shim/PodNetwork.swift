@@ -17,7 +17,6 @@ struct PodNetwork: Sendable {
     let scan: NetworkNamespaceScan
 
     static let ip = PodNetworkTools.ip
-    static let tc = PodNetworkTools.tc
     static let nsenter = PodNetworkTools.nsenter
 
     /// `sktap` + 10 hex digits of the pod's key: fits IFNAMSIZ, and `delete` finds it again.
@@ -37,62 +36,6 @@ struct PodNetwork: Sendable {
             addresses: Array(addresses.utf8), routes: [Array(routes4.utf8), Array(routes6.utf8)], excluding: [tapName])
         else { return nil }
         return PodNetwork(namespacePath: namespacePath, tapName: tapName, scan: scan)
-    }
-
-    /// Before the VM starts: a persistent tap in the host's namespace (a stale one of that name is replaced).
-    static func createTap(named tapName: String) throws(ShimError) {
-        _ = try? run(ip, ["link", "del", "dev", tapName], in: nil, what: "")
-        _ = try run(ip, ["tuntap", "add", "dev", tapName, "mode", "tap"], in: nil, what: "creating tap device \(tapName)")
-        // Nothing of the host's own stack may speak on it (IPv6 router solicitations, DAD).
-        _ = try? run("/usr/sbin/sysctl", ["-q", "-w", "net.ipv6.conf.\(tapName).disable_ipv6=1"], in: nil, what: "")
-    }
-
-    /// Once QEMU holds the tap: moves it into the pod's namespace and redirects traffic both ways.
-    func connect() throws(ShimError) {
-        let device = scan.interface.name
-        _ = try Self.run(Self.ip, ["link", "set", "dev", tapName, "netns", namespacePath], in: nil,
-                         what: "moving \(tapName) into the pod's network namespace")
-        var link = ["link", "set", "dev", tapName]
-        if scan.interface.mtu > 0 { link += ["mtu", "\(scan.interface.mtu)"] }
-        _ = try Self.run(Self.ip, link + ["up"], in: namespacePath, what: "bringing \(tapName) up")
-        for from in [device, tapName] {
-            _ = try? Self.run(Self.tc, ["qdisc", "del", "dev", from, "ingress"], in: namespacePath, what: "")
-            _ = try Self.run(Self.tc, ["qdisc", "add", "dev", from, "ingress"], in: namespacePath, what: "adding an ingress qdisc to \(from)")
-        }
-        // Into the VM: everything that reaches eth0.
-        _ = try Self.run(Self.tc, ["filter", "add", "dev", device, "parent", "ffff:", "protocol", "all", "u32", "match", "u32", "0", "0",
-                                   "action", "mirred", "egress", "redirect", "dev", tapName],
-                         in: namespacePath, what: "redirecting \(device) to \(tapName)")
-        // Out of the VM: only what the pod may send (PodNICFilter).
-        for filter in PodNICFilter.filters(tap: tapName, device: device, mac: scan.interface.macAddress, addresses: scan.interface.addresses) {
-            _ = try Self.run(Self.tc, filter, in: namespacePath, what: "filtering \(tapName) to \(device)")
-        }
-    }
-
-    /// Removes the tap (in the pod's namespace or still in the host's) and the redirect on the CNI
-    /// interface. Idempotent; returns what could not be undone.
-    static func remove(tapName: String, namespacePath: String?, interface: String?) -> [String] {
-        var failures: [String] = []
-        if let namespacePath, access(namespacePath, F_OK) == 0 {
-            if let interface {
-                _ = try? run(tc, ["qdisc", "del", "dev", interface, "ingress"], in: namespacePath, what: "")
-            }
-            if linkExists(tapName, in: namespacePath) {
-                do { _ = try run(ip, ["link", "del", "dev", tapName], in: namespacePath, what: "deleting \(tapName)") } catch {
-                    failures.append("\(error)")
-                }
-            }
-        }
-        if linkExists(tapName, in: nil) {
-            do { _ = try run(ip, ["link", "del", "dev", tapName], in: nil, what: "deleting \(tapName)") } catch {
-                failures.append("\(error)")
-            }
-        }
-        return failures
-    }
-
-    static func linkExists(_ name: String, in namespacePath: String?) -> Bool {
-        (try? run(ip, ["link", "show", "dev", name], in: namespacePath, what: "")) != nil
     }
 
     /// The guest's view: one NIC with eth0's MAC, name, MTU and addresses; its routes.

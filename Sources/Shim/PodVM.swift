@@ -1,3 +1,4 @@
+import AgentClient
 import SwiftProtobuf
 import AgentAPI
 import Glibc
@@ -119,9 +120,11 @@ final class PodVM: PodMachine {
     ) async throws(ShimError) -> AttachOutcome {
         let destroy = {
             try? plan.control.destroy(name: identity.domainName)
-            removeNetwork(network, identity: identity)
+            tap(of: network, identity: identity)?.remove()
         }
-        do { try network?.connect() } catch {
+        do {
+            if let network { _ = try PodTap(name: network.tapName).connect(to: network) }
+        } catch {
             destroy()
             throw error
         }
@@ -184,13 +187,9 @@ final class PodVM: PodMachine {
                             events: events, logger: logger))
     }
 
-    /// Removes the pod's tap: the network's (in the pod's namespace) or a pool VM's unused one (in the host's).
-    private static func removeNetwork(_ network: PodNetwork?, identity: VMIdentity) {
-        if let network {
-            _ = PodNetwork.remove(tapName: network.tapName, namespacePath: network.namespacePath, interface: network.scan.interface.name)
-        } else if let tap = identity.tapName {
-            _ = PodNetwork.remove(tapName: tap, namespacePath: nil, interface: nil)
-        }
+    /// The pod's tap: the network's (in the pod's namespace) or a pool VM's unused one (in the host's).
+    private static func tap(of network: PodNetwork?, identity: VMIdentity) -> PodTap? {
+        network.map(PodTap.init(connectedTo:)) ?? identity.tapName.map { PodTap(name: $0) }
     }
 
     /// A guest whose virtio-fs server died blocks on its shared file system and never answers
@@ -221,7 +220,7 @@ final class PodVM: PodMachine {
             // libvirt's pid file still names it: a pid of a QEMU that already exited may be reused.
             if QEMUProcess.pid(ofDomain: domainName) == qemuPID { kill(qemuPID, SIGKILL) }
         }
-        Self.removeNetwork(network, identity: identity)
+        Self.tap(of: network, identity: identity)?.remove()
     }
 
     /// The last lines of the guest console, for error messages.

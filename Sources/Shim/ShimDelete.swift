@@ -46,7 +46,7 @@ enum ShimDelete {
             logger("\(VMControl.helperName) is missing: killed QEMU \(pid) of \(domainName)")
         }
         let tapName = identity?.tapName ?? PodNetwork.tapName(for: record.pod)
-        for failure in PodNetwork.remove(tapName: tapName, namespacePath: record.networkNamespace, interface: record.networkInterface) {
+        for failure in PodTap(name: tapName, namespacePath: record.networkNamespace, interface: record.networkInterface).remove() {
             logger("removing the pod's tap: \(failure)")
         }
         for failure in HostMounts.removePodDirectory(record.pod.directory) { logger("pod directory: \(failure)") }

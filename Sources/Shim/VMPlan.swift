@@ -1,3 +1,4 @@
+import AgentClient
 import AgentAPI
 import Glibc
 import Hypervisor
@@ -29,7 +30,7 @@ struct VMPlan: Sendable {
         do throws(GuestImageError) { image = try GuestImage.load(path: hypervisor.image) } catch {
             throw .failedPrecondition("\(error) (install it with `make install`, or set hypervisor.image in the configuration)")
         }
-        let probe = AcceleratorProbe { await KVMBootProbe.boot(kernel: hypervisor.kernel, image: image) }
+        let probe = AcceleratorProbe { await KVMProbe.boot(kernel: hypervisor.kernel, image: image, hypervisor: hypervisor) }
         let (accelerator, reason) = await probe.choose(hypervisor.accelerator, kernelPath: hypervisor.kernel)
         if accelerator == .tcg && hypervisor.accelerator == .auto {
             logger.warning("pod VM uses TCG (software emulation)", metadata: ["reason": "\(reason)"])
@@ -43,17 +44,9 @@ struct VMPlan: Sendable {
     func description(owner: VMDescription.Owner, layout: PodLayout, tap: VMDescription.Tap?) -> VMDescription {
         let hypervisor = configuration.hypervisor
         var vm = VMDescription(
-            owner: owner, accelerator: accelerator, kernel: kernel, image: image,
-            kernelCommandLine: hypervisor.kernelCommandLine,
+            configuration: hypervisor, owner: owner, accelerator: accelerator, kernel: kernel, image: image,
             agentChannel: transport == .vsock ? .vsock : .virtioSerial(socketPath: layout.agentSocket, name: AgentProtocol.serialPortName),
             consoleLog: layout.consoleLog)
-        vm.machine = hypervisor.machine
-        vm.vcpus = hypervisor.vcpus
-        vm.memoryMiB = hypervisor.memoryMiB
-        vm.emulator = hypervisor.emulator
-        vm.freePageReporting = hypervisor.freePageReporting
-        vm.translationCacheMiB = hypervisor.tcgTranslationCacheMiB > 0 ? hypervisor.tcgTranslationCacheMiB : nil
-        vm.cpuReadback = hypervisor.libvirtCPUReadback
         vm.sharedFilesystem = hypervisor.sharedFilesystem == .virtioFS
             ? .virtioFS(hostPath: layout.sharedDirectory, tag: PodVM.sharedTag, virtiofsd: hypervisor.virtiofsd)
             : .ninep(hostPath: layout.sharedDirectory, tag: PodVM.sharedTag)
@@ -74,11 +67,12 @@ struct VMPlan: Sendable {
         do { xml = try DomainXML.render(description(owner: owner, layout: layout, tap: tap)) } catch {
             throw .invalidArgument("VM description: \(error)")
         }
-        let removeTap = { if let tap { _ = PodNetwork.remove(tapName: tap.device, namespacePath: nil, interface: nil) } }
+        let podTap = tap.map { PodTap(name: $0.device) }
+        let removeTap = { _ = podTap?.remove() }
         // The helper replaces a domain of the same name left by a shim that died.
         let started: VMControl.Started
         do {
-            if let tap { try PodNetwork.createTap(named: tap.device) }
+            try podTap?.create()
             started = try control.create(name: name, xml: xml)
         } catch {
             removeTap()

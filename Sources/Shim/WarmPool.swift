@@ -1,3 +1,4 @@
+import AgentClient
 import Glibc
 import Hypervisor
 import Logging
@@ -219,7 +220,7 @@ struct WarmPool: Sendable {
         do { try control.destroy(name: identity.domainName) } catch {
             logger.warning("warm pool: destroying a VM failed", metadata: ["domain": "\(identity.domainName)", "error": "\(error)"])
         }
-        if let tap = identity.tapName { _ = PodNetwork.remove(tapName: tap, namespacePath: nil, interface: nil) }
+        if let tap = identity.tapName { PodTap(name: tap).remove() }
     }
 
     /// Entry ids sort by age: 10 hex digits of the creation time, then 8 random ones.

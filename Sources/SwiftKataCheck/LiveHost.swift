@@ -1,3 +1,4 @@
+import AgentClient
 import Glibc
 import Hypervisor
 import HypervisorLibvirt
@@ -32,7 +33,7 @@ extension HostEnvironment {
                     return KVMProbeOutcome(usable: false, reason: "not probed: \(error)")
                 }
                 let probe = AcceleratorProbe(cacheDirectory: kvmProbeCacheDirectory) {
-                    await KVMBootProbe.boot(kernel: kernel, image: guestImage, timeout: .seconds(5))
+                    await KVMProbe.boot(kernel: kernel, image: guestImage, timeout: .seconds(5))
                 }
                 let result = await probe.probe(kernelPath: kernel)
                 return KVMProbeOutcome(usable: result.usable, reason: result.reason)

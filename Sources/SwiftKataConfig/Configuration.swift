@@ -1,5 +1,3 @@
-import Hypervisor
-
 /// swiftkata's configuration (`/etc/swiftkata/configuration.toml`). Every default lives here, so an
 /// empty or missing default file means "all defaults".
 public struct Configuration: Sendable, Equatable {
@@ -22,8 +20,8 @@ public struct Configuration: Sendable, Equatable {
         public var freePageReporting = true
         /// TCG only: QEMU's translated-code cache in MiB; 0 = QEMU's default (grows up to 1 GiB).
         public var tcgTranslationCacheMiB = 32
-        /// How libvirt reads back each started guest's CPU (see `VMDescription.CPUReadback`).
-        public var libvirtCPUReadback = VMDescription.CPUReadback.cpuidWords
+        /// How libvirt reads back each started guest's CPU.
+        public var libvirtCPUReadback = CPUReadbackSetting.cpuidWords
         /// Start pods even where QEMU runs as root or without its seccomp sandbox (libvirt's
         /// qemu.conf `user`, `seccomp_sandbox`): a QEMU escape is then host root. Off: such pods fail.
         public var allowUnconfinedQEMU = false
@@ -75,12 +73,6 @@ public struct Configuration: Sendable, Equatable {
     public static let defaultPath = "/etc/swiftkata/configuration.toml"
     /// Environment variable naming another configuration file.
     public static let pathEnvironmentVariable = "SWIFTKATA_CONFIG"
-}
-
-/// The guest's view of the pod directory.
-public enum SharedFilesystemSetting: String, Sendable, CaseIterable {
-    case virtioFS = "virtio-fs"
-    case ninep = "9p"
 }
 
 /// A configuration that cannot be used, naming the file and key at fault.

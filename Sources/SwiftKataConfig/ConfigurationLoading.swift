@@ -1,5 +1,4 @@
 import Glibc
-import Hypervisor
 import SwiftKataOS
 
 extension Configuration {

@@ -1,5 +1,7 @@
 import Foundation
+import AgentClient
 import Hypervisor
+import SwiftKataConfig
 import Testing
 
 @Suite("Accelerator and transport choice", .serialized)
@@ -50,7 +52,7 @@ struct HostChoiceTests {
         }
         let kernel = URL(fileURLWithPath: bzImage).deletingLastPathComponent().appendingPathComponent("vmlinux").path
         let started = ContinuousClock.now
-        let (ok, detail) = await KVMBootProbe.boot(kernel: kernel, image: try GuestImage.load(path: image), timeout: .seconds(5))
+        let (ok, detail) = await KVMProbe.boot(kernel: kernel, image: try GuestImage.load(path: image), timeout: .seconds(5))
         print("KVM boot probe: ok=\(ok) (\(detail)) in \(ContinuousClock.now - started)")
         #expect(ContinuousClock.now - started < .seconds(10))
         // Either the agent answered under KVM, or the reason says why not (QEMU error, or no answer).
