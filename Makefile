@@ -6,7 +6,7 @@ FUZZ_FLAGS := -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -Xcl
 FUZZ_SECONDS ?= 60
 FUZZ_CORPUS ?= $(FUZZ_SCRATCH)/corpus
 
-.PHONY: run install uninstall build test unit-test cri-test guest fuzz-smoke fuzz bench bench-ttrpc bench-boot bench-hypervisor go-peer generate
+.PHONY: run install uninstall build test unit-test cri-test guest fuzz-smoke fuzz bench bench-ttrpc bench-boot bench-hypervisor go-peer generate lint format
 GUEST_ENV = SWIFTKATA_KERNEL=$$(tail -n1 .build/guest-kernel.path) SWIFTKATA_IMAGE=$$(tail -n1 .build/guest-image.path)
 
 ## The README's first command: install everything, then run a container in a VM.
@@ -35,7 +35,7 @@ guest:
 
 ## The whole suite: C spawner tests (root, on the host), unit, interop and guest tests (real kernel +
 ## agent under QEMU), then a short libFuzzer run.
-test: go-peer guest
+test: lint go-peer guest
 	$(MAKE) -C guest-agent/tests-c test
 	$(SWIFT) build
 	$(SWIFT) build --build-tests
@@ -43,6 +43,16 @@ test: go-peer guest
 	$(SWIFT) run ttrpc-fuzz Tests/Fuzz/TTRPCFuzz/corpus
 	$(MAKE) fuzz-smoke
 	$(MAKE) cri-test
+
+## Habits, checked first: the Swift sources match .swift-format, and the README's module graph
+## matches Package.swift with every dependency pointing down.
+lint:
+	scripts/format.sh --check
+	scripts/check-module-graph.py
+
+## Formats the Swift sources with .swift-format (generated code excluded).
+format:
+	scripts/format.sh
 
 unit-test:
 	$(SWIFT) test --skip GuestTests

@@ -1,5 +1,5 @@
-import AgentClient
 import AgentAPI
+import AgentClient
 import Foundation
 import Hypervisor
 import HypervisorLibvirt
@@ -32,20 +32,21 @@ struct HypervisorBench {
             // Bare QEMU, the devices libvirt would give the domain.
             let qemu = Process()
             qemu.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-system-x86_64")
-            qemu.arguments = [
-                "-machine", "pc", "-accel", "tcg", "-cpu", "max", "-m", "256", "-smp", "1",
-                "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-                "-kernel", kernel,
-            ] + guestImage.qemuArguments + [
-                "-append", guestImage.kernelCommandLine(cmdline),
-                "-serial", "file:\(directory)/bare-console.log",
-                "-fsdev", "local,id=shared,path=\(directory)/shared,security_model=passthrough",
-                "-device", "virtio-9p-pci,fsdev=shared,mount_tag=swiftkata",
-                "-chardev", "socket,id=agent,path=\(directory)/bare.sock,server=on,wait=off",
-                "-device", "virtio-serial-pci,id=serial0",
-                "-device", "virtserialport,bus=serial0.0,chardev=agent,name=\(AgentProtocol.serialPortName)",
-                "-device", "virtio-rng-pci",
-            ]
+            qemu.arguments =
+                [
+                    "-machine", "pc", "-accel", "tcg", "-cpu", "max", "-m", "256", "-smp", "1",
+                    "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+                    "-kernel", kernel,
+                ] + guestImage.qemuArguments + [
+                    "-append", guestImage.kernelCommandLine(cmdline),
+                    "-serial", "file:\(directory)/bare-console.log",
+                    "-fsdev", "local,id=shared,path=\(directory)/shared,security_model=passthrough",
+                    "-device", "virtio-9p-pci,fsdev=shared,mount_tag=swiftkata",
+                    "-chardev", "socket,id=agent,path=\(directory)/bare.sock,server=on,wait=off",
+                    "-device", "virtio-serial-pci,id=serial0",
+                    "-device", "virtserialport,bus=serial0.0,chardev=agent,name=\(AgentProtocol.serialPortName)",
+                    "-device", "virtio-rng-pci",
+                ]
             qemu.standardOutput = FileHandle.nullDevice
             qemu.standardError = FileHandle.nullDevice
             let bareStart = ContinuousClock.now

@@ -154,8 +154,10 @@ struct Compare: AsyncParsableCommand {
         // Go client → Go server, same rows.
         let go = Process()
         go.executableURL = URL(fileURLWithPath: goPeer)
-        go.arguments = ["bench", "-payloads", options.payloads, "-concurrency", options.concurrency,
-                        "-duration", "\(Int(options.duration * 1000))ms"]
+        go.arguments = [
+            "bench", "-payloads", options.payloads, "-concurrency", options.concurrency,
+            "-duration", "\(Int(options.duration * 1000))ms",
+        ]
         let goOut = Pipe()
         go.standardOutput = goOut
         try go.run()
@@ -166,14 +168,16 @@ struct Compare: AsyncParsableCommand {
             .compactMap { try? JSONDecoder().decode(BenchRow.self, from: Data($0.utf8)) }
 
         print("ttrpc unary Echo over a unix socket, one connection, client and server in separate processes")
-        print(pad("payload", 8) + pad("callers", 8) + pad("swift calls/s", 15) + pad("go calls/s", 13)
-              + pad("ratio", 7) + pad("swift MB/s", 12) + pad("go MB/s", 10))
+        print(
+            pad("payload", 8) + pad("callers", 8) + pad("swift calls/s", 15) + pad("go calls/s", 13)
+                + pad("ratio", 7) + pad("swift MB/s", 12) + pad("go MB/s", 10))
         for row in swiftRows {
             guard let goRow = goRows.first(where: { $0.payload == row.payload && $0.concurrency == row.concurrency }) else { continue }
-            print(pad("\(row.payload)", 8) + pad("\(row.concurrency)", 8)
-                  + pad(String(format: "%.0f", row.calls_per_sec), 15) + pad(String(format: "%.0f", goRow.calls_per_sec), 13)
-                  + pad(String(format: "%.2f", row.calls_per_sec / goRow.calls_per_sec), 7)
-                  + pad(String(format: "%.1f", row.mb_per_sec), 12) + pad(String(format: "%.1f", goRow.mb_per_sec), 10))
+            print(
+                pad("\(row.payload)", 8) + pad("\(row.concurrency)", 8)
+                    + pad(String(format: "%.0f", row.calls_per_sec), 15) + pad(String(format: "%.0f", goRow.calls_per_sec), 13)
+                    + pad(String(format: "%.2f", row.calls_per_sec / goRow.calls_per_sec), 7)
+                    + pad(String(format: "%.1f", row.mb_per_sec), 12) + pad(String(format: "%.1f", goRow.mb_per_sec), 10))
         }
     }
 

@@ -82,8 +82,10 @@ public enum AgentReadiness {
             }
         }
         if let client { await client.close() }
-        return .failure(NotReady(description: client == nil
-            ? "no agent reachable at \(endpoint)"
-            : "no agent answer (\(lastError.map { "\($0)" } ?? "timed out"))"))
+        return .failure(
+            NotReady(
+                description: client == nil
+                    ? "no agent reachable at \(endpoint)"
+                    : "no agent answer (\(lastError.map { "\($0)" } ?? "timed out"))"))
     }
 }

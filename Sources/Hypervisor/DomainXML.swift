@@ -101,7 +101,7 @@ public enum DomainXML {
     static func validate(_ vm: VMDescription) throws(VMDescriptionError) {
         let id = vm.owner.podID
         guard !id.isEmpty, id.utf8.count <= 64,
-              id.utf8.allSatisfy({ isWordByte($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") })
+            id.utf8.allSatisfy({ isWordByte($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") })
         else { throw .invalid(field: "pod id", reason: "\"\(id.prefix(80))\" is not [A-Za-z0-9_.-]{1,64}") }
         guard (1...64).contains(vm.vcpus) else { throw .invalid(field: "vcpus", reason: "\(vm.vcpus) is outside 1...64") }
         guard (64...1_048_576).contains(vm.memoryMiB) else { throw .invalid(field: "memory", reason: "\(vm.memoryMiB) MiB is outside 64 MiB...1 TiB") }

@@ -7,8 +7,11 @@ import SwiftKataOS
 public enum KVMBootProbe {
     /// Waits until the agent behind the unix socket answers, or the deadline passes or QEMU exits;
     /// nil when it answered, otherwise why not. (The agent protocol is the caller's.)
-    public typealias AgentWait = @Sendable (_ socketPath: String, _ deadline: ContinuousClock.Instant,
-                                            _ isAlive: @escaping @Sendable () -> Bool) async -> String?
+    public typealias AgentWait =
+        @Sendable (
+            _ socketPath: String, _ deadline: ContinuousClock.Instant,
+            _ isAlive: @escaping @Sendable () -> Bool
+        ) async -> String?
 
     /// Boots `describe(directory)` under KVM, in a fresh private directory that the description's
     /// console log and agent socket go into, and removed afterwards.

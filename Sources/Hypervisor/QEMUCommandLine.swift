@@ -20,8 +20,10 @@ public enum QEMUCommandLine {
         case .virtioFS:
             throw .invalid(field: "shared filesystem", reason: "virtio-fs needs libvirt (it starts virtiofsd)")
         case .ninep(let hostPath, let tag):
-            arguments += ["-fsdev", "local,id=share0,path=\(escape(hostPath)),security_model=passthrough",
-                          "-device", "virtio-9p-pci,fsdev=share0,mount_tag=\(escape(tag))"]
+            arguments += [
+                "-fsdev", "local,id=share0,path=\(escape(hostPath)),security_model=passthrough",
+                "-device", "virtio-9p-pci,fsdev=share0,mount_tag=\(escape(tag))",
+            ]
         case nil:
             break
         }
@@ -29,13 +31,17 @@ public enum QEMUCommandLine {
         case .vsock:
             throw .invalid(field: "agent channel", reason: "vsock needs libvirt (it picks the context id)")
         case .virtioSerial(let socketPath, let name):
-            arguments += ["-chardev", "socket,id=agent,path=\(escape(socketPath)),server=on,wait=off",
-                          "-device", "virtio-serial-pci,id=serial0",
-                          "-device", "virtserialport,bus=serial0.0,chardev=agent,name=\(escape(name))"]
+            arguments += [
+                "-chardev", "socket,id=agent,path=\(escape(socketPath)),server=on,wait=off",
+                "-device", "virtio-serial-pci,id=serial0",
+                "-device", "virtserialport,bus=serial0.0,chardev=agent,name=\(escape(name))",
+            ]
         }
         if let tap = vm.tap {
-            arguments += ["-netdev", "tap,id=net0,ifname=\(tap.device),script=no,downscript=no",
-                          "-device", "virtio-net-pci,netdev=net0,mac=\(tap.macAddress)"]
+            arguments += [
+                "-netdev", "tap,id=net0,ifname=\(tap.device),script=no,downscript=no",
+                "-device", "virtio-net-pci,netdev=net0,mac=\(tap.macAddress)",
+            ]
         }
         arguments += ["-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0"]
         if vm.freePageReporting { arguments += ["-device", "virtio-balloon-pci,free-page-reporting=on"] }

@@ -39,14 +39,16 @@ public enum QEMUProcess {
         }
         let watch = Unmanaged.passRetained(Watch(pidfd: pidfd, exited: exited)).toOpaque()
         var thread = pthread_t()
-        pthread_create(&thread, nil, { context in
-            let watch = Unmanaged<Watch>.fromOpaque(context!).takeRetainedValue()
-            var entry = pollfd(fd: watch.pidfd, events: Int16(POLLIN), revents: 0)
-            while poll(&entry, 1, -1) < 0 && errno == EINTR {}
-            close(watch.pidfd)
-            watch.exited()
-            return nil
-        }, watch)
+        pthread_create(
+            &thread, nil,
+            { context in
+                let watch = Unmanaged<Watch>.fromOpaque(context!).takeRetainedValue()
+                var entry = pollfd(fd: watch.pidfd, events: Int16(POLLIN), revents: 0)
+                while poll(&entry, 1, -1) < 0 && errno == EINTR {}
+                close(watch.pidfd)
+                watch.exited()
+                return nil
+            }, watch)
         pthread_detach(thread)
         return true
     }
@@ -54,7 +56,12 @@ public enum QEMUProcess {
     /// QEMU's exit as a lifecycle stream: `.stopped(.crashed)` once it is gone (at once if it already is).
     public static func events(pid: pid_t) -> AsyncStream<DomainLifecycleEvent> {
         let (stream, continuation) = AsyncStream.makeStream(of: DomainLifecycleEvent.self)
-        if !onExit(of: pid, { continuation.yield(.stopped(reason: .crashed)); continuation.finish() }) {
+        if !onExit(
+            of: pid,
+            {
+                continuation.yield(.stopped(reason: .crashed)); continuation.finish()
+            })
+        {
             continuation.yield(.stopped(reason: .crashed))
             continuation.finish()
         }

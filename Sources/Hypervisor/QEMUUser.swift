@@ -15,4 +15,3 @@ public enum QEMUUser {
         return "libvirt-qemu"
     }()
 }
-

@@ -8,8 +8,9 @@ extension VMDescription {
         configuration hypervisor: Configuration.HypervisorSection, owner: Owner, accelerator: Accelerator, kernel: String,
         image: GuestImage, agentChannel: AgentChannel, consoleLog: String
     ) {
-        self.init(owner: owner, accelerator: accelerator, kernel: kernel, image: image, kernelCommandLine: hypervisor.kernelCommandLine,
-                  agentChannel: agentChannel, consoleLog: consoleLog)
+        self.init(
+            owner: owner, accelerator: accelerator, kernel: kernel, image: image, kernelCommandLine: hypervisor.kernelCommandLine,
+            agentChannel: agentChannel, consoleLog: consoleLog)
         machine = hypervisor.machine
         vcpus = hypervisor.vcpus
         memoryMiB = hypervisor.memoryMiB

@@ -9,10 +9,10 @@ public enum VirtiofsdProcess {
     public static func pid(serving directory: String) -> pid_t? {
         for name in directoryEntries("/proc") {
             guard let pid = pid_t(name), pid > 1,
-                  readText("/proc/\(name)/comm", limit: 64)?.trimmingWhitespace() == "virtiofsd",
-                  let status = readText("/proc/\(name)/status", limit: 8192),
-                  QEMUConfinement.parse(status: status)?.uid == 0,
-                  let commandLine = try? readFileHead("/proc/\(name)/cmdline", limit: 16384)
+                readText("/proc/\(name)/comm", limit: 64)?.trimmingWhitespace() == "virtiofsd",
+                let status = readText("/proc/\(name)/status", limit: 8192),
+                QEMUConfinement.parse(status: status)?.uid == 0,
+                let commandLine = try? readFileHead("/proc/\(name)/cmdline", limit: 16384)
             else { continue }
             let arguments = commandLine.split(separator: 0, omittingEmptySubsequences: true).map { String(decoding: $0, as: UTF8.self) }
             if serves(arguments: arguments, directory: directory) { return pid }

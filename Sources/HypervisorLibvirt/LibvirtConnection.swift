@@ -43,9 +43,11 @@ public final class LibvirtConnection: @unchecked Sendable {
     private static let eventLoop: Void = {
         virEventRegisterDefaultImpl()
         var thread = pthread_t()
-        pthread_create(&thread, nil, { _ in
-            while true { virEventRunDefaultImpl() }
-        }, nil)
+        pthread_create(
+            &thread, nil,
+            { _ in
+                while true { virEventRunDefaultImpl() }
+            }, nil)
         pthread_detach(thread)
     }()
 
@@ -165,7 +167,7 @@ public final class LibvirtConnection: @unchecked Sendable {
         let text = String(cString: xml)
         // <cid auto='yes' address='3'/>
         guard let cid = text.firstRange(of: "<cid ")?.upperBound,
-              let address = text[cid...].firstRange(of: "address='")?.upperBound
+            let address = text[cid...].firstRange(of: "address='")?.upperBound
         else { return nil }
         return UInt32(text[address...].prefix { $0.isNumber })
     }

@@ -59,7 +59,7 @@ struct BinaryLogURI: Sendable, Equatable {
             let rawKey = equals.map { pair[..<$0] } ?? pair
             let rawValue = equals.map { pair[pair.index(after: $0)...] } ?? ""
             guard let key = Self.percentDecode(rawKey, plusIsSpace: true),
-                  let value = Self.percentDecode(rawValue, plusIsSpace: true)
+                let value = Self.percentDecode(rawValue, plusIsSpace: true)
             else { continue }
             guard seen.insert(key).inserted else { continue }  // only a parameter's first value is passed
             // Go's exec refuses NUL in arguments, so containerd would fail to start the binary.

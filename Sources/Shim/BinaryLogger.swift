@@ -1,8 +1,8 @@
 import CLinuxSys
 import Glibc
 import Hypervisor
-import SwiftKataOS
 import Logging
+import SwiftKataOS
 import Synchronization
 
 /// A logging binary started for one process's output, as containerd's runc shim does for
@@ -66,8 +66,10 @@ final class BinaryLogger: Sendable {
 
     /// Starts the binary and waits for it to be ready. `containerID` is what the binary sees as
     /// `CONTAINER_ID` (an exec's id for an exec).
-    static func start(_ uri: BinaryLogURI, containerID: String, namespace: String, logger: Logger,
-                      readinessTimeout: Duration = readinessTimeout) async throws(ShimError) -> BinaryLogger {
+    static func start(
+        _ uri: BinaryLogURI, containerID: String, namespace: String, logger: Logger,
+        readinessTimeout: Duration = readinessTimeout
+    ) async throws(ShimError) -> BinaryLogger {
         var pipes: [[CInt]] = []
         for name in ["stdout", "stderr", "ready"] {
             var fds: [CInt] = [-1, -1]

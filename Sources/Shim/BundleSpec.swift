@@ -43,9 +43,11 @@ struct BundleSpec: Sendable {
     /// Container-type and sandbox-id annotations of CRI (containerd), CRI-O and dockershim.
     var podRole: PodRole {
         let annotations = annotations
-        let type = annotations["io.kubernetes.cri.container-type"] ?? annotations["io.kubernetes.cri-o.ContainerType"]
+        let type =
+            annotations["io.kubernetes.cri.container-type"] ?? annotations["io.kubernetes.cri-o.ContainerType"]
             ?? annotations["io.kubernetes.docker.type"]
-        let sandboxID = annotations["io.kubernetes.cri.sandbox-id"] ?? annotations["io.kubernetes.cri-o.SandboxID"]
+        let sandboxID =
+            annotations["io.kubernetes.cri.sandbox-id"] ?? annotations["io.kubernetes.cri-o.SandboxID"]
             ?? annotations["io.kubernetes.sandbox.id"]
         if type == "container", let sandboxID, !sandboxID.isEmpty { return .container(sandboxID: sandboxID) }
         return .sandbox

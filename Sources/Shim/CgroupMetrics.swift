@@ -42,8 +42,10 @@ enum CgroupMetrics {
         m.slabUnreclaimable = memory["slab_unreclaimable"] ?? 0
         m.pgfault = memory["pgfault"] ?? 0
         m.pgmajfault = memory["pgmajfault"] ?? 0
-        m.workingsetRefault = memory["workingset_refault_anon"].map { saturatingSum($0, memory["workingset_refault_file"] ?? 0) } ?? (memory["workingset_refault"] ?? 0)
-        m.workingsetActivate = memory["workingset_activate_anon"].map { saturatingSum($0, memory["workingset_activate_file"] ?? 0) } ?? (memory["workingset_activate"] ?? 0)
+        m.workingsetRefault =
+            memory["workingset_refault_anon"].map { saturatingSum($0, memory["workingset_refault_file"] ?? 0) } ?? (memory["workingset_refault"] ?? 0)
+        m.workingsetActivate =
+            memory["workingset_activate_anon"].map { saturatingSum($0, memory["workingset_activate_file"] ?? 0) } ?? (memory["workingset_activate"] ?? 0)
         m.workingsetNodereclaim = memory["workingset_nodereclaim"] ?? 0
         m.pgrefill = memory["pgrefill"] ?? 0
         m.pgscan = memory["pgscan"] ?? 0

@@ -32,18 +32,20 @@ struct NetworkNamespaceScan: Sendable, Equatable {
 
     /// Picks the interface: the one the default route leaves through, else the first Ethernet
     /// interface with an address; nil when the namespace has none (loopback only).
-    static func parse(addresses addressJSON: [UInt8], routes routeJSON: [[UInt8]], excluding excluded: Set<String> = []) throws(ShimError) -> NetworkNamespaceScan? {
+    static func parse(
+        addresses addressJSON: [UInt8], routes routeJSON: [[UInt8]], excluding excluded: Set<String> = []
+    ) throws(ShimError) -> NetworkNamespaceScan? {
         let links = try decodeArray(addressJSON, what: "ip -j addr show")
         var interfaces: [Interface] = []
         for link in links {
             guard let name = link["ifname"]?.stringValue, !excluded.contains(name),
-                  link["link_type"]?.stringValue == "ether",
-                  let mac = link["address"]?.stringValue, isMACAddress(mac)
+                link["link_type"]?.stringValue == "ether",
+                let mac = link["address"]?.stringValue, isMACAddress(mac)
             else { continue }
             var addresses: [Address] = []
             for info in link["addr_info"]?.arrayValue ?? [] {
                 guard let ip = info["local"]?.stringValue, let prefix = info["prefixlen"]?.integerValue,
-                      info["scope"]?.stringValue != "link"  // fe80::/64: the guest derives its own from the same MAC
+                    info["scope"]?.stringValue != "link"  // fe80::/64: the guest derives its own from the same MAC
                 else { continue }
                 addresses.append(Address(ip: ip, prefixLength: UInt32(clamping: prefix)))
             }
@@ -55,18 +57,21 @@ struct NetworkNamespaceScan: Sendable, Equatable {
         for table in routeJSON {
             for entry in try decodeArray(table, what: "ip -j route show") {
                 guard let device = entry["dev"]?.stringValue, entry["protocol"]?.stringValue != "kernel",
-                      entry["type"]?.stringValue.map({ $0 == "unicast" }) ?? true
+                    entry["type"]?.stringValue.map({ $0 == "unicast" }) ?? true
                 else { continue }
                 let destination = entry["dst"]?.stringValue ?? "default"
                 if destination.hasPrefix("fe80:") || destination.hasPrefix("ff00:") { continue }
-                routes.append(Route(destination: destination == "default" ? "" : destination,
-                                    gateway: entry["gateway"]?.stringValue ?? "", device: device,
-                                    scope: entry["scope"]?.stringValue.flatMap { $0 == "global" || $0 == "universe" ? nil : $0 } ?? ""))
+                routes.append(
+                    Route(
+                        destination: destination == "default" ? "" : destination,
+                        gateway: entry["gateway"]?.stringValue ?? "", device: device,
+                        scope: entry["scope"]?.stringValue.flatMap { $0 == "global" || $0 == "universe" ? nil : $0 } ?? ""))
             }
         }
 
         let defaultDevice = routes.first(where: { $0.destination.isEmpty })?.device
-        guard let chosen = interfaces.first(where: { $0.name == defaultDevice })
+        guard
+            let chosen = interfaces.first(where: { $0.name == defaultDevice })
                 ?? interfaces.first(where: { !$0.addresses.isEmpty })
         else { return nil }
         return NetworkNamespaceScan(

@@ -1,5 +1,5 @@
-import ContainerdAPI
 import AgentAPI
+import ContainerdAPI
 import Glibc
 import Hypervisor
 import Logging
@@ -28,8 +28,10 @@ actor Pod {
     private var poolRefill: Task<Void, Never>?
     var oomEvents = OOMEventLimiter()
 
-    init(namespace: String, configuration: Configuration, publisher: any TaskEventSink, machines: any PodMachineProvider,
-         filesystem: any PodFilesystem, logger: Logger) {
+    init(
+        namespace: String, configuration: Configuration, publisher: any TaskEventSink, machines: any PodMachineProvider,
+        filesystem: any PodFilesystem, logger: Logger
+    ) {
         self.namespace = namespace
         self.configuration = configuration
         self.publisher = publisher
@@ -144,10 +146,11 @@ actor Pod {
             let status: UInt32
             do {
                 let exit = try await agent.call("waiting for \(eventID)") { agent in
-                    try await agent.waitProcess(.with {
-                        $0.containerID = containerID
-                        $0.execID = execID
-                    })
+                    try await agent.waitProcess(
+                        .with {
+                            $0.containerID = containerID
+                            $0.execID = execID
+                        })
                 }
                 // An exit status is 0...255, or 128 + signal; anything else is a guest's lie.
                 status = exit.exitStatus <= 255 ? exit.exitStatus : 255

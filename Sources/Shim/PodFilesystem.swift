@@ -30,8 +30,9 @@ struct HostPodFilesystem: PodFilesystem {
         let shared = layout.sharedDirectory
         if shares.rootfs.isEmpty {
             guard let root = shares.rootPath, !root.isEmpty else { throw .invalidArgument("no rootfs mounts and no root.path in config.json") }
-            try HostMounts.bind(root.hasPrefix("/") ? root : "\(shares.bundle)/\(root)", root: shared,
-                                relative: PodLayout.rootfsName(containerID), readOnly: false)
+            try HostMounts.bind(
+                root.hasPrefix("/") ? root : "\(shares.bundle)/\(root)", root: shared,
+                relative: PodLayout.rootfsName(containerID), readOnly: false)
         } else {
             try HostMounts.mountRootfs(shares.rootfs, root: shared, relative: PodLayout.rootfsName(containerID))
         }

@@ -84,7 +84,8 @@ func loadStateFile<T: Decodable>(_ type: T.Type, from path: String, limit: Int) 
 /// Container ids become path components and domain names: containerd's identifier rules.
 func validateIdentifier(_ id: String, what: String) throws(ShimError) {
     guard !id.isEmpty, id.utf8.count <= 76,
-          id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == 0x2d || $0 == 0x2e || $0 == 0x5f }),
-          id != ".", id != ".."
+        id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == 0x2d || $0 == 0x2e || $0 == 0x5f }
+        ),
+        id != ".", id != ".."
     else { throw .invalidArgument("\(what) \"\(id)\" is not a valid identifier") }
 }

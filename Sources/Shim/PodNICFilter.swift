@@ -20,8 +20,10 @@ enum PodNICFilter {
             guard let words = ipv4Words(address.ip) else { continue }
             add(priority, "ip", ["match", "ip", "src", "\(address.ip)/32"] + fromPod, toDevice)
             // ARP from the pod's MAC for the pod's IPv4 address (sender hardware and protocol address).
-            add(priority + 1, "arp", ["match", "u16", words.high, "0xffff", "at", "14", "match", "u16", words.low, "0xffff", "at", "16"]
-                + macMatch(mac, at: 8) + fromPod, toDevice)
+            add(
+                priority + 1, "arp",
+                ["match", "u16", words.high, "0xffff", "at", "14", "match", "u16", words.low, "0xffff", "at", "16"]
+                    + macMatch(mac, at: 8) + fromPod, toDevice)
             priority += 2
         }
         for address in addresses where address.ip.contains(":") && !address.ip.lowercased().hasPrefix("fe80") {
@@ -33,10 +35,15 @@ enum PodNICFilter {
         // guest is no router. ICMPv6 right after the fixed header (next header 58), so that no
         // extension header hides the type.
         for type in [133, 135, 136] {
-            add(priority, "ipv6", ["match", "ip6", "src", "fe80::/10", "match", "ip6", "protocol", "58", "0xff", "match", "u8", "\(type)", "0xff", "at", "40"] + fromPod, toDevice)
+            add(
+                priority, "ipv6",
+                ["match", "ip6", "src", "fe80::/10", "match", "ip6", "protocol", "58", "0xff", "match", "u8", "\(type)", "0xff", "at", "40"] + fromPod, toDevice
+            )
             priority += 1
         }
-        add(priority, "ipv6", ["match", "ip6", "src", "::/128", "match", "ip6", "protocol", "58", "0xff", "match", "u8", "135", "0xff", "at", "40"] + fromPod, toDevice)
+        add(
+            priority, "ipv6", ["match", "ip6", "src", "::/128", "match", "ip6", "protocol", "58", "0xff", "match", "u8", "135", "0xff", "at", "40"] + fromPod,
+            toDevice)
         // Anything else goes back where it came from: without a drop action, the reflection is the
         // drop (the guest sees its own frame again; nothing reaches eth0).
         add(99, "all", ["match", "u32", "0", "0"], ["action", "mirred", "egress", "redirect", "dev", tap])

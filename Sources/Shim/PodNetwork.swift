@@ -27,13 +27,15 @@ struct PodNetwork: Sendable {
     /// Reads what CNI set up in the namespace; nil when there is nothing to carry (loopback only).
     static func inspect(namespacePath: String, tapName: String) throws(ShimError) -> PodNetwork? {
         guard namespacePath.hasPrefix("/"), access(namespacePath, R_OK) == 0 else {
-            throw .invalidArgument("network namespace \(namespacePath): \(namespacePath.hasPrefix("/") ? String(cString: strerror(errno)) : "not an absolute path")")
+            throw .invalidArgument(
+                "network namespace \(namespacePath): \(namespacePath.hasPrefix("/") ? String(cString: strerror(errno)) : "not an absolute path")")
         }
         let addresses = try run(ip, ["-j", "addr", "show"], in: namespacePath, what: "listing the pod's interfaces")
         let routes4 = try run(ip, ["-j", "-4", "route", "show", "table", "main"], in: namespacePath, what: "listing the pod's IPv4 routes")
         let routes6 = try run(ip, ["-j", "-6", "route", "show", "table", "main"], in: namespacePath, what: "listing the pod's IPv6 routes")
-        guard let scan = try NetworkNamespaceScan.parse(
-            addresses: Array(addresses.utf8), routes: [Array(routes4.utf8), Array(routes6.utf8)], excluding: [tapName])
+        guard
+            let scan = try NetworkNamespaceScan.parse(
+                addresses: Array(addresses.utf8), routes: [Array(routes4.utf8), Array(routes6.utf8)], excluding: [tapName])
         else { return nil }
         return PodNetwork(namespacePath: namespacePath, tapName: tapName, scan: scan)
     }

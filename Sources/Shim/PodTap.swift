@@ -39,8 +39,9 @@ struct PodTap: Sendable {
     func connect(to network: PodNetwork) throws(ShimError) -> PodTap {
         let device = network.scan.interface.name
         let namespacePath = network.namespacePath
-        _ = try PodNetwork.run(Self.ip, ["link", "set", "dev", name, "netns", namespacePath], in: nil,
-                               what: "moving \(name) into the pod's network namespace")
+        _ = try PodNetwork.run(
+            Self.ip, ["link", "set", "dev", name, "netns", namespacePath], in: nil,
+            what: "moving \(name) into the pod's network namespace")
         var link = ["link", "set", "dev", name]
         if network.scan.interface.mtu > 0 { link += ["mtu", "\(network.scan.interface.mtu)"] }
         _ = try PodNetwork.run(Self.ip, link + ["up"], in: namespacePath, what: "bringing \(name) up")
@@ -49,12 +50,18 @@ struct PodTap: Sendable {
             _ = try PodNetwork.run(Self.tc, ["qdisc", "add", "dev", from, "ingress"], in: namespacePath, what: "adding an ingress qdisc to \(from)")
         }
         // Into the VM: everything that reaches eth0.
-        _ = try PodNetwork.run(Self.tc, ["filter", "add", "dev", device, "parent", "ffff:", "protocol", "all", "u32", "match", "u32", "0", "0",
-                                         "action", "mirred", "egress", "redirect", "dev", name],
-                               in: namespacePath, what: "redirecting \(device) to \(name)")
+        _ = try PodNetwork.run(
+            Self.tc,
+            [
+                "filter", "add", "dev", device, "parent", "ffff:", "protocol", "all", "u32", "match", "u32", "0", "0",
+                "action", "mirred", "egress", "redirect", "dev", name,
+            ],
+            in: namespacePath, what: "redirecting \(device) to \(name)")
         // Out of the VM: only what the pod may send (PodNICFilter).
-        for filter in PodNICFilter.filters(tap: name, device: device, mac: network.scan.interface.macAddress,
-                                           addresses: network.scan.interface.addresses) {
+        for filter in PodNICFilter.filters(
+            tap: name, device: device, mac: network.scan.interface.macAddress,
+            addresses: network.scan.interface.addresses)
+        {
             _ = try PodNetwork.run(Self.tc, filter, in: namespacePath, what: "filtering \(name) to \(device)")
         }
         return PodTap(connectedTo: network)

@@ -4,9 +4,9 @@ import FoundationEssentials
 import Glibc
 import Logging
 import SwiftKataConfig
+import SwiftKataOS
 import SwiftProtobuf
 import TTRPC
-import SwiftKataOS
 
 /// The task service's operations on the pod's containers, with containerd's state machine
 /// (SHIM-CONTRACT B.8): NotFound for unknown ids and finished processes, FailedPrecondition for
@@ -38,12 +38,16 @@ extension Pod {
         let spec = try BundleSpec.load(bundle: request.bundle)
         if spec.requestsHostNetwork {
             // A VM has its own network stack; silently giving it none would be worse than refusing.
-            throw .failedPrecondition("container \(id) asks for the host's network (--net-host, hostNetwork: true), which a container in its own VM cannot share; run it without host networking, or with runc")
+            throw .failedPrecondition(
+                "container \(id) asks for the host's network (--net-host, hostNetwork: true), which a container in its own VM cannot share; run it without host networking, or with runc"
+            )
         }
         if let shared = spec.requestedHostNamespaces.first(where: { $0 != "network" }) {
             // Running it in the VM's own namespace instead would pretend to share what it does not.
             let setting = shared == "ipc" ? "hostIPC: true" : "hostPID: true"
-            throw .failedPrecondition("container \(id) asks for the host's \(shared.uppercased()) namespace (\(setting)), which a container in its own VM cannot share; run it without it, or with runc")
+            throw .failedPrecondition(
+                "container \(id) asks for the host's \(shared.uppercased()) namespace (\(setting)), which a container in its own VM cannot share; run it without it, or with runc"
+            )
         }
         let stdio = try StdioPaths.parse(stdin: request.stdin, stdout: request.stdout, stderr: request.stderr, terminal: request.terminal)
         let podID = spec.podID(containerID: id)
@@ -71,17 +75,20 @@ extension Pod {
             record.networkInterface = vm.networkRecord?.interface
             try record.save(bundle: request.bundle)
             let sharing = ContinuousClock.now
-            let guestSpec = try shareFilesystems(of: id, spec: spec, rootfs: request.rootfs, bundle: request.bundle, layout: wanted,
-                                                 sandboxGuestPID: try sandboxGuestPID(for: spec))
+            let guestSpec = try shareFilesystems(
+                of: id, spec: spec, rootfs: request.rootfs, bundle: request.bundle, layout: wanted,
+                sandboxGuestPID: try sandboxGuestPID(for: spec))
             let creating = ContinuousClock.now
             timing = ["share_ms": "\((creating - sharing).milliseconds)"]
             process.guestPID = try await vm.agent.guestPID("creating container \(id) in the guest") { agent in
-                try await agent.createContainer(.with {
-                    $0.containerID = id
-                    $0.ociSpec = Data(guestSpec)
-                    $0.terminal = request.terminal
-                    $0.stdin = !stdio.stdin.isEmpty
-                }).pid
+                try await agent.createContainer(
+                    .with {
+                        $0.containerID = id
+                        $0.ociSpec = Data(guestSpec)
+                        $0.terminal = request.terminal
+                        $0.stdin = !stdio.stdin.isEmpty
+                    }
+                ).pid
             }
             timing["guest_create_ms"] = "\((ContinuousClock.now - creating).milliseconds)"
             let copier = ProcessStdio(paths: stdio, agent: vm.agent, containerID: id, execID: "", logger: logger, binaryLogger: binaryLogger)
@@ -122,14 +129,18 @@ extension Pod {
         return Int32(sandbox.initProcess.guestPID)
     }
 
-    private func shareFilesystems(of id: String, spec: BundleSpec, rootfs: [Containerd_Types_Mount], bundle: String, layout: PodLayout,
-                                  sandboxGuestPID: Int32?) throws(ShimError) -> [UInt8] {
-        let shares = ContainerShares(rootfs: rootfs.map { .init(type: $0.type, source: $0.source, options: $0.options) },
-                                     rootPath: spec.rootPath, bundle: bundle,
-                                     binds: spec.hostBindMounts.map { ($0.index, $0.source, $0.readOnly) })
+    private func shareFilesystems(
+        of id: String, spec: BundleSpec, rootfs: [Containerd_Types_Mount], bundle: String, layout: PodLayout,
+        sandboxGuestPID: Int32?
+    ) throws(ShimError) -> [UInt8] {
+        let shares = ContainerShares(
+            rootfs: rootfs.map { .init(type: $0.type, source: $0.source, options: $0.options) },
+            rootPath: spec.rootPath, bundle: bundle,
+            binds: spec.hostBindMounts.map { ($0.index, $0.source, $0.readOnly) })
         let guestSources = try filesystem.share(id, shares, in: layout)
-        return try spec.guestSpec(rootInSharedFS: "\(PodLayout.sharedName(containerID: id))/rootfs", guestSources: guestSources,
-                                  guestSeccomp: configuration.runtime.guestSeccomp, sandboxGuestPID: sandboxGuestPID)
+        return try spec.guestSpec(
+            rootInSharedFS: "\(PodLayout.sharedName(containerID: id))/rootfs", guestSources: guestSources,
+            guestSeccomp: configuration.runtime.guestSeccomp, sandboxGuestPID: sandboxGuestPID)
     }
 
     /// Undoes `shareFilesystems`.
@@ -143,7 +154,9 @@ extension Pod {
 
     func start(id: String, execID: String) async throws(ShimError) -> UInt32 {
         let (_, process) = try process(id, execID)
-        guard process.status == .created else { throw .failedPrecondition("\(process.eventID) is \(process.status == .running ? "already running" : "stopped")") }
+        guard process.status == .created else {
+            throw .failedPrecondition("\(process.eventID) is \(process.status == .running ? "already running" : "stopped")")
+        }
         let vm = try runningVM()
         if execID.isEmpty {
             process.guestPID = try await vm.agent.guestPID("starting container \(id)") { agent in
@@ -165,13 +178,15 @@ extension Pod {
             do {
                 let (spec, terminal, stdin) = (process.execSpec, process.stdio.terminal, !process.stdio.stdin.isEmpty)
                 process.guestPID = try await vm.agent.guestPID("starting exec \(execID) in container \(id)") { agent in
-                    try await agent.execProcess(.with {
-                        $0.containerID = id
-                        $0.execID = execID
-                        $0.process = Data(spec)
-                        $0.terminal = terminal
-                        $0.stdin = stdin
-                    }).pid
+                    try await agent.execProcess(
+                        .with {
+                            $0.containerID = id
+                            $0.execID = execID
+                            $0.process = Data(spec)
+                            $0.terminal = terminal
+                            $0.stdin = stdin
+                        }
+                    ).pid
                 }
             } catch {
                 await binaryLogger?.abort()
@@ -214,12 +229,13 @@ extension Pod {
         if process.status == .stopped { throw .notFound("process \(process.eventID) already finished") }
         if !execID.isEmpty && process.status == .created { throw .failedPrecondition("exec \(execID) has not been started") }
         _ = try await runningVM().agent.call("signalling \(process.eventID)") { agent in
-            try await agent.signalProcess(.with {
-                $0.containerID = id
-                $0.execID = execID
-                $0.signal = signal
-                $0.all = all && execID.isEmpty
-            })
+            try await agent.signalProcess(
+                .with {
+                    $0.containerID = id
+                    $0.execID = execID
+                    $0.signal = signal
+                    $0.all = all && execID.isEmpty
+                })
         }
     }
 
@@ -362,12 +378,13 @@ extension Pod {
         let (_, process) = try process(id, execID)
         guard process.stdio.terminal, process.status != .stopped else { return }
         _ = try await runningVM().agent.call("resizing the terminal of \(process.eventID)") { agent in
-            try await agent.resizeTty(.with {
-                $0.containerID = id
-                $0.execID = execID
-                $0.rows = height
-                $0.columns = width
-            })
+            try await agent.resizeTty(
+                .with {
+                    $0.containerID = id
+                    $0.execID = execID
+                    $0.rows = height
+                    $0.columns = width
+                })
         }
     }
 
@@ -383,11 +400,11 @@ extension Pod {
             throw .invalidArgument("resources type \(resources.typeURL) (expected \(ContainerdNames.TypeURL.ociLinuxResources))")
         }
         _ = try await runningVM().agent.call("updating container \(id)") { agent in
-            try await agent.updateContainer(.with {
-                $0.containerID = id
-                $0.resources = resources.value
-            })
+            try await agent.updateContainer(
+                .with {
+                    $0.containerID = id
+                    $0.resources = resources.value
+                })
         }
     }
 }
-

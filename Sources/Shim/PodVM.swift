@@ -1,12 +1,12 @@
-import AgentClient
-import SwiftProtobuf
 import AgentAPI
+import AgentClient
 import Glibc
 import Hypervisor
 import Logging
 import SwiftKataConfig
-import TTRPC
 import SwiftKataOS
+import SwiftProtobuf
+import TTRPC
 
 /// One pod's VM: a transient libvirt domain booting the guest kernel and agent (or a warm-pool VM
 /// the pod claimed), the agent session, and the domain's lifecycle events.
@@ -40,14 +40,17 @@ final class PodVM: PodMachine {
         await WarmPool(plan: plan).refill(logger: logger)
     }
 
-    private init(layout: PodLayout, plan: VMPlan, identity: VMIdentity, client: TTRPCClient, qemuPID: pid_t, network: PodNetwork?,
-                 events: AsyncStream<DomainLifecycleEvent>, logger: Logger) {
+    private init(
+        layout: PodLayout, plan: VMPlan, identity: VMIdentity, client: TTRPCClient, qemuPID: pid_t, network: PodNetwork?,
+        events: AsyncStream<DomainLifecycleEvent>, logger: Logger
+    ) {
         self.layout = layout
         self.plan = plan
         self.identity = identity
         self.client = client
-        agent = GuestAgent(calls: Swiftkata_Agent_V1_AgentSession(
-            client, callTimeout: .milliseconds(plan.configuration.agent.callTimeoutMilliseconds)))
+        agent = GuestAgent(
+            calls: Swiftkata_Agent_V1_AgentSession(
+                client, callTimeout: .milliseconds(plan.configuration.agent.callTimeoutMilliseconds)))
         self.qemuPID = qemuPID
         self.network = network
         self.events = events
@@ -71,13 +74,18 @@ final class PodVM: PodMachine {
             // A VM booted a while ago answers at once; one published moments ago may still be booting.
             let age = Duration.seconds(max(0, Int64(time(nil)) - (claimed.startedAt ?? 0)))
             let deadline = ContinuousClock.now + max(.seconds(2), dialTimeout - age)
-            switch try await attach(layout: layout, plan: plan, identity: claimed, network: network, claimed: true, setup: setup,
-                                    timing: (started, ContinuousClock.now), deadline: deadline, logger: logger) {
+            switch try await attach(
+                layout: layout, plan: plan, identity: claimed, network: network, claimed: true, setup: setup,
+                timing: (started, ContinuousClock.now), deadline: deadline, logger: logger)
+            {
             case .ready(let vm):
                 return vm
             case .agentUnreachable(let reason):
-                logger.warning("warm pool: the claimed VM's agent did not answer; booting a VM for the pod", metadata: [
-                    "domain": "\(claimed.domainName)", "reason": "\(reason)"])
+                logger.warning(
+                    "warm pool: the claimed VM's agent did not answer; booting a VM for the pod",
+                    metadata: [
+                        "domain": "\(claimed.domainName)", "reason": "\(reason)",
+                    ])
                 WarmPool.discard(layout, fallbackControl: plan.control, logger: logger)
             }
         }
@@ -85,8 +93,10 @@ final class PodVM: PodMachine {
         let domainStarted = ContinuousClock.now
         let tap = network.map { VMDescription.Tap(device: $0.tapName, macAddress: $0.scan.interface.macAddress) }
         let identity = try plan.launch(layout: layout, owner: layout.owner, tap: tap)
-        switch try await attach(layout: layout, plan: plan, identity: identity, network: network, claimed: false, setup: setup,
-                                timing: (started, domainStarted), deadline: domainStarted + dialTimeout, logger: logger) {
+        switch try await attach(
+            layout: layout, plan: plan, identity: identity, network: network, claimed: false, setup: setup,
+            timing: (started, domainStarted), deadline: domainStarted + dialTimeout, logger: logger)
+        {
         case .ready(let vm):
             return vm
         case .agentUnreachable(let reason):
@@ -100,8 +110,11 @@ final class PodVM: PodMachine {
             try PodNetwork.inspect(namespacePath: path, tapName: tapName)
         }
         if let network, !network.scan.ignoredInterfaces.isEmpty {
-            logger.warning("pod network: only one interface is carried into the VM", metadata: [
-                "carried": "\(network.scan.interface.name)", "ignored": "\(network.scan.ignoredInterfaces.joined(separator: ","))"])
+            logger.warning(
+                "pod network: only one interface is carried into the VM",
+                metadata: [
+                    "carried": "\(network.scan.interface.name)", "ignored": "\(network.scan.ignoredInterfaces.joined(separator: ","))",
+                ])
         }
         return network
     }
@@ -175,16 +188,20 @@ final class PodVM: PodMachine {
             throw error
         }
         SlowDomainStart.report(domainCreated - timing.domainStarted, domain: identity.domainName, logger: logger)
-        logger.info("pod VM ready", metadata: [
-            "domain": "\(identity.domainName)", "qemu_pid": "\(qemuPID)", "accelerator": "\(plan.accelerator)",
-            "transport": "\(plan.transport.rawValue)", "warm_pool": "\(claimed)", "boot_ms": "\((ContinuousClock.now - timing.started).milliseconds)",
-            "prepare_ms": "\((timing.domainStarted - timing.started).milliseconds)",
-            "domain_create_ms": "\((domainCreated - timing.domainStarted).milliseconds)",
-            "agent_ready_ms": "\((agentReady - domainCreated).milliseconds)", "sandbox_ms": "\((ContinuousClock.now - agentReady).milliseconds)",
-            "guest_kernel": "\(health.kernelRelease)",
-        ])
-        return .ready(PodVM(layout: layout, plan: plan, identity: identity, client: client, qemuPID: qemuPID, network: network,
-                            events: events, logger: logger))
+        logger.info(
+            "pod VM ready",
+            metadata: [
+                "domain": "\(identity.domainName)", "qemu_pid": "\(qemuPID)", "accelerator": "\(plan.accelerator)",
+                "transport": "\(plan.transport.rawValue)", "warm_pool": "\(claimed)", "boot_ms": "\((ContinuousClock.now - timing.started).milliseconds)",
+                "prepare_ms": "\((timing.domainStarted - timing.started).milliseconds)",
+                "domain_create_ms": "\((domainCreated - timing.domainStarted).milliseconds)",
+                "agent_ready_ms": "\((agentReady - domainCreated).milliseconds)", "sandbox_ms": "\((ContinuousClock.now - agentReady).milliseconds)",
+                "guest_kernel": "\(health.kernelRelease)",
+            ])
+        return .ready(
+            PodVM(
+                layout: layout, plan: plan, identity: identity, client: client, qemuPID: qemuPID, network: network,
+                events: events, logger: logger))
     }
 
     /// The pod's tap: the network's (in the pod's namespace) or a pool VM's unused one (in the host's).
@@ -197,14 +214,17 @@ final class PodVM: PodMachine {
     /// destroyed, and the pod's processes end as they do when QEMU dies (status 255, TaskExit).
     private static func watchFileServer(of domain: String, qemuPID: pid_t, layout: PodLayout, plan: VMPlan, logger: Logger) {
         guard plan.configuration.hypervisor.sharedFilesystem == .virtioFS,
-              let serverPID = VirtiofsdProcess.pid(serving: layout.sharedDirectory)
+            let serverPID = VirtiofsdProcess.pid(serving: layout.sharedDirectory)
         else { return }
         let control = plan.control
         QEMUProcess.onExit(of: serverPID) {
             // Only this VM: a domain of that name started later (a reused id) has another QEMU.
             guard QEMUProcess.pid(ofDomain: domain) == qemuPID else { return }
-            logger.error("virtiofsd of the pod VM exited: the guest lost its shared file system; destroying the VM", metadata: [
-                "domain": "\(domain)", "virtiofsd_pid": "\(serverPID)"])
+            logger.error(
+                "virtiofsd of the pod VM exited: the guest lost its shared file system; destroying the VM",
+                metadata: [
+                    "domain": "\(domain)", "virtiofsd_pid": "\(serverPID)",
+                ])
             try? control.destroy(name: domain)
         }
     }

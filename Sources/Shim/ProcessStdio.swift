@@ -1,10 +1,10 @@
-import SwiftProtobuf
 import AgentAPI
 import FoundationEssentials
 import Glibc
 import Logging
-import Synchronization
 import SwiftKataOS
+import SwiftProtobuf
+import Synchronization
 
 /// Where containerd wants one process's stdio: FIFO paths (or `file://` URIs), empty when absent;
 /// or, for `binary://` URIs, a logging binary the shim starts (`BinaryLogger`).
@@ -136,8 +136,12 @@ final class ProcessStdio: Sendable {
             if fd >= 0 && !data.isEmpty {
                 let target = fd
                 if !(await onBlockingThread { (try? writeAll(fd: target, data)) != nil }) {
-                    logger.debug("output reader went away", metadata: ["container": "\(containerID)", "exec": "\(execID)", "stream": "\(stream)",
-                                                                      "error": "\(String(cString: strerror(errno)))", "bytes": "\(data.count)"])
+                    logger.debug(
+                        "output reader went away",
+                        metadata: [
+                            "container": "\(containerID)", "exec": "\(execID)", "stream": "\(stream)",
+                            "error": "\(String(cString: strerror(errno)))", "bytes": "\(data.count)",
+                        ])
                     close(fd)
                     fd = -1  // the reader went away (EPIPE; SIGPIPE is ignored): keep draining so the guest process never blocks
                 }
@@ -163,7 +167,7 @@ final class ProcessStdio: Sendable {
                     $0.data = Data(data[offset...])
                 }
                 guard let written = try? await agent.call("writing stdin", { agent in try await agent.writeStdin(request).written }),
-                      written > 0
+                    written > 0
                 else { return await closeGuestStdin() }
                 offset += min(Int(written), data.count - offset)
             }

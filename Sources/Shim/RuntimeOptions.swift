@@ -24,7 +24,7 @@ struct RuntimeOptions: Sendable, Equatable {
     init(any: Google_Protobuf_Any) {
         self.init()
         guard any.typeURL.hasSuffix("runtimeoptions.v1.Options"),
-              let options = try? Runtimeoptions_V1_Options(serializedBytes: any.value)
+            let options = try? Runtimeoptions_V1_Options(serializedBytes: any.value)
         else { return }
         configPath = options.configPath.isEmpty ? nil : options.configPath
         configBody = options.configBody.isEmpty ? nil : String(decoding: options.configBody, as: UTF8.self)

@@ -66,7 +66,9 @@ struct SharedMountTarget: ~Copyable {
             case ENOENT:
                 if asFile {
                     let created = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-                    if created >= 0 { close(created) } else if errno != EEXIST {
+                    if created >= 0 {
+                        close(created)
+                    } else if errno != EEXIST {
                         throw .internalError("creating \(path): \(String(cString: strerror(errno)))")
                     }
                 } else if mkdirat(parent, name, 0o755) != 0 && errno != EEXIST {

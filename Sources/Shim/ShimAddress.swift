@@ -22,7 +22,13 @@ public struct ShimAddress: Sendable, Equatable {
     /// Parses an `address` file or printed address: `unix:///path`, or a bare path.
     public init?(uri: String) {
         let trimmed = uri.trimmingWhitespace()
-        if trimmed.hasPrefix("unix://") { socketPath = String(trimmed.dropFirst("unix://".count)) } else if trimmed.hasPrefix("/") { socketPath = trimmed } else { return nil }
+        if trimmed.hasPrefix("unix://") {
+            socketPath = String(trimmed.dropFirst("unix://".count))
+        } else if trimmed.hasPrefix("/") {
+            socketPath = trimmed
+        } else {
+            return nil
+        }
     }
 
     /// The `address` file `start` writes into a bundle (containerd reads it after a restart).

@@ -5,8 +5,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import SwiftKataConfig
-import TTRPC
 import SwiftKataOS
+import TTRPC
 
 /// The long-lived shim process of one pod: serves the task API on the listener `start` handed over
 /// as fd 3, logs to the bundle's `log` FIFO, and exits after Shutdown (or on SIGTERM/SIGINT), having
@@ -40,9 +40,10 @@ enum ShimDaemon {
 
         let eventsAddress = environment["TTRPC_ADDRESS"] ?? "\(arguments.address).ttrpc"
         let publisher = EventPublisher(address: eventsAddress, namespace: arguments.namespace, logger: logger)
-        let pod = Pod(namespace: arguments.namespace, configuration: configuration, publisher: publisher,
-                      machines: LibvirtPodMachines(configuration: configuration, logger: logger), filesystem: HostPodFilesystem(),
-                      logger: logger)
+        let pod = Pod(
+            namespace: arguments.namespace, configuration: configuration, publisher: publisher,
+            machines: LibvirtPodMachines(configuration: configuration, logger: logger), filesystem: HostPodFilesystem(),
+            logger: logger)
         let exitSignal = ExitSignal()
         let service = TaskService(pod: pod, onShutdown: { exitSignal.fire() })
         let server = TTRPCServer(services: [service.serviceDefinition], logger: logger)

@@ -37,7 +37,7 @@ enum ShimError: Error, TTRPCStatusConvertible, CustomStringConvertible, Equatabl
         case .fileExists: self = .alreadyExists(detail)
         case .invalidArgument, .fileNameTooLong: self = .invalidArgument(detail)
         case .noMemory, .noSpace, .diskQuotaExceeded, .tooManyOpenFiles, .tooManyOpenFilesInSystem, .fileTooLarge,
-             .resourceTemporarilyUnavailable:
+            .resourceTemporarilyUnavailable:
             self = .resourceExhausted(detail)
         case .tooManySymbolicLinkLevels, .notDirectory, .resourceBusy: self = .failedPrecondition(detail)
         default: self = .internalError(detail)

@@ -47,7 +47,8 @@ struct ShimLogHandler: LogHandler {
             return String(repeating: "0", count: max(0, width - digits.count)) + digits
         }
         let micros = String(now.tv_nsec / 1000)
-        return "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec)).\(String(repeating: "0", count: 6 - micros.count))\(micros)Z"
+        return
+            "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec)).\(String(repeating: "0", count: 6 - micros.count))\(micros)Z"
     }
 
     /// Routes every Logger in this process to stderr at `level`.

@@ -1,7 +1,7 @@
 import ContainerdAPI
 import Glibc
-import SwiftProtobuf
 import SwiftKataOS
+import SwiftProtobuf
 
 /// Entry point of `containerd-shim-swiftkata-v2`: `start`, `delete`, or the daemon.
 public enum ShimMain {

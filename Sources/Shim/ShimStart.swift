@@ -40,7 +40,8 @@ enum ShimStart {
             // answered Shutdown and is destroying its VM. Both would use the same domain name and pod
             // directory, so the new pod waits for the old one to be gone.
             guard UnixSocket.waitUntilDeparted(path: address.socketPath, timeout: departingShimTimeout) else {
-                throw .failedPrecondition("the previous swiftkata shim of \(arguments.id) is still shutting down after \(departingShimTimeout); try again once it has exited")
+                throw .failedPrecondition(
+                    "the previous swiftkata shim of \(arguments.id) is still shutting down after \(departingShimTimeout); try again once it has exited")
             }
         }
         unlink(address.socketPath)  // a dead shim's socket

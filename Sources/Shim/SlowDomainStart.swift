@@ -12,8 +12,11 @@ enum SlowDomainStart {
     /// Logs a warning when `elapsed` is over the threshold, naming the likely cause.
     static func report(_ elapsed: Duration, domain: String, logger: Logger) {
         guard elapsed > threshold else { return }
-        logger.warning("pod VM: the domain start was slow", metadata: [
-            "domain": "\(domain)", "domain_create_ms": "\(elapsed.milliseconds)", "likely_cause": "\(likelyCause())"])
+        logger.warning(
+            "pod VM: the domain start was slow",
+            metadata: [
+                "domain": "\(domain)", "domain_create_ms": "\(elapsed.milliseconds)", "likely_cause": "\(likelyCause())",
+            ])
     }
 
     /// What most likely made libvirt slow on this host.

@@ -26,8 +26,8 @@ struct VMIdentity: Sendable, Equatable, Codable {
     /// like what swiftkata creates, so a damaged file cannot make `delete` destroy another domain).
     static func load(in layout: PodLayout) -> VMIdentity? {
         guard let identity = loadStateFile(VMIdentity.self, from: path(in: layout), limit: 64 << 10),
-              identity.domainName.hasPrefix("swiftkata"), identity.domainName.utf8.count <= 160,
-              identity.tapName.map({ !$0.isEmpty && $0.utf8.count < 16 && !$0.contains("/") }) ?? true
+            identity.domainName.hasPrefix("swiftkata"), identity.domainName.utf8.count <= 160,
+            identity.tapName.map({ !$0.isEmpty && $0.utf8.count < 16 && !$0.contains("/") }) ?? true
         else { return nil }
         return identity
     }

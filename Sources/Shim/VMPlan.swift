@@ -1,5 +1,5 @@
-import AgentClient
 import AgentAPI
+import AgentClient
 import Glibc
 import Hypervisor
 import Logging
@@ -24,7 +24,9 @@ struct VMPlan: Sendable {
             throw .failedPrecondition("\(VMControl.helperName) is missing next to \(VMControl.currentExecutable()) (install it with `make install`)")
         }
         if access(hypervisor.kernel, R_OK) != 0 {
-            throw .failedPrecondition("guest kernel \(hypervisor.kernel): \(String(cString: strerror(errno))) (install it with `make install`, or set hypervisor.kernel in the configuration)")
+            throw .failedPrecondition(
+                "guest kernel \(hypervisor.kernel): \(String(cString: strerror(errno))) (install it with `make install`, or set hypervisor.kernel in the configuration)"
+            )
         }
         let image: GuestImage
         do throws(GuestImageError) { image = try GuestImage.load(path: hypervisor.image) } catch {
@@ -36,8 +38,9 @@ struct VMPlan: Sendable {
             logger.warning("pod VM uses TCG (software emulation)", metadata: ["reason": "\(reason)"])
         }
         let kernel = try ReadOnlyKernel.path(for: hypervisor.kernel, stateDirectory: configuration.runtime.stateDirectory)
-        return VMPlan(configuration: configuration, control: VMControl(helper: helper, uri: hypervisor.libvirtURI), image: image,
-                      accelerator: accelerator, transport: configuration.agent.transport.resolve(), kernel: kernel)
+        return VMPlan(
+            configuration: configuration, control: VMControl(helper: helper, uri: hypervisor.libvirtURI), image: image,
+            accelerator: accelerator, transport: configuration.agent.transport.resolve(), kernel: kernel)
     }
 
     /// The VM for the directory `layout` (a pod's, or a warm-pool entry's).
@@ -47,7 +50,8 @@ struct VMPlan: Sendable {
             configuration: hypervisor, owner: owner, accelerator: accelerator, kernel: kernel, image: image,
             agentChannel: transport == .vsock ? .vsock : .virtioSerial(socketPath: layout.agentSocket, name: AgentProtocol.serialPortName),
             consoleLog: layout.consoleLog)
-        vm.sharedFilesystem = hypervisor.sharedFilesystem == .virtioFS
+        vm.sharedFilesystem =
+            hypervisor.sharedFilesystem == .virtioFS
             ? .virtioFS(hostPath: layout.sharedDirectory, tag: PodVM.sharedTag, virtiofsd: hypervisor.virtiofsd)
             : .ninep(hostPath: layout.sharedDirectory, tag: PodVM.sharedTag)
         vm.tap = tap
@@ -81,10 +85,12 @@ struct VMPlan: Sendable {
         }
         // What confines QEMU is libvirt's host setting: refuse to run a pod where it is missing.
         if !configuration.hypervisor.allowUnconfinedQEMU, let confinement = QEMUConfinement.of(pid: started.qemuPID),
-           !confinement.gaps.isEmpty {
+            !confinement.gaps.isEmpty
+        {
             try? control.destroy(name: name)
             removeTap()
-            let fix = "fix /etc/libvirt/qemu.conf (user = \"libvirt-qemu\", seccomp_sandbox = 1) and restart libvirtd, or accept it with hypervisor.allow_unconfined_qemu = true"
+            let fix =
+                "fix /etc/libvirt/qemu.conf (user = \"libvirt-qemu\", seccomp_sandbox = 1) and restart libvirtd, or accept it with hypervisor.allow_unconfined_qemu = true"
             throw .failedPrecondition("the pod's QEMU \(confinement.gaps.joined(separator: " and ")): a QEMU escape would be host root; \(fix)")
         }
         identity.qemuPID = started.qemuPID

@@ -43,8 +43,11 @@ struct WarmPool: Sendable {
     func claim(into layout: PodLayout, logger: Logger) -> VMIdentity? {
         guard size > 0 else { return nil }
         if access(layout.directory, F_OK) == 0 {
-            logger.warning("warm pool: pod directory exists already (left by a shim that died); booting a VM for the pod", metadata: [
-                "directory": "\(layout.directory)"])
+            logger.warning(
+                "warm pool: pod directory exists already (left by a shim that died); booting a VM for the pod",
+                metadata: [
+                    "directory": "\(layout.directory)"
+                ])
             return nil
         }
         let parent = String(layout.directory[..<(layout.directory.lastIndex(of: "/") ?? layout.directory.endIndex)])
@@ -53,7 +56,8 @@ struct WarmPool: Sendable {
             // Another pod may rename it first: then this rename fails with ENOENT and the next one is tried.
             guard rename("\(directory)/\(entry)", layout.directory) == 0 else { continue }
             if let identity = VMIdentity.load(in: layout), let pid = identity.qemuPID, kill(pid, 0) == 0,
-               QEMUProcess.pid(ofDomain: identity.domainName) == pid {
+                QEMUProcess.pid(ofDomain: identity.domainName) == pid
+            {
                 return identity
             }
             logger.warning("warm pool: discarding a VM that no longer runs", metadata: ["entry": "\(entry)"])
@@ -92,8 +96,11 @@ struct WarmPool: Sendable {
             }
             let domainCreated = ContinuousClock.now
             if let failure = await awaitAgent(of: identity, layout: booting, since: started) {
-                logger.warning("warm pool: a VM's agent did not answer; discarding it", metadata: [
-                    "domain": "\(identity.domainName)", "reason": "\(failure)"])
+                logger.warning(
+                    "warm pool: a VM's agent did not answer; discarding it",
+                    metadata: [
+                        "domain": "\(identity.domainName)", "reason": "\(failure)",
+                    ])
                 Self.destroy(identity, control: plan.control, logger: logger)
                 discard(booting, logger: logger)
                 continue
@@ -106,9 +113,12 @@ struct WarmPool: Sendable {
                 continue
             }
             SlowDomainStart.report(domainCreated - started, domain: identity.domainName, logger: logger)
-            logger.info("warm pool: VM ready", metadata: [
-                "entry": "\(entry)", "domain_create_ms": "\((domainCreated - started).milliseconds)",
-                "agent_ready_ms": "\((ContinuousClock.now - domainCreated).milliseconds)"])
+            logger.info(
+                "warm pool: VM ready",
+                metadata: [
+                    "entry": "\(entry)", "domain_create_ms": "\((domainCreated - started).milliseconds)",
+                    "agent_ready_ms": "\((ContinuousClock.now - domainCreated).milliseconds)",
+                ])
         }
     }
 

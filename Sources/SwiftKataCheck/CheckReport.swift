@@ -50,7 +50,8 @@ public struct CheckReport: Sendable {
         let checks = checks.map { check in
             "{\"name\":\(jsonString(check.name)),\"status\":\"\(check.status.rawValue)\",\"detail\":\(jsonString(check.detail)),\"fix\":\(jsonString(check.fix))}"
         }
-        return "{\"ok\":\(ok),\"checks\":[\(checks.joined(separator: ","))],\"accelerator\":\"\(accelerator.rawValue)\",\"transport\":\"\(transport.rawValue)\"}"
+        return
+            "{\"ok\":\(ok),\"checks\":[\(checks.joined(separator: ","))],\"accelerator\":\"\(accelerator.rawValue)\",\"transport\":\"\(transport.rawValue)\"}"
     }
 }
 

@@ -25,10 +25,11 @@ public struct EnvReport: Sendable {
         let firstLine = { (executable: String, arguments: [String]) -> String in
             host.run(executable, arguments)?.output.split(separator: "\n").first.map(String.init) ?? "not found"
         }
-        let libvirt: String = switch host.libvirt(hypervisor.libvirtURI) {
-        case .success(let facts): "libvirt \(facts.libvirt), \(facts.driver) \(facts.hypervisor ?? "version unknown")"
-        case .failure(let error): "unreachable: \(error.message)"
-        }
+        let libvirt: String =
+            switch host.libvirt(hypervisor.libvirtURI) {
+            case .success(let facts): "libvirt \(facts.libvirt), \(facts.driver) \(facts.hypervisor ?? "version unknown")"
+            case .failure(let error): "unreachable: \(error.message)"
+            }
         let containerd = host.findExecutable("containerd", extraDirectories: ["/usr/bin"]).map { firstLine($0, ["--version"]) } ?? "not found"
         let shim = host.findExecutable(SwiftKataNames.shimBinary, extraDirectories: ["/usr/local/bin", "/usr/bin"]) ?? "not found"
         let components: [Entry] = [
@@ -79,9 +80,10 @@ public struct EnvReport: Sendable {
     /// `[section]` headers and `key = value` lines; configuration lines end in `# source`.
     public var text: String {
         sections.map { section in
-            "[\(section.name)]\n" + section.entries.map { entry in
-                "\(entry.key) = \(entry.value)" + (entry.source.map { "  # \($0)" } ?? "")
-            }.joined(separator: "\n")
+            "[\(section.name)]\n"
+                + section.entries.map { entry in
+                    "\(entry.key) = \(entry.value)" + (entry.source.map { "  # \($0)" } ?? "")
+                }.joined(separator: "\n")
         }.joined(separator: "\n\n")
     }
 

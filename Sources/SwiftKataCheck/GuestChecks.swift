@@ -9,12 +9,14 @@ extension HostChecks {
         switch configuration.hypervisor.sharedFilesystem {
         case .virtioFS:
             if present { return .pass("virtiofsd", path) }
-            return .fail("virtiofsd", "\(path) not found (shared_fs = \"virtio-fs\")",
-                         fix: "apt-get install qemu-system-x86, or \(setting("shared_fs = \"9p\"", in: "hypervisor"))")
+            return .fail(
+                "virtiofsd", "\(path) not found (shared_fs = \"virtio-fs\")",
+                fix: "apt-get install qemu-system-x86, or \(setting("shared_fs = \"9p\"", in: "hypervisor"))")
         case .ninep:
             if present { return .pass("virtiofsd", "\(path) (unused: shared_fs = \"9p\")") }
-            return .warn("virtiofsd", "\(path) not found (not needed: shared_fs = \"9p\")",
-                         fix: "apt-get install qemu-system-x86 to use the faster shared_fs = \"virtio-fs\"")
+            return .warn(
+                "virtiofsd", "\(path) not found (not needed: shared_fs = \"9p\")",
+                fix: "apt-get install qemu-system-x86 to use the faster shared_fs = \"virtio-fs\"")
         }
     }
 
@@ -22,8 +24,9 @@ extension HostChecks {
         let path = configuration.hypervisor.kernel
         guard let head = host.readFile(path, 0x210) else { return unreadable("guest-kernel", path, key: "kernel") }
         guard let format = KernelFormat(header: head) else {
-            return .fail("guest-kernel", "\(path) is neither an ELF vmlinux nor a bzImage",
-                         fix: "make guest, then \(setting("kernel = \"<kernel dir>/vmlinux\"", in: "hypervisor"))")
+            return .fail(
+                "guest-kernel", "\(path) is neither an ELF vmlinux nor a bzImage",
+                fix: "make guest, then \(setting("kernel = \"<kernel dir>/vmlinux\"", in: "hypervisor"))")
         }
         return .pass("guest-kernel", "\(path) (\(format.rawValue))")
     }
@@ -35,8 +38,9 @@ extension HostChecks {
             return .fail("guest-image", "\(path) is empty", fix: "make install (or make guest)")
         }
         guard let image = GuestImage(path: path, header: head) else {
-            return .fail("guest-image", "\(path) is neither an ext4 root file system nor a cpio initramfs",
-                         fix: "make install (or make guest, then \(setting("image = \"<image dir>/swiftkata-rootfs.img\"", in: "hypervisor")))")
+            return .fail(
+                "guest-image", "\(path) is neither an ext4 root file system nor a cpio initramfs",
+                fix: "make install (or make guest, then \(setting("image = \"<image dir>/swiftkata-rootfs.img\"", in: "hypervisor")))")
         }
         return .pass("guest-image", "\(path) (\(image.formatName))")
     }
@@ -53,7 +57,8 @@ extension HostChecks {
                 if name.hasPrefix(".booting-") { booting += 1 } else if !name.hasPrefix(".") { waiting += 1 }
             }
         }
-        return .pass("warm-pool", "size \(size): \(waiting) VM\(waiting == 1 ? "" : "s") waiting, \(booting) booting in \(root) (the pool fills after the first pod)")
+        return .pass(
+            "warm-pool", "size \(size): \(waiting) VM\(waiting == 1 ? "" : "s") waiting, \(booting) booting in \(root) (the pool fills after the first pod)")
     }
 
     /// A missing or unreadable kernel or image.
@@ -61,8 +66,9 @@ extension HostChecks {
         if host.canAccess(path, []) {
             return .fail(name, "\(path) is not readable", fix: "chmod 644 \(path)")
         }
-        return .fail(name, "\(path) not found",
-                     fix: "make install (or make guest, then \(setting("\(key) = \"<path>\"", in: "hypervisor")))")
+        return .fail(
+            name, "\(path) not found",
+            fix: "make install (or make guest, then \(setting("\(key) = \"<path>\"", in: "hypervisor")))")
     }
 }
 

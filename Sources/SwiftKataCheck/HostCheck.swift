@@ -45,8 +45,10 @@ public struct HostCheck: Sendable {
             results.append(.pass("configuration", usedDefaults ? "defaults (no \(path))" : path))
         } catch {
             let place = error.line.map { "\(path) line \($0)" } ?? path
-            results.append(.fail("configuration", "\(error.description) (other checks use the defaults)",
-                                 fix: "edit \(place)\(error.key.map { " (\($0))" } ?? ""); omitted settings take their defaults"))
+            results.append(
+                .fail(
+                    "configuration", "\(error.description) (other checks use the defaults)",
+                    fix: "edit \(place)\(error.key.map { " (\($0))" } ?? ""); omitted settings take their defaults"))
         }
         let checks = HostChecks(host: host, configuration: configuration, configurationPath: path, options: options)
         results.append(checks.cpuVirtualization())

@@ -79,7 +79,7 @@ extension HostEnvironment {
 /// next probe boots a guest again and re-caches its result for the shim.
 func forgetProbeResultsOfThisBoot(in directory: String) {
     guard let bootID = readFilePrefix("/proc/sys/kernel/random/boot_id", limit: 64).map({ String(decoding: $0, as: UTF8.self).trimmingWhitespace() }),
-          !bootID.isEmpty
+        !bootID.isEmpty
     else { return }
     for name in directoryEntries(directory) where name.hasPrefix("\(bootID)-") {
         unlink("\(directory)/\(name)")

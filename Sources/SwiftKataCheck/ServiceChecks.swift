@@ -9,8 +9,9 @@ extension HostChecks {
         case .failure(let error):
             return .fail("libvirt", error.message, fix: "start libvirtd: `libvirtd -d` or `systemctl start libvirtd`")
         case .success(let facts) where facts.driver != "QEMU":
-            return .fail("libvirt", "\(uri) uses the \(facts.driver) driver, not QEMU",
-                         fix: setting("libvirt_uri = \"qemu:///system\"", in: "hypervisor"))
+            return .fail(
+                "libvirt", "\(uri) uses the \(facts.driver) driver, not QEMU",
+                fix: setting("libvirt_uri = \"qemu:///system\"", in: "hypervisor"))
         case .success(let facts):
             return .pass("libvirt", "\(uri): QEMU driver, libvirt \(facts.libvirt), QEMU \(facts.hypervisor ?? "version unknown")")
         }
@@ -20,8 +21,9 @@ extension HostChecks {
         if host.processNames().contains("virtlogd") { return .pass("virtlogd", "running") }
         let socket = "/run/libvirt/virtlogd-sock"
         if host.acceptsConnections(socket) { return .pass("virtlogd", "socket-activated (\(socket))") }
-        return .fail("virtlogd", "not running: libvirt cannot start QEMU domains without it",
-                     fix: "start it: `virtlogd -d` or `systemctl start virtlogd`")
+        return .fail(
+            "virtlogd", "not running: libvirt cannot start QEMU domains without it",
+            fix: "start it: `virtlogd -d` or `systemctl start virtlogd`")
     }
 
     func containerdBinary() -> CheckResult {
@@ -38,8 +40,9 @@ extension HostChecks {
         let socket = options.containerdSocketPath
         if host.acceptsConnections(socket) { return .pass("containerd-running", "\(socket) accepts connections") }
         let found = host.canAccess(socket, []) ? "\(socket) refuses connections" : "no \(socket)"
-        return .fail("containerd-running", "\(found): containerd is not running",
-                     fix: "start containerd: `systemctl start containerd` (or `nohup containerd >/var/log/containerd.log 2>&1 &`)")
+        return .fail(
+            "containerd-running", "\(found): containerd is not running",
+            fix: "start containerd: `systemctl start containerd` (or `nohup containerd >/var/log/containerd.log 2>&1 &`)")
     }
 
     /// The CRI plugin as the running containerd reports it (`ctr plugins ls`), not as a file says:
@@ -47,12 +50,14 @@ extension HostChecks {
     func containerdCRIPlugin() -> CheckResult {
         let socket = options.containerdSocketPath
         guard host.acceptsConnections(socket) else {
-            return .warn("containerd-cri", "not asked: containerd is not running (see containerd-running)", fix: "start containerd, then run swiftkata-check again")
+            return .warn(
+                "containerd-cri", "not asked: containerd is not running (see containerd-running)", fix: "start containerd, then run swiftkata-check again")
         }
         guard let ctr = host.findExecutable("ctr", extraDirectories: ["/usr/bin"]),
-              let listing = host.run(ctr, ["--address", socket, "plugins", "ls"]), listing.status == 0
+            let listing = host.run(ctr, ["--address", socket, "plugins", "ls"]), listing.status == 0
         else {
-            return .warn("containerd-cri", "`ctr plugins ls` did not answer: the CRI plugin's state is unknown", fix: "apt-get install containerd (ctr comes with it)")
+            return .warn(
+                "containerd-cri", "`ctr plugins ls` did not answer: the CRI plugin's state is unknown", fix: "apt-get install containerd (ctr comes with it)")
         }
         var status: String?
         for line in listing.output.split(separator: "\n") {
@@ -63,11 +68,15 @@ extension HostChecks {
         case "ok":
             return .pass("containerd-cri", "containerd's CRI plugin is loaded")
         case nil:
-            return .fail("containerd-cri", "containerd lists no CRI plugin: Kubernetes cannot use this node",
-                         fix: "check disabled_plugins in \(options.containerdConfigurationPath)")
+            return .fail(
+                "containerd-cri", "containerd lists no CRI plugin: Kubernetes cannot use this node",
+                fix: "check disabled_plugins in \(options.containerdConfigurationPath)")
         case let other?:
-            return .fail("containerd-cri", "containerd's CRI plugin is \(other): no CRI pod (runc's either) can start; containerd's log says why",
-                         fix: "a runtimes table without runc is the usual cause: `make install` merges the handler with runc named; or restore \(options.containerdConfigurationPath) and restart containerd")
+            return .fail(
+                "containerd-cri", "containerd's CRI plugin is \(other): no CRI pod (runc's either) can start; containerd's log says why",
+                fix:
+                    "a runtimes table without runc is the usual cause: `make install` merges the handler with runc named; or restore \(options.containerdConfigurationPath) and restart containerd"
+            )
         }
     }
 
@@ -77,21 +86,29 @@ extension HostChecks {
         let register = "make install (registers it), or add \(table) with runtime_type = \"\(SwiftKataNames.runtimeType)\" to \(path) and restart containerd"
         guard let text = host.readText(path) else {
             let found = host.canAccess(path, []) ? "\(path) is not readable" : "no \(path)"
-            return .warn("containerd-runtime", "\(found): no CRI runtime handler \(SwiftKataNames.criHandler) (ctr --runtime \(SwiftKataNames.runtimeType) still works)", fix: register)
+            return .warn(
+                "containerd-runtime", "\(found): no CRI runtime handler \(SwiftKataNames.criHandler) (ctr --runtime \(SwiftKataNames.runtimeType) still works)",
+                fix: register)
         }
         let registration = ContainerdRuntimeRegistration(scanning: text)
         if registration.criDisabled {
-            return .warn("containerd-runtime", "\(path) disables the CRI plugin: Kubernetes cannot use containerd",
-                         fix: "remove \"cri\" from disabled_plugins in \(path) and restart containerd")
+            return .warn(
+                "containerd-runtime", "\(path) disables the CRI plugin: Kubernetes cannot use containerd",
+                fix: "remove \"cri\" from disabled_plugins in \(path) and restart containerd")
         }
         switch registration.handler {
         case .missing:
-            return .warn("containerd-runtime", "\(path) has no CRI runtime handler \(SwiftKataNames.criHandler): Kubernetes cannot select swiftkata (ctr --runtime \(SwiftKataNames.runtimeType) still works)", fix: register)
+            return .warn(
+                "containerd-runtime",
+                "\(path) has no CRI runtime handler \(SwiftKataNames.criHandler): Kubernetes cannot select swiftkata (ctr --runtime \(SwiftKataNames.runtimeType) still works)",
+                fix: register)
         case .present(let type) where type == SwiftKataNames.runtimeType:
             return .pass("containerd-runtime", "\(path): CRI handler \(SwiftKataNames.criHandler) runs \(SwiftKataNames.runtimeType)")
         case .present(let type):
-            return .fail("containerd-runtime", "\(path): CRI handler \(SwiftKataNames.criHandler) has runtime_type \(type.map { "\"\($0)\"" } ?? "unset"), not \"\(SwiftKataNames.runtimeType)\"",
-                         fix: "set runtime_type = \"\(SwiftKataNames.runtimeType)\" under \(table) in \(path) and restart containerd")
+            return .fail(
+                "containerd-runtime",
+                "\(path): CRI handler \(SwiftKataNames.criHandler) has runtime_type \(type.map { "\"\($0)\"" } ?? "unset"), not \"\(SwiftKataNames.runtimeType)\"",
+                fix: "set runtime_type = \"\(SwiftKataNames.runtimeType)\" under \(table) in \(path) and restart containerd")
         }
     }
 
@@ -101,12 +118,14 @@ extension HostChecks {
             // The shim creates and destroys pod VMs through its helper, found next to it.
             let helper = "\(path.prefix(upTo: path.lastIndex(of: "/") ?? path.startIndex))/\(VMControl.helperName)"
             guard host.canAccess(helper, .execute) else {
-                return .fail("shim", "\(path) is there but its helper \(helper) is not: pods cannot start", fix: "make install (installs both to /usr/local/bin)")
+                return .fail(
+                    "shim", "\(path) is there but its helper \(helper) is not: pods cannot start", fix: "make install (installs both to /usr/local/bin)")
             }
             return .pass("shim", "\(path) (+ \(VMControl.helperName))")
         }
-        return .fail("shim", "\(SwiftKataNames.shimBinary) not found in PATH: containerd cannot start swiftkata pods",
-                     fix: "make install (installs it to /usr/local/bin)")
+        return .fail(
+            "shim", "\(SwiftKataNames.shimBinary) not found in PATH: containerd cannot start swiftkata pods",
+            fix: "make install (installs it to /usr/local/bin)")
     }
 
     /// Kubernetes pods get their CNI network through `ip`, `tc` and `nsenter`; plain `ctr run`
@@ -114,8 +133,9 @@ extension HostChecks {
     func podNetworkTools() -> CheckResult {
         let missing = PodNetworkTools.all.filter { !host.canAccess($0, .execute) }
         guard missing.isEmpty else {
-            return .warn("pod-network", "\(missing.joined(separator: ", ")) missing: pods with a CNI network namespace cannot start",
-                         fix: "apt-get install iproute2 util-linux")
+            return .warn(
+                "pod-network", "\(missing.joined(separator: ", ")) missing: pods with a CNI network namespace cannot start",
+                fix: "apt-get install iproute2 util-linux")
         }
         return .pass("pod-network", "tc mirroring into the VM (\(PodNetworkTools.all.joined(separator: ", ")))")
     }
@@ -123,7 +143,8 @@ extension HostChecks {
     func cgroups() -> CheckResult {
         if host.canAccess("/sys/fs/cgroup/cgroup.controllers", []) { return .pass("cgroups", "cgroup v2 (unified) at /sys/fs/cgroup") }
         let layout = host.canAccess("/sys/fs/cgroup/unified/cgroup.controllers", []) ? "hybrid cgroup v1/v2 layout" : "cgroup v1 layout"
-        return .warn("cgroups", "\(layout): cgroup v2 (unified) is recommended for pod resource accounting",
-                     fix: "boot the host with systemd.unified_cgroup_hierarchy=1 (cgroup v2 unified)")
+        return .warn(
+            "cgroups", "\(layout): cgroup v2 (unified) is recommended for pod resource accounting",
+            fix: "boot the host with systemd.unified_cgroup_hierarchy=1 (cgroup v2 unified)")
     }
 }

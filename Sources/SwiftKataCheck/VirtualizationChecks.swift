@@ -9,21 +9,25 @@ extension HostChecks {
         }
         if cpu.flags.contains("vmx") { return .pass("cpu-virtualization", "vmx (Intel VT-x)") }
         if cpu.flags.contains("svm") { return .pass("cpu-virtualization", "svm (AMD-V)") }
-        return .warn("cpu-virtualization", "no vmx/svm flag in /proc/cpuinfo: no hardware virtualization for pods (TCG still works)",
-                     fix: "enable VT-x/AMD-V in the firmware, or nested virtualization in the parent hypervisor")
+        return .warn(
+            "cpu-virtualization", "no vmx/svm flag in /proc/cpuinfo: no hardware virtualization for pods (TCG still works)",
+            fix: "enable VT-x/AMD-V in the firmware, or nested virtualization in the parent hypervisor")
     }
 
     func kvmDevice() -> CheckResult {
         if host.canAccess("/dev/kvm", []), host.qemuUserCanOpen("/dev/kvm") == false {
             // libvirt checks this as the QEMU user: when it fails, its cached QEMU capabilities count as
             // stale and it re-probes QEMU at every domain start, whatever the accelerator.
-            return .warn("kvm-device", "libvirt's QEMU user (\(QEMUUser.name)) cannot open /dev/kvm: every pod start costs libvirt a QEMU re-probe (about 10 s under TCG)",
-                         fix: "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm, and a udev rule to keep it (make install does both: packaging/kvm-device.sh)")
+            return .warn(
+                "kvm-device",
+                "libvirt's QEMU user (\(QEMUUser.name)) cannot open /dev/kvm: every pod start costs libvirt a QEMU re-probe (about 10 s under TCG)",
+                fix: "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm, and a udev rule to keep it (make install does both: packaging/kvm-device.sh)")
         }
         if host.canAccess("/dev/kvm", [.read, .write]) { return .pass("kvm-device", "/dev/kvm is readable and writable") }
         if host.canAccess("/dev/kvm", []) {
-            return .warn("kvm-device", "/dev/kvm is not read/write for this user: pods use TCG (slow)",
-                         fix: "run the runtime as root, or add its user to group kvm: usermod -aG kvm USER")
+            return .warn(
+                "kvm-device", "/dev/kvm is not read/write for this user: pods use TCG (slow)",
+                fix: "run the runtime as root, or add its user to group kvm: usermod -aG kvm USER")
         }
         return .warn("kvm-device", "no /dev/kvm: pods use TCG (slow)", fix: kvmModuleFix)
     }
@@ -43,12 +47,16 @@ extension HostChecks {
     func kvmBoot() async -> (CheckResult, VMDescription.Accelerator) {
         let hypervisor = configuration.hypervisor
         guard host.canAccess(hypervisor.kernel, .read), host.canAccess(hypervisor.image, .read) else {
-            return (.warn("kvm-boot", "not probed: the guest kernel or image is missing (see guest-kernel, guest-image)",
-                          fix: "make install, then run swiftkata-check again"),
-                    hypervisor.accelerator == .kvm ? .kvm : .tcg)
+            return (
+                .warn(
+                    "kvm-boot", "not probed: the guest kernel or image is missing (see guest-kernel, guest-image)",
+                    fix: "make install, then run swiftkata-check again"),
+                hypervisor.accelerator == .kvm ? .kvm : .tcg
+            )
         }
         let probe = await host.probeKVM(hypervisor.kernel, hypervisor.image, options.freshKVMProbe)
-        let kvmFix = host.canAccess("/dev/kvm", [.read, .write])
+        let kvmFix =
+            host.canAccess("/dev/kvm", [.read, .write])
             ? "for KVM, enable nested virtualization in the parent hypervisor (kvm_intel/kvm_amd nested=1) or use bare metal, then swiftkata-check --reprobe"
             : kvmModuleFix
         switch (hypervisor.accelerator, probe.usable) {
@@ -57,11 +65,17 @@ extension HostChecks {
         case (.auto, false):
             return (.warn("kvm-boot", probe.reason, fix: kvmFix), .tcg)
         case (.kvm, false):
-            return (.fail("kvm-boot", "accelerator = \"kvm\" is configured, but \(probe.reason)",
-                          fix: "\(setting("accelerator = \"auto\"", in: "hypervisor")) (falls back to TCG), or \(kvmFix)"), .kvm)
+            return (
+                .fail(
+                    "kvm-boot", "accelerator = \"kvm\" is configured, but \(probe.reason)",
+                    fix: "\(setting("accelerator = \"auto\"", in: "hypervisor")) (falls back to TCG), or \(kvmFix)"), .kvm
+            )
         case (.tcg, true):
-            return (.warn("kvm-boot", "KVM boots guests, but accelerator = \"tcg\" is configured: pods run slowly",
-                          fix: setting("accelerator = \"auto\"", in: "hypervisor")), .tcg)
+            return (
+                .warn(
+                    "kvm-boot", "KVM boots guests, but accelerator = \"tcg\" is configured: pods run slowly",
+                    fix: setting("accelerator = \"auto\"", in: "hypervisor")), .tcg
+            )
         case (.tcg, false):
             return (.pass("kvm-boot", "accelerator = \"tcg\" configured (\(probe.reason))"), .tcg)
         }
@@ -77,18 +91,22 @@ extension HostChecks {
         guard !gaps.isEmpty else { return .pass("qemu-confinement", "QEMU runs unprivileged, in its seccomp sandbox (\(path))") }
         let fix = "set user = \"libvirt-qemu\" and seccomp_sandbox = 1 in \(path), then restart libvirtd"
         if configuration.hypervisor.allowUnconfinedQEMU {
-            return .warn("qemu-confinement", "\(path) \(gaps.joined(separator: " and ")): a QEMU escape is host root (allowed by hypervisor.allow_unconfined_qemu)", fix: fix)
+            return .warn(
+                "qemu-confinement", "\(path) \(gaps.joined(separator: " and ")): a QEMU escape is host root (allowed by hypervisor.allow_unconfined_qemu)",
+                fix: fix)
         }
-        return .fail("qemu-confinement", "\(path) \(gaps.joined(separator: " and ")): pods are refused, since a QEMU escape would be host root",
-                     fix: "\(fix) (or accept it: \(setting("allow_unconfined_qemu = true", in: "hypervisor")))")
+        return .fail(
+            "qemu-confinement", "\(path) \(gaps.joined(separator: " and ")): pods are refused, since a QEMU escape would be host root",
+            fix: "\(fix) (or accept it: \(setting("allow_unconfined_qemu = true", in: "hypervisor")))")
     }
 
     func qemuBinary() -> CheckResult {
         let emulator = configuration.hypervisor.emulator
         guard host.canAccess(emulator, .execute) else {
             if host.canAccess(emulator, []) { return .fail("qemu", "\(emulator) is not executable", fix: "chmod 755 \(emulator)") }
-            return .fail("qemu", "\(emulator) not found",
-                         fix: "apt-get install qemu-system-x86, or \(setting("emulator = \"/path/to/qemu-system-x86_64\"", in: "hypervisor"))")
+            return .fail(
+                "qemu", "\(emulator) not found",
+                fix: "apt-get install qemu-system-x86, or \(setting("emulator = \"/path/to/qemu-system-x86_64\"", in: "hypervisor"))")
         }
         let version = host.run(emulator, ["--version"])?.output.split(separator: "\n").first.map { ": \($0)" } ?? ""
         return .pass("qemu", "\(emulator)\(version)")
@@ -101,8 +119,9 @@ extension HostChecks {
         }
         let accelerators = help.output.split(separator: "\n").map { $0.trimmingWhitespace() }
         guard accelerators.contains("tcg") else {
-            return .fail("tcg", "\(emulator) was built without TCG (-accel help: \(accelerators.dropFirst().joined(separator: ", ")))",
-                         fix: "apt-get install qemu-system-x86 (Debian's QEMU has TCG)")
+            return .fail(
+                "tcg", "\(emulator) was built without TCG (-accel help: \(accelerators.dropFirst().joined(separator: ", ")))",
+                fix: "apt-get install qemu-system-x86 (Debian's QEMU has TCG)")
         }
         return .pass("tcg", "\(emulator) offers tcg")
     }
@@ -118,8 +137,11 @@ extension HostChecks {
         case .auto:
             return (.warn("vhost-vsock", "\(missing): agent uses virtio-serial", fix: "modprobe vhost_vsock"), .virtioSerial)
         case .vsock:
-            return (.fail("vhost-vsock", "transport = \"vsock\" is configured, but \(missing)",
-                          fix: "modprobe vhost_vsock, or \(setting("transport = \"auto\"", in: "agent"))"), .vsock)
+            return (
+                .fail(
+                    "vhost-vsock", "transport = \"vsock\" is configured, but \(missing)",
+                    fix: "modprobe vhost_vsock, or \(setting("transport = \"auto\"", in: "agent"))"), .vsock
+            )
         case .virtioSerial:
             return (.pass("vhost-vsock", "virtio-serial (configured)"), .virtioSerial)
         }

@@ -1,4 +1,3 @@
-
 /// The effective configuration as `key = value` lines, and where each value came from: what
 /// `swiftkata-check --env` prints for a bug report.
 extension Configuration {

@@ -34,8 +34,10 @@ extension Configuration {
         try reader.rejectUnknownTables(["", "hypervisor", "agent", "runtime", "pool"])
         try reader.rejectUnknownKeys(in: "", known: [])
 
-        let hypervisorKeys = ["libvirt_uri", "accelerator", "machine", "vcpus", "memory_mib", "kernel", "image", "kernel_params", "shared_fs", "virtiofsd", "emulator",
-                              "free_page_reporting", "tcg_translation_cache_mib", "libvirt_cpu_readback", "allow_unconfined_qemu"]
+        let hypervisorKeys = [
+            "libvirt_uri", "accelerator", "machine", "vcpus", "memory_mib", "kernel", "image", "kernel_params", "shared_fs", "virtiofsd", "emulator",
+            "free_page_reporting", "tcg_translation_cache_mib", "libvirt_cpu_readback", "allow_unconfined_qemu",
+        ]
         try reader.rejectUnknownKeys(in: "hypervisor", known: hypervisorKeys)
         var hypervisor = configuration.hypervisor
         // Local QEMU drivers only: a URI is a command line for libvirt (qemu+ext://…?command= runs a program).
@@ -83,16 +85,19 @@ private struct SectionReader {
 
     func rejectUnknownTables(_ known: Set<String>) throws(ConfigurationError) {
         for table in document.tables.keys.sorted() where !known.contains(table) {
-            throw ConfigurationError(path: path, line: document.tableLines[table], key: nil,
-                                     message: "unknown table [\(table)] (known: \(known.filter { !$0.isEmpty }.sorted().map { "[\($0)]" }.joined(separator: ", ")))")
+            throw ConfigurationError(
+                path: path, line: document.tableLines[table], key: nil,
+                message: "unknown table [\(table)] (known: \(known.filter { !$0.isEmpty }.sorted().map { "[\($0)]" }.joined(separator: ", ")))")
         }
     }
 
     func rejectUnknownKeys(in table: String, known: [String]) throws(ConfigurationError) {
         for key in (document.tables[table] ?? [:]).keys.sorted() where !known.contains(key) {
-            throw fail(table, key, known.isEmpty
-                ? "unknown key (settings belong in [hypervisor], [agent], [runtime] or [pool])"
-                : "unknown key (known keys in [\(table)]: \(known.joined(separator: ", ")))")
+            throw fail(
+                table, key,
+                known.isEmpty
+                    ? "unknown key (settings belong in [hypervisor], [agent], [runtime] or [pool])"
+                    : "unknown key (known keys in [\(table)]: \(known.joined(separator: ", ")))")
         }
     }
 
@@ -114,7 +119,8 @@ private struct SectionReader {
         target = text
     }
 
-    func choice<T: RawRepresentable & CaseIterable>(_ table: String, _ key: String, into target: inout T) throws(ConfigurationError) where T.RawValue == String {
+    func choice<T: RawRepresentable & CaseIterable>(_ table: String, _ key: String, into target: inout T) throws(ConfigurationError)
+    where T.RawValue == String {
         var text = target.rawValue
         try string(table, key, into: &text, allowed: T.allCases.map(\.rawValue))
         target = T(rawValue: text)!

@@ -114,7 +114,13 @@ private struct Parser {
     /// Skips spaces, newlines and comments (inside arrays).
     mutating func skipWhitespaceAndComments() {
         while let byte = peek {
-            if byte == UInt8(ascii: "#") { skipComment() } else if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n") { advance() } else { return }
+            if byte == UInt8(ascii: "#") {
+                skipComment()
+            } else if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n") {
+                advance()
+            } else {
+                return
+            }
         }
     }
 
@@ -190,7 +196,10 @@ private struct Parser {
             throw error("inline tables are not supported here")
         default:
             let start = index
-            while let next = peek, !(next == UInt8(ascii: " ") || next == UInt8(ascii: "\t") || next == UInt8(ascii: "\r") || next == UInt8(ascii: "\n") || next == UInt8(ascii: "#") || next == UInt8(ascii: ",") || next == UInt8(ascii: "]")) {
+            while let next = peek,
+                !(next == UInt8(ascii: " ") || next == UInt8(ascii: "\t") || next == UInt8(ascii: "\r") || next == UInt8(ascii: "\n")
+                    || next == UInt8(ascii: "#") || next == UInt8(ascii: ",") || next == UInt8(ascii: "]"))
+            {
                 advance()
             }
             let word = String(decoding: text[start..<index], as: UTF8.self)
@@ -240,8 +249,8 @@ private struct Parser {
                 case UInt8(ascii: "u"), UInt8(ascii: "U"):
                     let length = escaped == UInt8(ascii: "u") ? 4 : 8
                     guard index + length <= text.count,
-                          let scalarValue = UInt32(String(decoding: text[index..<index + length], as: UTF8.self), radix: 16),
-                          let scalar = Unicode.Scalar(scalarValue)
+                        let scalarValue = UInt32(String(decoding: text[index..<index + length], as: UTF8.self), radix: 16),
+                        let scalar = Unicode.Scalar(scalarValue)
                     else { throw error("bad unicode escape in string") }
                     for _ in 0..<length { advance() }
                     bytes.append(contentsOf: Array(String(Character(scalar)).utf8))

@@ -13,10 +13,12 @@ public func onBlockingThread<T: Sendable>(_ body: @escaping @Sendable () -> T) a
         pthread_attr_init(&attributes)
         pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
         defer { pthread_attr_destroy(&attributes) }
-        let created = pthread_create(&thread, &attributes, { context in
-            Unmanaged<BlockingWork>.fromOpaque(context!).takeRetainedValue().run()
-            return nil
-        }, work.toOpaque())
+        let created = pthread_create(
+            &thread, &attributes,
+            { context in
+                Unmanaged<BlockingWork>.fromOpaque(context!).takeRetainedValue().run()
+                return nil
+            }, work.toOpaque())
         if created != 0 {
             // No thread to be had (resource limits): run it where we are rather than never.
             work.takeRetainedValue().run()

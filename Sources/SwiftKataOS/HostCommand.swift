@@ -100,7 +100,8 @@ public struct HostCommand: Sendable, Equatable {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         if timedOut { throw .timedOut(executable: executable, milliseconds: timeoutMilliseconds) }
         let code = ProcessSpawn.shellStatus(status)
-        return HostCommand(status: code, standardOutput: String(decoding: captured[0], as: UTF8.self),
-                           standardError: String(decoding: captured[1], as: UTF8.self))
+        return HostCommand(
+            status: code, standardOutput: String(decoding: captured[0], as: UTF8.self),
+            standardError: String(decoding: captured[1], as: UTF8.self))
     }
 }

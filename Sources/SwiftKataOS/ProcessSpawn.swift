@@ -96,7 +96,8 @@ public enum ProcessSpawn {
         if let handle = dlopen(nil, RTLD_NOW) {
             defer { dlclose(handle) }
             if let symbol = dlsym(handle, "posix_spawn_file_actions_addclosefrom_np"),
-               unsafeBitCast(symbol, to: CloseFrom.self)(&actions, lowest) == 0 {
+                unsafeBitCast(symbol, to: CloseFrom.self)(&actions, lowest) == 0
+            {
                 return
             }
         }

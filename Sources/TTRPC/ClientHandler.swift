@@ -49,8 +49,9 @@ final class TTRPCClientHandler: ChannelDuplexHandler {
         var frame = context.channel.allocator.buffer(capacity: TTRPCWire.headerSize + request.encodedSizeEstimate)
         let length = frame.writeTTRPCFrame(streamID: nextStreamID, type: .request) { request.encode(into: &$0) }
         guard length <= TTRPCWire.maxPayloadSize else {
-            return call.promise.fail(TTRPCError(
-                .resourceExhausted, "message length \(length) exceed maximum message size of \(TTRPCWire.maxPayloadSize)"))
+            return call.promise.fail(
+                TTRPCError(
+                    .resourceExhausted, "message length \(length) exceed maximum message size of \(TTRPCWire.maxPayloadSize)"))
         }
         let streamID = nextStreamID
         nextStreamID += 2
@@ -73,8 +74,11 @@ final class TTRPCClientHandler: ChannelDuplexHandler {
         switch unwrapInboundIn(data) {
         case .oversized(let header):
             guard header.type == .response else { return }
-            complete(header.streamID, .failure(TTRPCError(
-                .resourceExhausted, "message length \(header.length) exceed maximum message size of \(TTRPCWire.maxPayloadSize)")))
+            complete(
+                header.streamID,
+                .failure(
+                    TTRPCError(
+                        .resourceExhausted, "message length \(header.length) exceed maximum message size of \(TTRPCWire.maxPayloadSize)")))
         case .frame(let header, let payload):
             guard header.type == .response else {
                 logger.debug("ttrpc client ignored a frame", metadata: ["type": "\(header.type)", "stream": "\(header.streamID)"])

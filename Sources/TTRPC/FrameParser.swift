@@ -27,10 +27,10 @@ public struct TTRPCFrameParser: Sendable {
             bytesToSkip -= skipped
         }
         guard buffer.readableBytes >= TTRPCWire.headerSize,
-              let length = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self),
-              let streamID = buffer.getInteger(at: buffer.readerIndex + 4, endianness: .big, as: UInt32.self),
-              let type = buffer.getInteger(at: buffer.readerIndex + 8, as: UInt8.self),
-              let flags = buffer.getInteger(at: buffer.readerIndex + 9, as: UInt8.self)
+            let length = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self),
+            let streamID = buffer.getInteger(at: buffer.readerIndex + 4, endianness: .big, as: UInt32.self),
+            let type = buffer.getInteger(at: buffer.readerIndex + 8, as: UInt8.self),
+            let flags = buffer.getInteger(at: buffer.readerIndex + 9, as: UInt8.self)
         else { return nil }
         let header = TTRPCFrameHeader(
             length: length, streamID: streamID, type: TTRPCMessageType(rawValue: type), flags: flags)

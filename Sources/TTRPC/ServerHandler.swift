@@ -26,9 +26,12 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .oversized(let header):
             guard header.type == .request else { return }
-            reply(context, streamID: header.streamID, .failure(TTRPCError(
-                .resourceExhausted,
-                "message length \(header.length) exceed maximum message size of \(TTRPCWire.maxPayloadSize)")))
+            reply(
+                context, streamID: header.streamID,
+                .failure(
+                    TTRPCError(
+                        .resourceExhausted,
+                        "message length \(header.length) exceed maximum message size of \(TTRPCWire.maxPayloadSize)")))
         case .frame(let header, let payload):
             // Like ttrpc 1.2, frames other than requests (data, stray responses) are ignored.
             guard header.type == .request else { return }
@@ -50,8 +53,11 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             return reply(context, streamID: streamID, .failure(TTRPCError(.invalidArgument, "stream \(streamID) is already in use")))
         }
         guard inflight.count < maxConcurrentCalls else {
-            return reply(context, streamID: streamID, .failure(TTRPCError(
-                .resourceExhausted, "too many concurrent calls on this connection (limit \(maxConcurrentCalls))")))
+            return reply(
+                context, streamID: streamID,
+                .failure(
+                    TTRPCError(
+                        .resourceExhausted, "too many concurrent calls on this connection (limit \(maxConcurrentCalls))")))
         }
         let eventLoop = context.eventLoop
         let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
@@ -108,7 +114,8 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         // payload's length, then the payload itself: the payload (stream data, mostly) is not copied
         // once more, which counts where every copy is emulated (a TCG guest's agent).
         if response.status == nil, response.payload.readableBytes >= Self.zeroCopyPayloadBytes,
-           response.payload.readableBytes + 16 <= TTRPCWire.maxPayloadSize {
+            response.payload.readableBytes + 16 <= TTRPCWire.maxPayloadSize
+        {
             var prefix = context.channel.allocator.buffer(capacity: TTRPCWire.headerSize + 16)
             prefix.writeTTRPCFrame(streamID: streamID, type: .response, extraLength: response.payload.readableBytes) {
                 response.encodeWithoutPayloadBytes(into: &$0)

@@ -25,7 +25,11 @@ struct SwiftKataCheckCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON document instead of lines.")
     var json = false
 
-    @Flag(name: .long, help: "Print the environment report for a bug report instead: component versions, the effective configuration with the source of each value, paths and decisions.")
+    @Flag(
+        name: .long,
+        help:
+            "Print the environment report for a bug report instead: component versions, the effective configuration with the source of each value, paths and decisions."
+    )
     var env = false
 
     /// Runs the checks, prints the report and returns the exit status.

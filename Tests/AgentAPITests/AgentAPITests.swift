@@ -2,8 +2,8 @@ import AgentAPI
 import Foundation
 import NIOCore
 import SwiftProtobuf
-import Testing
 import TTRPC
+import Testing
 
 @Suite("Agent API")
 struct AgentAPITests {
@@ -61,7 +61,6 @@ struct AgentAPITests {
         }
     }
 }
-
 
 /// Who may talk to the agent over vsock: the host's root only.
 @Suite struct VsockPeerPolicyTests {

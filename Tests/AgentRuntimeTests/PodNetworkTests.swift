@@ -7,8 +7,9 @@ struct PodNetworkTests {
         mac: String = "52:54:00:12:34:56", device: String = "", name: String = "eth0", mtu: UInt32 = 1400,
         addresses: [(String, UInt32)] = [("10.88.0.5", 16), ("fd00::5", 64)]
     ) -> PodNetwork.InterfaceRequest {
-        PodNetwork.InterfaceRequest(macAddress: mac, deviceMacAddress: device, name: name, mtu: mtu,
-                                    addresses: addresses.map { (address: $0.0, prefixLength: $0.1) })
+        PodNetwork.InterfaceRequest(
+            macAddress: mac, deviceMacAddress: device, name: name, mtu: mtu,
+            addresses: addresses.map { (address: $0.0, prefixLength: $0.1) })
     }
 
     static func route(_ destination: String = "", via gateway: String = "", dev device: String = "", scope: String = "") -> PodNetwork.RouteRequest {
@@ -18,19 +19,22 @@ struct PodNetworkTests {
     @Test func aCNIResultValidatesAndLinkRoutesComeFirst() throws {
         let network = try PodNetwork.validate(
             interfaces: [Self.interface(mac: "52:54:00:AB:cd:EF")],
-            routes: [Self.route(via: "10.88.0.1"), Self.route("10.89.0.0/16", dev: "eth0"),
-                     Self.route("::/0", via: "fd00::1", dev: "eth0"), Self.route("10.90.0.0/24", dev: "eth0", scope: "host")])
+            routes: [
+                Self.route(via: "10.88.0.1"), Self.route("10.89.0.0/16", dev: "eth0"),
+                Self.route("::/0", via: "fd00::1", dev: "eth0"), Self.route("10.90.0.0/24", dev: "eth0", scope: "host"),
+            ])
         let eth0 = try #require(network.interfaces.first)
         #expect(eth0.mac.text == "52:54:00:ab:cd:ef")
         #expect(eth0.name == "eth0" && eth0.mtu == 1400)
         #expect(eth0.addresses.map(\.description) == ["10.88.0.5/16", "fd00::5/64"])
         #expect(eth0.addresses[0].address.bytes == [10, 88, 0, 5])
-        #expect(network.routes.map(\.description) == [
-            "10.89.0.0/16 dev eth0",
-            "10.90.0.0/24 dev eth0 scope host",
-            "default via 10.88.0.1",
-            "default via fd00::1 dev eth0",
-        ])
+        #expect(
+            network.routes.map(\.description) == [
+                "10.89.0.0/16 dev eth0",
+                "10.90.0.0/24 dev eth0 scope host",
+                "default via 10.88.0.1",
+                "default via fd00::1 dev eth0",
+            ])
         #expect(network.routes.map(\.scope) == [.link, .host, .universe, .universe])
         #expect(network.routes[2].destination == IPPrefix(address: .any(.v4), length: 0))
         #expect(network.routes[3].destination.address.family == .v6)
@@ -38,17 +42,21 @@ struct PodNetworkTests {
 
     @Test func aPreBootedNICIsFoundByItsDeviceMACAndGivenThePodsMAC() throws {
         let network = try PodNetwork.validate(
-            interfaces: [Self.interface(mac: "02:00:00:AA:bb:cc", device: "52:54:00:12:34:56"),
-                         Self.interface(mac: "52:54:00:12:34:57", name: "eth1"),
-                         Self.interface(mac: "52:54:00:12:34:58", device: "52:54:00:12:34:58".uppercased(), name: "eth2")],
+            interfaces: [
+                Self.interface(mac: "02:00:00:AA:bb:cc", device: "52:54:00:12:34:56"),
+                Self.interface(mac: "52:54:00:12:34:57", name: "eth1"),
+                Self.interface(mac: "52:54:00:12:34:58", device: "52:54:00:12:34:58".uppercased(), name: "eth2"),
+            ],
             routes: [])
         #expect(network.interfaces.map(\.mac.text) == ["02:00:00:aa:bb:cc", "52:54:00:12:34:57", "52:54:00:12:34:58"])
         #expect(network.interfaces.map(\.deviceMAC.text) == ["52:54:00:12:34:56", "52:54:00:12:34:57", "52:54:00:12:34:58"])
         #expect(network.interfaces.map(\.changesMAC) == [true, false, false])
         // A chain is fine (eth1 takes the MAC eth0 gives up): the devices differ, and so do the MACs they end with.
         let chain = try PodNetwork.validate(
-            interfaces: [Self.interface(mac: "02:00:00:aa:bb:cc", device: "52:54:00:12:34:56"),
-                         Self.interface(mac: "02:00:00:aa:bb:dd", device: "02:00:00:aa:bb:cc", name: "eth1")],
+            interfaces: [
+                Self.interface(mac: "02:00:00:aa:bb:cc", device: "52:54:00:12:34:56"),
+                Self.interface(mac: "02:00:00:aa:bb:dd", device: "02:00:00:aa:bb:cc", name: "eth1"),
+            ],
             routes: [])
         #expect(chain.interfaces.map(\.changesMAC) == [true, true])
     }
@@ -94,17 +102,21 @@ struct PodNetworkTests {
         }
         #expect(sameName?.description == "interfaces[1].name: eth0 is listed twice")
         let sameDevice = #expect(throws: PodConfigError.self) {
-            try PodNetwork.validate(interfaces: [Self.interface(), Self.interface(mac: "02:00:00:aa:bb:cc", device: "52:54:00:12:34:56", name: "eth1")], routes: [])
+            try PodNetwork.validate(
+                interfaces: [Self.interface(), Self.interface(mac: "02:00:00:aa:bb:cc", device: "52:54:00:12:34:56", name: "eth1")], routes: [])
         }
         #expect(sameDevice?.description == "interfaces[1].device_mac_address: device 52:54:00:12:34:56 is taken by interfaces[0]")
         let samePlainDevice = #expect(throws: PodConfigError.self) {
-            try PodNetwork.validate(interfaces: [Self.interface(mac: "02:00:00:aa:bb:cc", device: "52:54:00:12:34:56"), Self.interface(name: "eth1")], routes: [])
+            try PodNetwork.validate(
+                interfaces: [Self.interface(mac: "02:00:00:aa:bb:cc", device: "52:54:00:12:34:56"), Self.interface(name: "eth1")], routes: [])
         }
         #expect(samePlainDevice?.description == "interfaces[1].mac_address: device 52:54:00:12:34:56 is taken by interfaces[0]")
         let sameTarget = #expect(throws: PodConfigError.self) {
             try PodNetwork.validate(
-                interfaces: [Self.interface(mac: "02:00:00:aa:bb:cc", device: "52:54:00:12:34:56"),
-                             Self.interface(mac: "02:00:00:AA:BB:CC", device: "52:54:00:12:34:57", name: "eth1")],
+                interfaces: [
+                    Self.interface(mac: "02:00:00:aa:bb:cc", device: "52:54:00:12:34:56"),
+                    Self.interface(mac: "02:00:00:AA:BB:CC", device: "52:54:00:12:34:57", name: "eth1"),
+                ],
                 routes: [])
         }
         #expect(sameTarget?.description == "interfaces[1].mac_address: 02:00:00:aa:bb:cc is listed twice")

@@ -5,39 +5,39 @@ import Testing
 struct SpawnPlannerTests {
     /// A spec shaped like containerd's default (`ctr run`) config.json.
     static let containerdDefault = #"""
-    {
-      "ociVersion": "1.0.2-dev",
-      "process": {
-        "user": {"uid": 1000, "gid": 1000, "additionalGids": [10, 20]},
-        "args": ["sh", "-c", "echo hi"],
-        "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
-        "cwd": "/work",
-        "capabilities": {
-          "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-          "effective": ["CAP_CHOWN", "CAP_KILL"],
-          "permitted": ["CAP_CHOWN", "CAP_KILL"]
-        },
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 512}],
-        "noNewPrivileges": true,
-        "oomScoreAdj": 100
-      },
-      "root": {"path": "rootfs", "readonly": true},
-      "hostname": "web-1",
-      "mounts": [
-        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]},
-        {"destination": "/etc/hosts", "type": "bind", "source": "/run/swiftkata/shared/c1/hosts", "options": ["rbind", "rprivate", "ro"]}
-      ],
-      "linux": {
-        "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}],
-        "maskedPaths": ["/proc/kcore", "/sys/firmware"],
-        "readonlyPaths": ["/proc/sys"],
-        "resources": {"memory": {"limit": 67108864}, "pids": {"limit": 64}}
-      },
-      "unknownField": {"ignored": true}
-    }
-    """#
+        {
+          "ociVersion": "1.0.2-dev",
+          "process": {
+            "user": {"uid": 1000, "gid": 1000, "additionalGids": [10, 20]},
+            "args": ["sh", "-c", "echo hi"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/work",
+            "capabilities": {
+              "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+              "effective": ["CAP_CHOWN", "CAP_KILL"],
+              "permitted": ["CAP_CHOWN", "CAP_KILL"]
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 512}],
+            "noNewPrivileges": true,
+            "oomScoreAdj": 100
+          },
+          "root": {"path": "rootfs", "readonly": true},
+          "hostname": "web-1",
+          "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]},
+            {"destination": "/etc/hosts", "type": "bind", "source": "/run/swiftkata/shared/c1/hosts", "options": ["rbind", "rprivate", "ro"]}
+          ],
+          "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}],
+            "maskedPaths": ["/proc/kcore", "/sys/firmware"],
+            "readonlyPaths": ["/proc/sys"],
+            "resources": {"memory": {"limit": 67108864}, "pids": {"limit": 64}}
+          },
+          "unknownField": {"ignored": true}
+        }
+        """#
 
     @Test func containerdDefaultSpecTranslates() throws {
         let spec = try OCISpec.decode(Array(Self.containerdDefault.utf8))
@@ -78,10 +78,12 @@ struct SpawnPlannerTests {
     /// Pod sysctls: the IPC- and UTS-namespaced ones are written in the container's namespaces; net.* is
     /// the VM's (applied at sandbox creation); anything else is refused naming the key, as runc does.
     @Test func namespacedSysctlsOnly() throws {
-        let spec = try OCISpec.decode(Array(#"""
-            {"process": {"args": ["sh"]}, "linux": {"sysctl": {"kernel.shm_rmid_forced": "1", "fs.mqueue.msg_max": "100",
-             "net.ipv4.ip_forward": "1", "kernel.sem": "250 32000 32 128"}}}
-            """#.utf8))
+        let spec = try OCISpec.decode(
+            Array(
+                #"""
+                {"process": {"args": ["sh"]}, "linux": {"sysctl": {"kernel.shm_rmid_forced": "1", "fs.mqueue.msg_max": "100",
+                 "net.ipv4.ip_forward": "1", "kernel.sem": "250 32000 32 128"}}}
+                """#.utf8))
         let plan = try SpawnPlanner.container(spec: spec, rootfs: "/r")
         #expect(plan.sysctls.map(\.key) == ["fs.mqueue.msg_max", "kernel.sem", "kernel.shm_rmid_forced"])
         #expect(plan.sysctls.first?.value == "100")
@@ -96,14 +98,16 @@ struct SpawnPlannerTests {
     /// A privileged container's device list: character and block nodes below /dev only, never a path
     /// that climbs out; the spawner binds the guest's node when its numbers match.
     @Test func specDevicesBelowDevOnly() throws {
-        let spec = try OCISpec.decode(Array(#"""
-            {"process": {"args": ["sh"]}, "linux": {"devices": [
-              {"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200},
-              {"path": "/dev/sda", "type": "b", "major": 8, "minor": 0},
-              {"path": "/dev/../etc/shadow", "type": "c", "major": 1, "minor": 3},
-              {"path": "/etc/x", "type": "c", "major": 1, "minor": 3},
-              {"path": "/dev/fifo", "type": "p"}]}}
-            """#.utf8))
+        let spec = try OCISpec.decode(
+            Array(
+                #"""
+                {"process": {"args": ["sh"]}, "linux": {"devices": [
+                  {"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200},
+                  {"path": "/dev/sda", "type": "b", "major": 8, "minor": 0},
+                  {"path": "/dev/../etc/shadow", "type": "c", "major": 1, "minor": 3},
+                  {"path": "/etc/x", "type": "c", "major": 1, "minor": 3},
+                  {"path": "/dev/fifo", "type": "p"}]}}
+                """#.utf8))
         let plan = try SpawnPlanner.container(spec: spec, rootfs: "/r")
         #expect(plan.devices.map(\.path) == ["net/tun", "sda"])
         #expect(plan.devices.map(\.character) == [true, false] && plan.devices.map(\.major) == [10, 8] && plan.devices.map(\.minor) == [200, 0])
@@ -111,7 +115,8 @@ struct SpawnPlannerTests {
 
     /// runc's `rro`: read-only down to every submount (the spawner's recursive mount_setattr).
     @Test func rroIsARecursiveReadOnlyBind() throws {
-        let spec = try OCISpec.decode(Array(#"{"process": {"args": ["sh"]}, "mounts": [{"destination": "/v", "type": "bind", "source": "/s", "options": ["bind", "rro"]}]}"#.utf8))
+        let spec = try OCISpec.decode(
+            Array(#"{"process": {"args": ["sh"]}, "mounts": [{"destination": "/v", "type": "bind", "source": "/s", "options": ["bind", "rro"]}]}"#.utf8))
         let volume = try SpawnPlanner.container(spec: spec, rootfs: "/r").mounts[0]
         #expect(volume.flags == 4096 | 16384 | 1)
         #expect(volume.data == nil)
@@ -123,13 +128,21 @@ struct SpawnPlannerTests {
         (#"{"process": {"args": ["sh"], "env": ["NOEQUALS"]}}"#, "process.env: \"NOEQUALS\" is not NAME=value"),
         (#"{"process": {"args": ["sh"], "capabilities": {"bounding": ["CAP_FLY"]}}}"#, "process.capabilities.bounding: unknown capability CAP_FLY"),
         (#"{"process": {"args": ["sh"], "rlimits": [{"type": "RLIMIT_BOGUS", "hard": 1, "soft": 1}]}}"#, "process.rlimits: unknown rlimit RLIMIT_BOGUS"),
-        (#"{"process": {"args": ["sh"], "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1, "soft": 2}]}}"#, "process.rlimits: RLIMIT_NOFILE soft limit 2 exceeds hard limit 1"),
+        (
+            #"{"process": {"args": ["sh"], "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1, "soft": 2}]}}"#,
+            "process.rlimits: RLIMIT_NOFILE soft limit 2 exceeds hard limit 1"
+        ),
         (#"{"process": {"args": ["sh"], "oomScoreAdj": 5000}}"#, "process.oomScoreAdj: 5000 is outside -1000...1000"),
         (#"{"process": {"args": ["sh"]}, "mounts": [{"destination": "relative", "type": "tmpfs"}]}"#, "mounts[0].destination: relative is not absolute"),
         (#"{"process": {"args": ["sh"]}, "mounts": [{"destination": "/x", "type": "bind"}]}"#, "mounts[0].source: missing for the bind mount of /x"),
-        (#"{"process": {"args": ["sh"]}, "mounts": [{"destination": "/x", "type": "bind", "source": "/s", "options": ["rbind", "readonly"]}]}"#,
-         "mounts[0].options: unknown option \"readonly\" for the bind mount of /x"),
-        (#"{"process": {"args": ["sh"]}, "linux": {"namespaces": [{"type": "user"}]}}"#, "linux.namespaces: not supported: user namespaces (the VM is the isolation boundary)"),
+        (
+            #"{"process": {"args": ["sh"]}, "mounts": [{"destination": "/x", "type": "bind", "source": "/s", "options": ["rbind", "readonly"]}]}"#,
+            "mounts[0].options: unknown option \"readonly\" for the bind mount of /x"
+        ),
+        (
+            #"{"process": {"args": ["sh"]}, "linux": {"namespaces": [{"type": "user"}]}}"#,
+            "linux.namespaces: not supported: user namespaces (the VM is the isolation boundary)"
+        ),
         (#"{"process": {"args": ["sh"]}, "linux": {"maskedPaths": ["proc/kcore"]}}"#, "linux.maskedPaths: proc/kcore is not absolute"),
         (#"{"hostname": "x"}"#, "process: missing"),
     ])
@@ -147,10 +160,11 @@ struct SpawnPlannerTests {
     static let mount: UInt = 0x0002_0000, uts: UInt = 0x0400_0000, ipc: UInt = 0x0800_0000, pid: UInt = 0x2000_0000
 
     @Test func utsAndIpcWithAPathAreJoinedInsteadOfCreated() throws {
-        let spec = try Self.spec(namespaces: #"""
-            {"type": "pid"}, {"type": "ipc", "path": "/proc/42/ns/ipc"}, {"type": "uts", "path": "/proc/42/ns/uts"},
-            {"type": "mount"}, {"type": "network", "path": "/var/run/netns/cni-1234"}
-            """#, hostname: "")
+        let spec = try Self.spec(
+            namespaces: #"""
+                {"type": "pid"}, {"type": "ipc", "path": "/proc/42/ns/ipc"}, {"type": "uts", "path": "/proc/42/ns/uts"},
+                {"type": "mount"}, {"type": "network", "path": "/var/run/netns/cni-1234"}
+                """#, hostname: "")
         let plan = try SpawnPlanner.container(spec: spec, rootfs: "/r")
         #expect(plan.cloneFlags == Self.mount | Self.pid)
         #expect(plan.joinNamespaces == [NamespaceJoin(kind: .ipc, pid: 42), NamespaceJoin(kind: .uts, pid: 42)])
@@ -169,18 +183,54 @@ struct SpawnPlannerTests {
     }
 
     @Test(arguments: [
-        (#"{"type": "uts", "path": "/proc/42/ns/ipc"}"#, #"linux.namespaces[0].path: "/proc/42/ns/ipc" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#),
-        (#"{"type": "uts", "path": "/proc/self/ns/uts"}"#, #"linux.namespaces[0].path: "/proc/self/ns/uts" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#),
-        (#"{"type": "ipc", "path": "/proc/042/ns/ipc"}"#, #"linux.namespaces[0].path: "/proc/042/ns/ipc" is not /proc/<pid>/ns/ipc (the pid of a container's init in this pod)"#),
-        (#"{"type": "ipc", "path": "/proc/0/ns/ipc"}"#, #"linux.namespaces[0].path: "/proc/0/ns/ipc" is not /proc/<pid>/ns/ipc (the pid of a container's init in this pod)"#),
-        (#"{"type": "ipc", "path": "/proc/+4/ns/ipc"}"#, #"linux.namespaces[0].path: "/proc/+4/ns/ipc" is not /proc/<pid>/ns/ipc (the pid of a container's init in this pod)"#),
-        (#"{"type": "pid", "path": "/proc/4194305/ns/pid"}"#, #"linux.namespaces[0].path: "/proc/4194305/ns/pid" is not /proc/<pid>/ns/pid (the pid of a container's init in this pod)"#),
-        (#"{"type": "uts", "path": "/proc/42/ns/uts/"}"#, #"linux.namespaces[0].path: "/proc/42/ns/uts/" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#),
-        (#"{"type": "uts", "path": "/proc/42/../1/ns/uts"}"#, #"linux.namespaces[0].path: "/proc/42/../1/ns/uts" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#),
-        (#"{"type": "uts", "path": "//proc/42/ns/uts"}"#, #"linux.namespaces[0].path: "//proc/42/ns/uts" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#),
-        (#"{"type": "uts", "path": "/var/run/utsns/pod"}"#, #"linux.namespaces[0].path: "/var/run/utsns/pod" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#),
-        (#"{"type": "pid"}, {"type": "mount", "path": "/proc/42/ns/mnt"}"#, "linux.namespaces[1].path: not supported: joining another mount namespace (only uts, ipc and pid can be shared)"),
-        (#"{"type": "cgroup", "path": "/proc/42/ns/cgroup"}"#, "linux.namespaces[0].path: not supported: joining another cgroup namespace (only uts, ipc and pid can be shared)"),
+        (
+            #"{"type": "uts", "path": "/proc/42/ns/ipc"}"#,
+            #"linux.namespaces[0].path: "/proc/42/ns/ipc" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#
+        ),
+        (
+            #"{"type": "uts", "path": "/proc/self/ns/uts"}"#,
+            #"linux.namespaces[0].path: "/proc/self/ns/uts" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#
+        ),
+        (
+            #"{"type": "ipc", "path": "/proc/042/ns/ipc"}"#,
+            #"linux.namespaces[0].path: "/proc/042/ns/ipc" is not /proc/<pid>/ns/ipc (the pid of a container's init in this pod)"#
+        ),
+        (
+            #"{"type": "ipc", "path": "/proc/0/ns/ipc"}"#,
+            #"linux.namespaces[0].path: "/proc/0/ns/ipc" is not /proc/<pid>/ns/ipc (the pid of a container's init in this pod)"#
+        ),
+        (
+            #"{"type": "ipc", "path": "/proc/+4/ns/ipc"}"#,
+            #"linux.namespaces[0].path: "/proc/+4/ns/ipc" is not /proc/<pid>/ns/ipc (the pid of a container's init in this pod)"#
+        ),
+        (
+            #"{"type": "pid", "path": "/proc/4194305/ns/pid"}"#,
+            #"linux.namespaces[0].path: "/proc/4194305/ns/pid" is not /proc/<pid>/ns/pid (the pid of a container's init in this pod)"#
+        ),
+        (
+            #"{"type": "uts", "path": "/proc/42/ns/uts/"}"#,
+            #"linux.namespaces[0].path: "/proc/42/ns/uts/" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#
+        ),
+        (
+            #"{"type": "uts", "path": "/proc/42/../1/ns/uts"}"#,
+            #"linux.namespaces[0].path: "/proc/42/../1/ns/uts" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#
+        ),
+        (
+            #"{"type": "uts", "path": "//proc/42/ns/uts"}"#,
+            #"linux.namespaces[0].path: "//proc/42/ns/uts" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#
+        ),
+        (
+            #"{"type": "uts", "path": "/var/run/utsns/pod"}"#,
+            #"linux.namespaces[0].path: "/var/run/utsns/pod" is not /proc/<pid>/ns/uts (the pid of a container's init in this pod)"#
+        ),
+        (
+            #"{"type": "pid"}, {"type": "mount", "path": "/proc/42/ns/mnt"}"#,
+            "linux.namespaces[1].path: not supported: joining another mount namespace (only uts, ipc and pid can be shared)"
+        ),
+        (
+            #"{"type": "cgroup", "path": "/proc/42/ns/cgroup"}"#,
+            "linux.namespaces[0].path: not supported: joining another cgroup namespace (only uts, ipc and pid can be shared)"
+        ),
         (#"{"type": "uts"}, {"type": "uts", "path": "/proc/42/ns/uts"}"#, "linux.namespaces: uts is listed twice"),
         (#"{"type": "time"}"#, "linux.namespaces: unknown namespace type time"),
     ])
@@ -203,7 +253,8 @@ struct SpawnPlannerTests {
     }
 
     @Test func resourcesDecode() throws {
-        let resources = try OCIResources.decode(Array(#"{"memory": {"limit": 1048576}, "cpu": {"quota": 50000, "period": 100000}, "pids": {"limit": 10}}"#.utf8))
+        let resources = try OCIResources.decode(
+            Array(#"{"memory": {"limit": 1048576}, "cpu": {"quota": 50000, "period": 100000}, "pids": {"limit": 10}}"#.utf8))
         #expect(resources.memory?.limit == 1_048_576)
         #expect(resources.cpu?.quota == 50_000)
         #expect(resources.pids?.limit == 10)

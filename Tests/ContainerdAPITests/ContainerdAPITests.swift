@@ -2,8 +2,8 @@ import ContainerdAPI
 import Foundation
 import NIOCore
 import SwiftProtobuf
-import Testing
 import TTRPC
+import Testing
 
 /// The generated containerd types keep containerd's field numbers, and the generated service
 /// protocol and client talk to each other over real ttrpc.
@@ -11,10 +11,10 @@ import TTRPC
 struct ContainerdAPITests {
     @Test func createTaskRequestUsesContainerdFieldNumbers() throws {
         var request = Containerd_Task_V2_CreateTaskRequest()
-        request.id = "c"          // 1
-        request.bundle = "b"      // 2
-        request.terminal = true   // 4
-        request.stdout = "o"      // 6
+        request.id = "c"  // 1
+        request.bundle = "b"  // 2
+        request.terminal = true  // 4
+        request.stdout = "o"  // 6
         var mount = Containerd_Types_Mount()
         mount.type = "overlay"
         request.rootfs = [mount]  // 3
@@ -24,10 +24,10 @@ struct ContainerdAPITests {
 
     @Test func taskExitEventUsesContainerdFieldNumbers() throws {
         var exit = Containerd_Events_TaskExit()
-        exit.containerID = "c"   // 1
-        exit.id = "c"            // 2
-        exit.pid = 7             // 3
-        exit.exitStatus = 137    // 4
+        exit.containerID = "c"  // 1
+        exit.id = "c"  // 2
+        exit.pid = 7  // 3
+        exit.exitStatus = 137  // 4
         let bytes: [UInt8] = try exit.serializedBytes()
         #expect(bytes == [0x0a, 1, 0x63, 0x12, 1, 0x63, 0x18, 7, 0x20, 0x89, 0x01])
     }

@@ -45,8 +45,8 @@ extension ShimEndToEndTests {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { entry in
             guard Int32(entry) != nil, let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")"),
-                  stat[stat.index(after: open)..<close] == name
+                let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")"),
+                stat[stat.index(after: open)..<close] == name
             else { return nil }
             return "\(entry): \(stat.prefix(80))"
         }
@@ -56,8 +56,9 @@ extension ShimEndToEndTests {
         let script = try writeLoggerScript()
         let id = "binlog"
         try? FileManager.default.removeItem(atPath: loggerOutput(id))
-        let result = containerd.runContainer(id, ["sh", "-c", "echo out; echo err >&2"],
-                                             options: ["--log-uri", "binary://\(script)?arg=value"])
+        let result = containerd.runContainer(
+            id, ["sh", "-c", "echo out; echo err >&2"],
+            options: ["--log-uri", "binary://\(script)?arg=value"])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output == "", "the output went to the logger, not to ctr: \(result.output)")
         #expect(eventually { FileManager.default.fileExists(atPath: "\(loggerOutput(id))/done") }, "the logger never saw EOF")
@@ -93,8 +94,10 @@ extension ShimEndToEndTests {
         let script = try writeLoggerScript()
         let id = "binlogpod"
         for name in [id, "lx1", "lx2"] { try? FileManager.default.removeItem(atPath: loggerOutput(name)) }
-        let started = containerd.ctr(["run", "-d", "--runtime", "io.containerd.swiftkata.v2", "--log-uri", "binary://\(script)?arg=init",
-                                      containerd.imageRef, id, "sh", "-c", "echo init-out; exec sleep 1000"])
+        let started = containerd.ctr([
+            "run", "-d", "--runtime", "io.containerd.swiftkata.v2", "--log-uri", "binary://\(script)?arg=init",
+            containerd.imageRef, id, "sh", "-c", "echo init-out; exec sleep 1000",
+        ])
         try #require(started.status == 0, "\(started.output)")
         defer {
             containerd.ctr(["task", "rm", "-f", id])
@@ -104,8 +107,10 @@ extension ShimEndToEndTests {
         #expect(read("\(loggerOutput(id))/env") == "\(id)\n\(containerd.namespace)\narg\ninit\n")
 
         // An exec's logger sees the exec id as CONTAINER_ID and is gone once the exec's output ended.
-        let exec = containerd.ctr(["task", "exec", "--exec-id", "lx1", "--log-uri", "binary://\(script)?arg=exec&second=2", id,
-                                   "sh", "-c", "echo exec-out; echo exec-err >&2; exit 3"])
+        let exec = containerd.ctr([
+            "task", "exec", "--exec-id", "lx1", "--log-uri", "binary://\(script)?arg=exec&second=2", id,
+            "sh", "-c", "echo exec-out; echo exec-err >&2; exit 3",
+        ])
         #expect(exec.status == 3, "\(exec.output)")
         #expect(eventually { FileManager.default.fileExists(atPath: "\(loggerOutput("lx1"))/done") })
         #expect(read("\(loggerOutput("lx1"))/stdout") == "exec-out\n")

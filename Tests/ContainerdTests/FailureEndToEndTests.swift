@@ -19,8 +19,10 @@ extension ShimEndToEndTests {
     @Test func unresponsiveAgentFailsCallsWithDeadlineExceeded() throws {
         let config = try configuration(named: "short-timeout", table: "agent", lines: "call_timeout_ms = 1500")
         let id = "frozen"
-        let started = containerd.ctr(["run", "-d", "--runtime", "io.containerd.swiftkata.v2", "--runtime-config-path", config,
-                                      containerd.imageRef, id, "sleep", "1000"])
+        let started = containerd.ctr([
+            "run", "-d", "--runtime", "io.containerd.swiftkata.v2", "--runtime-config-path", config,
+            containerd.imageRef, id, "sleep", "1000",
+        ])
         try #require(started.status == 0, "\(started.output)")
         defer { removeContainer(id) }
         let domain = try #require(containerd.domainName(of: id))
@@ -59,8 +61,9 @@ extension ShimEndToEndTests {
         }
 
         // A shell doubling a string until the 32 MiB memory limit ends it.
-        let result = containerd.runContainer("oom", ["sh", "-c", "a=0123456789abcdef; while :; do a=$a$a; done"],
-                                             options: ["--memory-limit", "\(32 << 20)"])
+        let result = containerd.runContainer(
+            "oom", ["sh", "-c", "a=0123456789abcdef; while :; do a=$a$a; done"],
+            options: ["--memory-limit", "\(32 << 20)"])
         #expect(result.status == 137, "\(result.output)")
         var seen = ""
         _ = pollUntil(timeout: 10, every: 0.05) {

@@ -50,14 +50,17 @@ extension ShimEndToEndTests {
             #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
         }
         let pods = HostLeftovers.podsDirectory
-        let pod = try #require(try FileManager.default.contentsOfDirectory(atPath: pods).first {
-            FileManager.default.fileExists(atPath: "\(pods)/\($0)/shared/\(id)")
-        })
+        let pod = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: pods).first {
+                FileManager.default.fileExists(atPath: "\(pods)/\($0)/shared/\(id)")
+            })
         let rootfs = "\(pods)/\(pod)/shared/\(id)/rootfs"
         #expect(FileManager.default.fileExists(atPath: "\(rootfs)/bin/busybox"), "the test looks at the wrong place")
 
-        for command in ["ls \(pods)", "ls \(pods)/\(pod)/shared", "cat \(rootfs)/etc/passwd", "ls \(pods)/\(pod)/vm",
-                        "cat \(pods)/\(pod)/identity.json"] {
+        for command in [
+            "ls \(pods)", "ls \(pods)/\(pod)/shared", "cat \(rootfs)/etc/passwd", "ls \(pods)/\(pod)/vm",
+            "cat \(pods)/\(pod)/identity.json",
+        ] {
             let attempt = PrivateContainerd.run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "/bin/sh", "-c", command])
             #expect(attempt.status != 0, "nobody ran `\(command)`: \(attempt.output)")
         }
@@ -66,14 +69,17 @@ extension ShimEndToEndTests {
         // of their own on the raw file meanwhile, so its owner proves nothing here.)
         let domain = try #require(containerd.domainName(of: id))
         let xml = PrivateContainerd.run("/usr/bin/virsh", ["-c", "qemu:///system", "dumpxml", domain]).output
-        let kernelPath = try #require(xml.split(separator: "\n").first { $0.contains("<kernel>") }?
-            .replacingOccurrences(of: "<kernel>", with: "").replacingOccurrences(of: "</kernel>", with: "")
-            .trimmingCharacters(in: .whitespaces))
+        let kernelPath = try #require(
+            xml.split(separator: "\n").first { $0.contains("<kernel>") }?
+                .replacingOccurrences(of: "<kernel>", with: "").replacingOccurrences(of: "</kernel>", with: "")
+                .trimmingCharacters(in: .whitespaces))
         #expect(kernelPath.hasPrefix("/run/swiftkata/guest/vmlinux-"), "\(kernelPath)")
         var kernelFS = statvfs()
         #expect(statvfs(kernelPath, &kernelFS) == 0 && kernelFS.f_flag & 1 != 0, "\(kernelPath) is not on a read-only mount")
         let mountinfo = String(decoding: procFile("/proc/self/mountinfo"), as: UTF8.self)
-        let shares = mountinfo.split(separator: "\n").filter { $0.split(separator: " ").count > 5 && $0.split(separator: " ")[4].hasPrefix("\(pods)/\(pod)/shared") }
+        let shares = mountinfo.split(separator: "\n").filter {
+            $0.split(separator: " ").count > 5 && $0.split(separator: " ")[4].hasPrefix("\(pods)/\(pod)/shared")
+        }
         #expect(!shares.isEmpty)
         for line in shares {
             let options = line.split(separator: " ")[5].split(separator: ",")

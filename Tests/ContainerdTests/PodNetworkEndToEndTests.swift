@@ -56,12 +56,16 @@ extension ShimEndToEndTests {
         defer { if warmPool, let poolConfig = try? poolConfig { drainPool(poolConfig) } }
         let tapPrefix = warmPool ? "skpool" : "sktap"
         let id = "netpod"
-        let started = containerd.ctr(["run", "-d", "--runtime", "io.containerd.swiftkata.v2"] + options +
-                                     ["--with-ns", "network:/var/run/netns/\(Self.namespaceName)", containerd.imageRef, id, "sleep", "1000"])
+        let started = containerd.ctr(
+            ["run", "-d", "--runtime", "io.containerd.swiftkata.v2"] + options + [
+                "--with-ns", "network:/var/run/netns/\(Self.namespaceName)", containerd.imageRef, id, "sleep", "1000",
+            ])
         try #require(started.status == 0, "\(started.output)")
         defer { removeContainer(id) }
-        let inside = containerd.ctr(["task", "exec", "--exec-id", "ip", id, "sh", "-c",
-                                     "cat /sys/class/net/eth0/address /sys/class/net/eth0/mtu; ip addr show dev eth0; ip route; ping -c 1 -W 5 10.213.0.1 >/dev/null && echo ping-ok"])
+        let inside = containerd.ctr([
+            "task", "exec", "--exec-id", "ip", id, "sh", "-c",
+            "cat /sys/class/net/eth0/address /sys/class/net/eth0/mtu; ip addr show dev eth0; ip route; ping -c 1 -W 5 10.213.0.1 >/dev/null && echo ping-ok",
+        ])
         #expect(inside.status == 0, "\(inside.output)")
         let lines = inside.output.split(separator: "\n").map(String.init)
         #expect(lines.first == mac, "guest MAC \(lines.first ?? "-") vs eth0 \(mac)")
@@ -96,8 +100,10 @@ extension ShimEndToEndTests {
         let mac = try prepareNamespace()
         defer { removeNamespace() }
         let id = "spoofer"
-        let started = containerd.ctr(["run", "-d", "--privileged", "--runtime", "io.containerd.swiftkata.v2",
-                                     "--with-ns", "network:/var/run/netns/\(Self.namespaceName)", containerd.imageRef, id, "sleep", "1000"])
+        let started = containerd.ctr([
+            "run", "-d", "--privileged", "--runtime", "io.containerd.swiftkata.v2",
+            "--with-ns", "network:/var/run/netns/\(Self.namespaceName)", containerd.imageRef, id, "sleep", "1000",
+        ])
         try #require(started.status == 0, "\(started.output)")
         defer {
             removeContainer(id)

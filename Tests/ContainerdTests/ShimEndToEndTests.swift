@@ -40,7 +40,8 @@ struct ShimEndToEndTests {
 
     @Test func terminalGetsAPty() {
         // ctr -t needs a terminal of its own: script(1) provides one.
-        let command = "/usr/bin/ctr --address \(containerd.socket) -n \(containerd.namespace) run --rm -t --runtime io.containerd.swiftkata.v2 \(containerd.imageRef) tty sh -c 'tty; stty size'"
+        let command =
+            "/usr/bin/ctr --address \(containerd.socket) -n \(containerd.namespace) run --rm -t --runtime io.containerd.swiftkata.v2 \(containerd.imageRef) tty sh -c 'tty; stty size'"
         let result = PrivateContainerd.run("/usr/bin/script", ["-qec", command, "/dev/null"])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("/dev/pts/0"), "\(result.output)")
@@ -119,8 +120,10 @@ struct ShimEndToEndTests {
                 containerd.ctr(["container", "rm", id])
             }
         }
-        try #require(containerd.ctr(["run", "-d", "--runtime", "io.containerd.swiftkata.v2"] + sandbox + [containerd.imageRef, "pod1", "sleep", "1000"]).status == 0)
-        try #require(containerd.ctr(["run", "-d", "--runtime", "io.containerd.swiftkata.v2"] + member + [containerd.imageRef, "pod1-app", "sleep", "1000"]).status == 0)
+        try #require(
+            containerd.ctr(["run", "-d", "--runtime", "io.containerd.swiftkata.v2"] + sandbox + [containerd.imageRef, "pod1", "sleep", "1000"]).status == 0)
+        try #require(
+            containerd.ctr(["run", "-d", "--runtime", "io.containerd.swiftkata.v2"] + member + [containerd.imageRef, "pod1-app", "sleep", "1000"]).status == 0)
         let qemus = HostLeftovers.processes().filter { $0.1.contains("guest=swiftkata-\(containerd.namespace)-pod1") }
         #expect(qemus.count == 1)
         let shims = HostLeftovers.processes().filter { $0.1.contains("containerd-shim-swiftkata-v2") && $0.1.contains(containerd.namespace) }

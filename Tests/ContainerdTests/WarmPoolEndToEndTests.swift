@@ -28,8 +28,9 @@ extension ShimEndToEndTests {
         #expect(!first.output.contains("eth0"), "a pod without a network boots a VM without a NIC: \(first.output)")
         let warm = try #require(awaitReadyEntry(), "the pool got no VM: \(WarmPoolState.entries())")
 
-        let second = containerd.runContainer("pool-second", ["sh", "-c", "cat /sys/class/net/eth0/address; uname -r"],
-                                             options: ["--runtime-config-path", poolConfig])
+        let second = containerd.runContainer(
+            "pool-second", ["sh", "-c", "cat /sys/class/net/eth0/address; uname -r"],
+            options: ["--runtime-config-path", poolConfig])
         #expect(second.status == 0, "\(second.output)")
         #expect(second.output.hasPrefix(warm.macAddress + "\n"), "the pod ran in the pool's VM \(warm): \(second.output)")
         #expect(second.output.hasSuffix("-swiftkata\n"))
@@ -45,8 +46,10 @@ extension ShimEndToEndTests {
         let poolConfig = try poolConfig
         defer { drainPool(poolConfig) }
         let warm = try fillPool(poolConfig)
-        let started = containerd.ctr(["run", "-d", "--runtime", "io.containerd.swiftkata.v2", "--runtime-config-path", poolConfig,
-                                      containerd.imageRef, "pool-victim", "sleep", "1000"])
+        let started = containerd.ctr([
+            "run", "-d", "--runtime", "io.containerd.swiftkata.v2", "--runtime-config-path", poolConfig,
+            containerd.imageRef, "pool-victim", "sleep", "1000",
+        ])
         try #require(started.status == 0, "\(started.output)")
         defer {
             containerd.ctr(["task", "rm", "-f", "pool-victim"])
@@ -125,11 +128,12 @@ enum WarmPoolState {
             ((try? FileManager.default.contentsOfDirectory(atPath: "\(root)/\(key)")) ?? []).sorted().compactMap { name -> Entry? in
                 let path = "\(root)/\(key)/\(name)"
                 guard let data = FileManager.default.contents(atPath: "\(path)/identity.json"),
-                      let identity = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+                    let identity = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
                 else { return Entry(path: path, ready: false, domain: "", tap: "", macAddress: "") }
-                return Entry(path: path, ready: !name.hasPrefix(".") && identity["qemuPID"] != nil,
-                             domain: identity["domainName"] as? String ?? "", tap: identity["tapName"] as? String ?? "",
-                             macAddress: identity["macAddress"] as? String ?? "")
+                return Entry(
+                    path: path, ready: !name.hasPrefix(".") && identity["qemuPID"] != nil,
+                    domain: identity["domainName"] as? String ?? "", tap: identity["tapName"] as? String ?? "",
+                    macAddress: identity["macAddress"] as? String ?? "")
             }
         }
     }

@@ -1,7 +1,7 @@
 import AgentAPI
 import Foundation
-import Testing
 import TTRPC
+import Testing
 
 /// Boots the real guest kernel and agent image under QEMU and talks to the agent.
 @Suite("Guest boot", .serialized)

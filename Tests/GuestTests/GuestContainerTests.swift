@@ -1,7 +1,7 @@
 import AgentAPI
 import Foundation
-import Testing
 import TTRPC
+import Testing
 
 /// Containers inside one real guest (kernel + agent under QEMU), rootfs shared from the host over 9p.
 /// One VM serves every check, as a pod would.
@@ -101,7 +101,9 @@ struct GuestContainerTests {
         return pid
     }
 
-    static func readAll(_ agent: Swiftkata_Agent_V1_AgentClient, id: String, execID: String = "", stream: Swiftkata_Agent_V1_OutputStream) async throws -> String {
+    static func readAll(
+        _ agent: Swiftkata_Agent_V1_AgentClient, id: String, execID: String = "", stream: Swiftkata_Agent_V1_OutputStream
+    ) async throws -> String {
         var output = Data()
         while true {
             var read = Swiftkata_Agent_V1_ReadOutputRequest()
@@ -133,23 +135,26 @@ struct GuestContainerTests {
             #expect(cat.exitStatus == 0)
 
             // A seccomp profile denying mkdir makes it fail with EPERM; everything else still works.
-            let seccomp = #", "seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#
+            let seccomp =
+                #", "seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#
             let denied = try await Self.run(guest, shared: shared, id: "seccomp", args: ["sh", "-c", "mkdir /tmp/x; echo status=$?"], extraLinux: seccomp)
             #expect(denied.stderr.contains("Operation not permitted"))
             #expect(denied.stdout == "status=1\n")
 
             // A terminal: the process has a pty as its controlling tty, sized by ResizeTty.
             // The pty comes from the container's own devpts, so `tty` can name it.
-            let tty = try await Self.run(guest, shared: shared, id: "tty", args: ["sh", "-c", "tty; [ -t 0 ] && [ -t 1 ] && echo interactive; stty size"],
-                                         terminal: true, terminalSize: (rows: 40, columns: 100))
+            let tty = try await Self.run(
+                guest, shared: shared, id: "tty", args: ["sh", "-c", "tty; [ -t 0 ] && [ -t 1 ] && echo interactive; stty size"],
+                terminal: true, terminalSize: (rows: 40, columns: 100))
             #expect(tty.stdout == "/dev/pts/0\r\ninteractive\r\n40 100\r\n")
             #expect(tty.stderr.isEmpty)
             #expect(tty.exitStatus == 0)
 
             // A memory limit produces an OOM kill (137) and an OOM event for that container.
             async let oom = guest.agentClient.getOOMEvent(.init(), timeout: .seconds(60))
-            let hog = try await Self.run(guest, shared: shared, id: "hog", args: ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
-                                         extraLinux: #", "resources": {"memory": {"limit": 16777216}}"#)
+            let hog = try await Self.run(
+                guest, shared: shared, id: "hog", args: ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+                extraLinux: #", "resources": {"memory": {"limit": 16777216}}"#)
             #expect(hog.exitStatus == 137)
             #expect(try await oom.containerID == "hog")
 

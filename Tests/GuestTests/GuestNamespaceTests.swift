@@ -1,7 +1,7 @@
 import AgentAPI
 import Foundation
-import Testing
 import TTRPC
+import Testing
 
 /// Containers of one pod sharing the sandbox container's UTS, IPC and PID namespaces through
 /// `linux.namespaces[].path` = `/proc/<guest pid of the sandbox's init>/ns/<type>`, in a real guest.
@@ -34,7 +34,8 @@ struct GuestNamespaceTests {
         return values
     }
 
-    static let probe = "echo host=$(hostname) uts=$(readlink /proc/self/ns/uts) ipc=$(readlink /proc/self/ns/ipc) pidns=$(readlink /proc/self/ns/pid) self=$$ init=$(head -c 5 /proc/1/cmdline)"
+    static let probe =
+        "echo host=$(hostname) uts=$(readlink /proc/self/ns/uts) ipc=$(readlink /proc/self/ns/ipc) pidns=$(readlink /proc/self/ns/pid) self=$$ init=$(head -c 5 /proc/1/cmdline)"
 
     @Test func appContainersJoinTheSandboxNamespaces() async throws {
         try await GuestContainerTests.withPod { guest, shared in
@@ -47,8 +48,9 @@ struct GuestNamespaceTests {
             // UTS and IPC shared, its own pid namespace; no hostname of its own (CRI sends "").
             let utsIPC = try await GuestContainerTests.run(
                 guest, shared: shared, id: "app", args: ["sh", "-c", Self.probe],
-                spec: BusyboxRootfs.spec(id: "app", args: ["sh", "-c", Self.probe],
-                                         namespaces: Self.namespaces(pid: sandboxPid, joining: ["uts", "ipc"]), hostname: ""))
+                spec: BusyboxRootfs.spec(
+                    id: "app", args: ["sh", "-c", Self.probe],
+                    namespaces: Self.namespaces(pid: sandboxPid, joining: ["uts", "ipc"]), hostname: ""))
             let app = Self.values(utsIPC.stdout)
             #expect(utsIPC.exitStatus == 0, "\(utsIPC.stderr)")
             #expect(app["host"] == "shared-host")
@@ -60,8 +62,9 @@ struct GuestNamespaceTests {
             // The pid namespace too (Kubernetes shareProcessNamespace): the sandbox's init is pid 1.
             let all = try await GuestContainerTests.run(
                 guest, shared: shared, id: "shares-pid", args: [],
-                spec: BusyboxRootfs.spec(id: "shares-pid", args: ["sh", "-c", Self.probe],
-                                         namespaces: Self.namespaces(pid: sandboxPid, joining: ["uts", "ipc", "pid"]), hostname: ""))
+                spec: BusyboxRootfs.spec(
+                    id: "shares-pid", args: ["sh", "-c", Self.probe],
+                    namespaces: Self.namespaces(pid: sandboxPid, joining: ["uts", "ipc", "pid"]), hostname: ""))
             let joined = Self.values(all.stdout)
             #expect(all.exitStatus == 0, "\(all.stderr)")
             #expect(joined["pidns"] == sandbox["pidns"] && joined["pidns"] != nil)
@@ -73,8 +76,9 @@ struct GuestNamespaceTests {
             // namespace is killed, so the output ends (it held stdout) and nothing of it keeps running.
             let orphaner = try await GuestContainerTests.run(
                 guest, shared: shared, id: "orphaner", args: [],
-                spec: BusyboxRootfs.spec(id: "orphaner", args: ["sh", "-c", "sleep 7777 & echo parent-done"],
-                                         namespaces: Self.namespaces(pid: sandboxPid, joining: ["uts", "ipc", "pid"]), hostname: ""))
+                spec: BusyboxRootfs.spec(
+                    id: "orphaner", args: ["sh", "-c", "sleep 7777 & echo parent-done"],
+                    namespaces: Self.namespaces(pid: sandboxPid, joining: ["uts", "ipc", "pid"]), hostname: ""))
             #expect(orphaner.stdout == "parent-done\n" && orphaner.exitStatus == 0, "\(orphaner.stderr)")
             // Every live process's command line (a zombie's is empty), NUL-separated words.
             let left = try await Self.exec(agent, id: "sandbox", execID: "ps", args: ["sh", "-c", "cat /proc/[0-9]*/cmdline"])

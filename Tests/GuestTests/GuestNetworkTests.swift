@@ -1,7 +1,7 @@
 import AgentAPI
 import Foundation
-import Testing
 import TTRPC
+import Testing
 
 /// Pod networking in a real guest: CreateSandbox configures virtio NICs (found by MAC) with QEMU's
 /// user-mode network behind them, then a busybox container sees the result and reaches the host.
@@ -18,8 +18,10 @@ struct GuestNetworkTests {
         "-netdev", "user,id=n1,net=10.0.3.0/24,restrict=on", "-device", "virtio-net-pci,netdev=n1,mac=\(mac1)",
     ]
 
-    static func interface(mac: String, device: String = "", name: String, mtu: UInt32 = 0,
-                          addresses: [(String, UInt32)]) -> Swiftkata_Agent_V1_NetworkInterface {
+    static func interface(
+        mac: String, device: String = "", name: String, mtu: UInt32 = 0,
+        addresses: [(String, UInt32)]
+    ) -> Swiftkata_Agent_V1_NetworkInterface {
         var interface = Swiftkata_Agent_V1_NetworkInterface()
         interface.macAddress = mac
         interface.deviceMacAddress = device
@@ -55,15 +57,18 @@ struct GuestNetworkTests {
 
     @Test func createSandboxConfiguresInterfacesRoutesAndSysctls() async throws {
         let listener = try HostLineListener()
-        try await GuestContainerTests.withPod(qemuArguments: Self.nics, configure: { sandbox in
-            sandbox.interfaces = [
-                Self.interface(mac: Self.mac0.uppercased(), name: "eth0", mtu: 1400, addresses: [("10.0.2.15", 24)]),
-                Self.interface(mac: Self.mac1, name: "pod1", addresses: [("10.0.3.15", 24), ("fd00:3::15", 64)]),
-            ]
-            // The gateway route first on purpose: the agent adds link routes first.
-            sandbox.routes = [Self.route(via: "10.0.2.2"), Self.route("192.168.50.0/24", dev: "pod1")]
-            sandbox.sysctls = ["net.ipv4.ip_forward": "1", "net.ipv4.ping_group_range": "0 2147483647"]
-        }) { guest, shared in
+        try await GuestContainerTests.withPod(
+            qemuArguments: Self.nics,
+            configure: { sandbox in
+                sandbox.interfaces = [
+                    Self.interface(mac: Self.mac0.uppercased(), name: "eth0", mtu: 1400, addresses: [("10.0.2.15", 24)]),
+                    Self.interface(mac: Self.mac1, name: "pod1", addresses: [("10.0.3.15", 24), ("fd00:3::15", 64)]),
+                ]
+                // The gateway route first on purpose: the agent adds link routes first.
+                sandbox.routes = [Self.route(via: "10.0.2.2"), Self.route("192.168.50.0/24", dev: "pod1")]
+                sandbox.sysctls = ["net.ipv4.ip_forward": "1", "net.ipv4.ping_group_range": "0 2147483647"]
+            }
+        ) { guest, shared in
             async let received = listener.receiveLine(timeoutSeconds: 60)
             let script = """
                 \(Self.waitForCarrier)
@@ -130,18 +135,22 @@ struct GuestNetworkTests {
     @Test func aPreBootedNICTakesThePodsMAC() async throws {
         let listener = try HostLineListener()
         let nic = ["-netdev", "user,id=n0,net=10.0.2.0/24", "-device", "virtio-net-pci,netdev=n0,mac=\(Self.mac0)"]
-        try await GuestContainerTests.withPod(qemuArguments: nic, configure: { sandbox in
-            sandbox.interfaces = [Self.interface(mac: Self.podMAC, device: Self.mac0, name: "eth0", addresses: [("10.0.2.15", 24)])]
-            sandbox.routes = [Self.route(via: "10.0.2.2")]
-        }) { guest, shared in
+        try await GuestContainerTests.withPod(
+            qemuArguments: nic,
+            configure: { sandbox in
+                sandbox.interfaces = [Self.interface(mac: Self.podMAC, device: Self.mac0, name: "eth0", addresses: [("10.0.2.15", 24)])]
+                sandbox.routes = [Self.route(via: "10.0.2.2")]
+            }
+        ) { guest, shared in
             async let received = listener.receiveLine(timeoutSeconds: 60)
             let script = """
                 \(Self.waitForCarrier)
                 echo address=$(cat /sys/class/net/eth0/address); ip link show eth0
                 echo hello-with-pod-mac | nc -w 10 10.0.2.2 \(listener.port)
                 """
-            let run = try await GuestContainerTests.run(guest, shared: shared, id: "mac", args: [],
-                                                        spec: Self.specWithSysfs(id: "mac", args: ["sh", "-c", script]))
+            let run = try await GuestContainerTests.run(
+                guest, shared: shared, id: "mac", args: [],
+                spec: Self.specWithSysfs(id: "mac", args: ["sh", "-c", script]))
             print("container output:\n\(run.stdout)\(run.stderr)")
             #expect(run.stdout.contains("address=\(Self.podMAC)\n"))
             #expect(run.stdout.contains(": eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> "))

@@ -1,6 +1,6 @@
 import AgentAPI
-import Hypervisor
 import Foundation
+import Hypervisor
 import TTRPC
 import TTRPCTestSupport
 
@@ -38,7 +38,9 @@ final class QEMUGuest: Sendable {
     }
 
     /// `image` overrides $SWIFTKATA_IMAGE (the ext4 root disk), e.g. with `initramfsImage()`.
-    static func boot(memoryMiB: Int = 256, image: String? = nil, shared: String? = nil, extraKernelArgs: String = "", extraArguments: [String] = []) async throws -> QEMUGuest {
+    static func boot(
+        memoryMiB: Int = 256, image: String? = nil, shared: String? = nil, extraKernelArgs: String = "", extraArguments: [String] = []
+    ) async throws -> QEMUGuest {
         let (bzImage, defaultImage, _) = try artifacts()
         let image = image ?? defaultImage
         // The uncompressed vmlinux boots 40–100 ms faster under TCG (QEMU's PVH entry); see guest-kernel-config/README.md.
@@ -47,20 +49,23 @@ final class QEMUGuest: Sendable {
         let directory = TempDirectory("swiftkata-vm")
         let socket = directory.file("agent.sock")
         let guestImage = try GuestImage.load(path: image)
-        var arguments = [
-            "-machine", "pc", "-accel", "tcg", "-cpu", "max", "-m", "\(memoryMiB)", "-smp", "1",
-            "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-            "-kernel", kernel,
-        ] + guestImage.qemuArguments + [
-            "-append", guestImage.kernelCommandLine("console=ttyS0 quiet panic=-1 random.trust_cpu=on noapictimer acpi=noirq \(extraKernelArgs)"),
-            "-serial", "file:\(directory.file("console.log"))",
-            "-chardev", "socket,id=agent,path=\(socket),server=on,wait=off",
-            "-device", "virtio-serial-pci,id=serial0",
-            "-device", "virtserialport,bus=serial0.0,chardev=agent,name=\(AgentProtocol.serialPortName)",
-        ]
+        var arguments =
+            [
+                "-machine", "pc", "-accel", "tcg", "-cpu", "max", "-m", "\(memoryMiB)", "-smp", "1",
+                "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+                "-kernel", kernel,
+            ] + guestImage.qemuArguments + [
+                "-append", guestImage.kernelCommandLine("console=ttyS0 quiet panic=-1 random.trust_cpu=on noapictimer acpi=noirq \(extraKernelArgs)"),
+                "-serial", "file:\(directory.file("console.log"))",
+                "-chardev", "socket,id=agent,path=\(socket),server=on,wait=off",
+                "-device", "virtio-serial-pci,id=serial0",
+                "-device", "virtserialport,bus=serial0.0,chardev=agent,name=\(AgentProtocol.serialPortName)",
+            ]
         if let shared {
-            arguments += ["-fsdev", "local,id=shared,path=\(shared),security_model=none",
-                          "-device", "virtio-9p-pci,fsdev=shared,mount_tag=shared"]
+            arguments += [
+                "-fsdev", "local,id=shared,path=\(shared),security_model=none",
+                "-device", "virtio-9p-pci,fsdev=shared,mount_tag=shared",
+            ]
         }
         arguments += extraArguments
         let process = Process()

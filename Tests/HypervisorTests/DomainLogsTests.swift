@@ -17,9 +17,10 @@ import Testing
             "swiftkata-k8s.io-abc.log.1", "swiftkata-k8s.io-abcd.log", "swiftkata-k8s.io-abcd-fs0-virtiofsd.log",
             "swiftkata-k8s.io-abc-fs-virtiofsd.log", "swiftkata-k8s.io-abc-fsx-virtiofsd.log", "other.log",
         ]
-        #expect(DomainLogs.names(of: "swiftkata-k8s.io-abc", among: entries).sorted() == [
-            "swiftkata-k8s.io-abc-fs0-virtiofsd.log", "swiftkata-k8s.io-abc-fs12-virtiofsd.log", "swiftkata-k8s.io-abc.log",
-        ])
+        #expect(
+            DomainLogs.names(of: "swiftkata-k8s.io-abc", among: entries).sorted() == [
+                "swiftkata-k8s.io-abc-fs0-virtiofsd.log", "swiftkata-k8s.io-abc-fs12-virtiofsd.log", "swiftkata-k8s.io-abc.log",
+            ])
     }
 
     @Test func removeAndTail() throws {

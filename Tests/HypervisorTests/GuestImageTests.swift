@@ -18,8 +18,11 @@ struct GuestImageTests {
         #expect(image == .rootDisk(path: "/i/rootfs.img"))
         #expect(image?.kernelParameters == "root=/dev/vda ro rootfstype=ext4")
         #expect(image?.kernelCommandLine("console=ttyS0") == "console=ttyS0 root=/dev/vda ro rootfstype=ext4")
-        #expect(image?.qemuArguments == ["-drive", "file=/i/rootfs.img,if=none,id=guestroot,format=raw,readonly=on",
-                                         "-device", "virtio-blk-pci,drive=guestroot"])
+        #expect(
+            image?.qemuArguments == [
+                "-drive", "file=/i/rootfs.img,if=none,id=guestroot,format=raw,readonly=on",
+                "-device", "virtio-blk-pci,drive=guestroot",
+            ])
     }
 
     @Test(arguments: [Array("070701".utf8), Array("070702".utf8), [0x1F, 0x8B, 8], [0x28, 0xB5, 0x2F, 0xFD], [0x02, 0x21, 0x4C, 0x18]])
@@ -48,7 +51,10 @@ struct GuestImageTests {
         let script = directory.appendingPathComponent("not-an-image")
         try Data("#!/bin/sh\n".utf8).write(to: script)
         #expect(throws: GuestImageError.unknownFormat(path: script.path)) { try GuestImage.load(path: script.path) }
-        #expect(throws: GuestImageError.unreadable(path: "\(directory.path)/missing", reason: SystemError("open", path: "\(directory.path)/missing", errno: .noSuchFileOrDirectory))) {
+        #expect(
+            throws: GuestImageError.unreadable(
+                path: "\(directory.path)/missing", reason: SystemError("open", path: "\(directory.path)/missing", errno: .noSuchFileOrDirectory))
+        ) {
             try GuestImage.load(path: "\(directory.path)/missing")
         }
         let disk = directory.appendingPathComponent("root.img")

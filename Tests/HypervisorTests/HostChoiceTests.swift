@@ -1,5 +1,5 @@
-import Foundation
 import AgentClient
+import Foundation
 import Hypervisor
 import SwiftKataConfig
 import Testing

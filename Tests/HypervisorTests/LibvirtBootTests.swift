@@ -1,10 +1,10 @@
-import AgentClient
 import AgentAPI
+import AgentClient
 import Foundation
 import Hypervisor
 import HypervisorLibvirt
-import Testing
 import TTRPC
+import Testing
 
 /// Real libvirtd + QEMU booting the real guest kernel and agent image through the libvirt C API.
 @Suite("libvirt boot", .serialized)

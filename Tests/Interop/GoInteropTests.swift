@@ -1,9 +1,9 @@
 import Foundation
 import NIOCore
 import SwiftProtobuf
-import Testing
 import TTRPC
 import TTRPCTestSupport
+import Testing
 
 /// Wire compatibility with containerd's Go ttrpc, both ways.
 @Suite("Interop with Go ttrpc", .serialized)
@@ -24,8 +24,10 @@ struct GoInteropTests {
         #expect(status == 0, "\(output)")
         #expect(failed.isEmpty, "\(failed)")
         #expect(passed.count == 14, "\(output)")
-        for check in ["echo-concurrent-50", "echo-max-frame", "echo-oversized-rejected", "echo-after-oversized",
-                      "metadata-roundtrip", "sleep-deadline-propagated", "sleep-server-deadline-exceeded"] {
+        for check in [
+            "echo-concurrent-50", "echo-max-frame", "echo-oversized-rejected", "echo-after-oversized",
+            "metadata-roundtrip", "sleep-deadline-propagated", "sleep-server-deadline-exceeded",
+        ] {
             #expect(passed.contains { $0 == "PASS \(check)" }, "missing check \(check)")
         }
     }
@@ -48,14 +50,17 @@ struct GoInteropTests {
     }
 
     private func echo(_ client: TTRPCClient, _ data: Data) async throws -> Data {
-        try await client.call(service: EchoService.name, method: "Echo", request: Google_Protobuf_BytesValue(data),
-                              responseType: Google_Protobuf_BytesValue.self).value
+        try await client.call(
+            service: EchoService.name, method: "Echo", request: Google_Protobuf_BytesValue(data),
+            responseType: Google_Protobuf_BytesValue.self
+        ).value
     }
 
     private func fail(_ client: TTRPCClient, _ text: String) async -> TTRPCError? {
         do {
-            _ = try await client.call(service: EchoService.name, method: "Fail", request: Google_Protobuf_StringValue(text),
-                                      responseType: Google_Protobuf_StringValue.self)
+            _ = try await client.call(
+                service: EchoService.name, method: "Fail", request: Google_Protobuf_StringValue(text),
+                responseType: Google_Protobuf_StringValue.self)
             return nil
         } catch {
             return error as? TTRPCError
@@ -99,8 +104,9 @@ struct GoInteropTests {
         try await withGoServer { client in
             var metadata: TTRPCMetadata = ["X-Test": "a"]
             metadata.add("x-test", "b")
-            let reply = try await client.call(service: EchoService.name, method: "Metadata", request: Google_Protobuf_StringValue("x-test"),
-                                              responseType: Google_Protobuf_StringValue.self, metadata: metadata)
+            let reply = try await client.call(
+                service: EchoService.name, method: "Metadata", request: Google_Protobuf_StringValue("x-test"),
+                responseType: Google_Protobuf_StringValue.self, metadata: metadata)
             #expect(reply.value == "a,b")
         }
     }
@@ -136,14 +142,16 @@ struct GoInteropTests {
 
     @Test func deadlineTravelsAsTimeoutNano() async throws {
         try await withGoServer { client in
-            let reply = try await client.call(service: EchoService.name, method: "Sleep", request: Google_Protobuf_StringValue("50ms"),
-                                              responseType: Google_Protobuf_StringValue.self, timeout: .seconds(2))
+            let reply = try await client.call(
+                service: EchoService.name, method: "Sleep", request: Google_Protobuf_StringValue("50ms"),
+                responseType: Google_Protobuf_StringValue.self, timeout: .seconds(2))
             #expect(reply.value.hasPrefix("slept deadline="))
             let remaining = Int(reply.value.dropFirst("slept deadline=".count)) ?? -1
             #expect(remaining > 0 && remaining <= 2000)
             let late = await #expect(throws: TTRPCError.self) {
-                try await client.call(service: EchoService.name, method: "Sleep", request: Google_Protobuf_StringValue("3s"),
-                                      responseType: Google_Protobuf_StringValue.self, timeout: .milliseconds(200))
+                try await client.call(
+                    service: EchoService.name, method: "Sleep", request: Google_Protobuf_StringValue("3s"),
+                    responseType: Google_Protobuf_StringValue.self, timeout: .milliseconds(200))
             }
             #expect(late?.code == .deadlineExceeded)
             #expect(try await echo(client, Data([2])) == Data([2]))

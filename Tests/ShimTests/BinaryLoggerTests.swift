@@ -1,7 +1,8 @@
 import Foundation
 import Logging
-@testable import Shim
 import Testing
+
+@testable import Shim
 
 /// `binary://` log URIs: parsing as containerd's runc shim does, validation, and the logging
 /// binary's contract (fds 3/4/5, environment, readiness, stop) with real processes.
@@ -12,11 +13,15 @@ import Testing
         // containerd's own test URI: a parameter without a value still passes an empty argument.
         ("binary:///bin/echo?test", "/bin/echo", ["test", ""]),
         // nerdctl's URI for `run -d`.
-        ("binary:///usr/local/bin/nerdctl?_NERDCTL_INTERNAL_LOGGING=%2Fvar%2Flib%2Fnerdctl%2F1935db59",
-         "/usr/local/bin/nerdctl", ["_NERDCTL_INTERNAL_LOGGING", "/var/lib/nerdctl/1935db59"]),
+        (
+            "binary:///usr/local/bin/nerdctl?_NERDCTL_INTERNAL_LOGGING=%2Fvar%2Flib%2Fnerdctl%2F1935db59",
+            "/usr/local/bin/nerdctl", ["_NERDCTL_INTERNAL_LOGGING", "/var/lib/nerdctl/1935db59"]
+        ),
         // Scheme in any case, %-escapes, '+' as space in the query only, first value only, ';' dropped, fragment ignored.
-        ("BINARY:///opt/my%20logger+x?a+b=c%26d&a%20b=second&e&;bad=1&f=1=2#fragment",
-         "/opt/my logger+x", ["a b", "c&d", "e", "", "f", "1=2"]),
+        (
+            "BINARY:///opt/my%20logger+x?a+b=c%26d&a%20b=second&e&;bad=1&f=1=2#fragment",
+            "/opt/my logger+x", ["a b", "c&d", "e", "", "f", "1=2"]
+        ),
         ("binary:/usr/bin/logger?k=v", "/usr/bin/logger", ["k", "v"]),
     ])
     func parses(uri: String, path: String, arguments: [String]) throws {
@@ -136,11 +141,12 @@ import Testing
         let started = try await BinaryLogger.start(uri, containerID: "c1", namespace: "ns1", logger: logger)
         // Ready means the files written before `exec 5>&-` are complete.
         // While `ls` runs, dash has fd 1 on the file and keeps the original fd 1 as fd 10.
-        let fds = Dictionary(uniqueKeysWithValues: read("fds").split(separator: "\n").compactMap { line -> (String, String)? in
-            let fields = line.split(separator: " ")
-            guard let arrow = fields.firstIndex(of: "->"), arrow > 0, arrow + 1 < fields.count else { return nil }
-            return (String(fields[arrow - 1]), String(fields[arrow + 1]))
-        })
+        let fds = Dictionary(
+            uniqueKeysWithValues: read("fds").split(separator: "\n").compactMap { line -> (String, String)? in
+                let fields = line.split(separator: " ")
+                guard let arrow = fields.firstIndex(of: "->"), arrow > 0, arrow + 1 < fields.count else { return nil }
+                return (String(fields[arrow - 1]), String(fields[arrow + 1]))
+            })
         #expect(Set(fds.keys).subtracting(["10"]) == ["0", "1", "2", "3", "4", "5"], "\(fds)")
         #expect(["0", "2", "10"].map { fds[$0] } == ["/dev/null", "/dev/null", "/dev/null"], "\(read("fds"))")
         // Nothing blocked, no signal ignored (glibc's posix_spawn leaves its internal signals 32 and 33
@@ -148,7 +154,8 @@ import Testing
         let signals = read("signals").split(separator: "\n").compactMap { UInt64($0, radix: 16) }
         #expect(signals.count == 2 && signals[0] == 0 && signals[1] & 0x7FFF_FFFF == 0, "\(read("signals"))")
         #expect(read("env") == "c1\nns1\narg\nvalue\nsecond\n2\n")
-        #expect(read("environment").split(separator: "\n").sorted().filter { !$0.hasPrefix("PWD=") && !$0.hasPrefix("OLDPWD=") }
+        #expect(
+            read("environment").split(separator: "\n").sorted().filter { !$0.hasPrefix("PWD=") && !$0.hasPrefix("OLDPWD=") }
                 == ["CONTAINER_ID=c1", "CONTAINER_NAMESPACE=ns1"])
         let pipes = Set(read("pipes").split(separator: "\n").map(String.init))
         #expect(pipes.count == 3 && pipes.allSatisfy { $0.hasPrefix("pipe:[") }, "\(pipes)")
@@ -201,15 +208,17 @@ import Testing
 
     @Test func stopEscalatesToSIGTERMThenSIGKILL() async throws {
         // Exits on SIGTERM (sleep's default action), after ignoring its input's EOF.
-        let polite = try await BinaryLogger.start(Self.shellURI("exec 5>&- 3<&- 4<&-; exec sleep 987655"),
-                                                  containerID: "c", namespace: "n", logger: logger)
+        let polite = try await BinaryLogger.start(
+            Self.shellURI("exec 5>&- 3<&- 4<&-; exec sleep 987655"),
+            containerID: "c", namespace: "n", logger: logger)
         if let outputs = polite.takeOutputs() { close(outputs.stdout); close(outputs.stderr) }
         await polite.stop(exitGrace: .milliseconds(100), termGrace: .seconds(5))
         #expect(polite.exitStatus == 128 + SIGTERM)
 
         // Ignores SIGTERM too.
-        let stubborn = try await BinaryLogger.start(Self.shellURI("trap '' TERM; exec 5>&- 3<&- 4<&-; while :; do sleep 1; done"),
-                                                    containerID: "c", namespace: "n", logger: logger)
+        let stubborn = try await BinaryLogger.start(
+            Self.shellURI("trap '' TERM; exec 5>&- 3<&- 4<&-; while :; do sleep 1; done"),
+            containerID: "c", namespace: "n", logger: logger)
         let started = ContinuousClock.now
         async let first: Void = stubborn.stop(exitGrace: .milliseconds(100), termGrace: .milliseconds(200))
         async let second: Void = stubborn.stop()  // joins the first stop, its grace periods are the first's

@@ -1,7 +1,8 @@
 import Foundation
-@testable import Shim
 import SwiftKataOS
 import Testing
+
+@testable import Shim
 
 /// The shim's helpers for blocking calls and bounded waits.
 @Suite struct BlockingIOTests {

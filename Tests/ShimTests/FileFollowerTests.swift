@@ -1,6 +1,7 @@
 import Foundation
-@testable import Shim
 import Testing
+
+@testable import Shim
 
 /// The console follower: new complete lines only, across virtlogd's rotation.
 @Suite struct FileFollowerTests {

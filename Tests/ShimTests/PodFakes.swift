@@ -4,10 +4,11 @@ import Foundation
 import Hypervisor
 import Logging
 import NIOCore
-@testable import Shim
 import SwiftProtobuf
 import Synchronization
 import TTRPC
+
+@testable import Shim
 
 /// A guest agent in memory: processes start when asked, exit when the test says (or on SIGKILL and
 /// SIGTERM, as in a real guest), and their stdout is what the test emits. Any call can be made to
@@ -88,10 +89,11 @@ actor FakeAgent: Swiftkata_Agent_V1_AgentCalls {
         let data = pendingOutput.removeValue(forKey: key) ?? []
         guard !data.isEmpty || outputEnded.contains(key) else { return }
         readers[key] = nil
-        reader.resume(returning: .with {
-            $0.data = Data(data)
-            $0.eof = data.isEmpty && outputEnded.contains(key)
-        })
+        reader.resume(
+            returning: .with {
+                $0.data = Data(data)
+                $0.eof = data.isEmpty && outputEnded.contains(key)
+            })
     }
 
     // MARK: Swiftkata_Agent_V1_AgentCalls
@@ -255,8 +257,11 @@ final class FakeMachine: PodMachine {
 
 /// Boots `FakeMachine`s, or fails the boot as the test says.
 final class FakeMachines: PodMachineProvider {
-    private let state = Mutex((booted: [FakeMachine](), layouts: [PodLayout](), failure: ShimError?.none,
-                               agentFailures: [String: TTRPCError]()))
+    private let state = Mutex(
+        (
+            booted: [FakeMachine](), layouts: [PodLayout](), failure: ShimError?.none,
+            agentFailures: [String: TTRPCError]()
+        ))
 
     func failBoots(with error: ShimError?) { state.withLock { $0.failure = error } }
     /// The agents of VMs booted from now on fail these calls.

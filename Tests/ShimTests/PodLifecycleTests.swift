@@ -1,13 +1,14 @@
 import AgentAPI
 import ContainerdAPI
 import Foundation
-import Synchronization
 import Logging
-@testable import Shim
 import SwiftKataConfig
 import SwiftProtobuf
-import Testing
+import Synchronization
 import TTRPC
+import Testing
+
+@testable import Shim
 
 /// One pod's task service over fakes of the VM, the agent and the host mounts: the whole lifecycle
 /// containerd drives, in milliseconds and without QEMU. The end-to-end suites cover the same paths
@@ -26,8 +27,9 @@ final class PodHarness: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var configuration = Configuration()
         configuration.runtime.stateDirectory = directory.appendingPathComponent("state").path
-        pod = Pod(namespace: "default", configuration: configuration, publisher: events, machines: machines, filesystem: filesystem,
-                  logger: Logger(label: "test"))
+        pod = Pod(
+            namespace: "default", configuration: configuration, publisher: events, machines: machines, filesystem: filesystem,
+            logger: Logger(label: "test"))
         let shutdowns = shutdowns
         service = TaskService(pod: pod, onShutdown: { shutdowns.fire() })
     }
@@ -49,18 +51,20 @@ final class PodHarness: Sendable {
             $0.id = id
             $0.bundle = bundle.path
             $0.stdout = stdoutPath(id)
-            $0.rootfs = [.with {
-                $0.type = "overlay"
-                $0.source = "overlay"
-                $0.options = ["lowerdir=/l", "upperdir=/u", "workdir=/w"]
-            }]
+            $0.rootfs = [
+                .with {
+                    $0.type = "overlay"
+                    $0.source = "overlay"
+                    $0.options = ["lowerdir=/l", "upperdir=/u", "workdir=/w"]
+                }
+            ]
         }
     }
 
     /// The process's stdout: a file created up front, as containerd creates its FIFOs before Create.
     func stdoutPath(_ eventID: String) -> String {
         let path = directory.appendingPathComponent("\(eventID).out").path
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         return path
     }
 
@@ -69,49 +73,57 @@ final class PodHarness: Sendable {
     }
 
     func start(_ id: String, exec: String = "") async throws {
-        _ = try await service.start(.with {
-            $0.id = id
-            $0.execID = exec
-        }, context: context("Start"))
+        _ = try await service.start(
+            .with {
+                $0.id = id
+                $0.execID = exec
+            }, context: context("Start"))
     }
 
     func exec(_ id: String, exec: String) async throws {
         let process = try JSONSerialization.data(withJSONObject: ["args": ["/bin/true"], "cwd": "/"])
-        _ = try await service.exec(.with {
-            $0.id = id
-            $0.execID = exec
-            $0.stdout = stdoutPath(exec)
-            $0.spec.typeURL = ContainerdNames.TypeURL.ociProcess
-            $0.spec.value = process
-        }, context: context("Exec"))
+        _ = try await service.exec(
+            .with {
+                $0.id = id
+                $0.execID = exec
+                $0.stdout = stdoutPath(exec)
+                $0.spec.typeURL = ContainerdNames.TypeURL.ociProcess
+                $0.spec.value = process
+            }, context: context("Exec"))
     }
 
     func wait(_ id: String, exec: String = "") async throws -> UInt32 {
-        try await service.wait(.with {
-            $0.id = id
-            $0.execID = exec
-        }, context: context("Wait")).exitStatus
+        try await service.wait(
+            .with {
+                $0.id = id
+                $0.execID = exec
+            }, context: context("Wait")
+        ).exitStatus
     }
 
     func kill(_ id: String, signal: Int32) async throws {
-        _ = try await service.kill(.with {
-            $0.id = id
-            $0.signal = UInt32(signal)
-        }, context: context("Kill"))
+        _ = try await service.kill(
+            .with {
+                $0.id = id
+                $0.signal = UInt32(signal)
+            }, context: context("Kill"))
     }
 
     func delete(_ id: String, exec: String = "") async throws -> UInt32 {
-        try await service.delete(.with {
-            $0.id = id
-            $0.execID = exec
-        }, context: context("Delete")).exitStatus
+        try await service.delete(
+            .with {
+                $0.id = id
+                $0.execID = exec
+            }, context: context("Delete")
+        ).exitStatus
     }
 
     func state(_ id: String, exec: String = "") async throws -> Containerd_Task_V2_StateResponse {
-        try await service.state(.with {
-            $0.id = id
-            $0.execID = exec
-        }, context: context("State"))
+        try await service.state(
+            .with {
+                $0.id = id
+                $0.execID = exec
+            }, context: context("State"))
     }
 
     var machine: FakeMachine {
@@ -167,8 +179,12 @@ struct PodLifecycleTests {
         let pod = try PodHarness()
         _ = try await pod.create("sandbox", annotations: ["io.kubernetes.cri.container-type": "sandbox"])
         try await pod.start("sandbox")
-        _ = try await pod.create("app", annotations: ["io.kubernetes.cri.container-type": "container",
-                                                      "io.kubernetes.cri.sandbox-id": "sandbox"])
+        _ = try await pod.create(
+            "app",
+            annotations: [
+                "io.kubernetes.cri.container-type": "container",
+                "io.kubernetes.cri.sandbox-id": "sandbox",
+            ])
         #expect(pod.machines.booted.count == 1)
         #expect(pod.filesystem.shared == ["sandbox", "app"])
         _ = try await pod.service.shutdown(.init(), context: pod.context("Shutdown"))

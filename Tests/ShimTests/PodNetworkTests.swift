@@ -1,5 +1,6 @@
-@testable import Shim
 import Testing
+
+@testable import Shim
 
 /// The pod network as read from iproute2's JSON, and how namespace paths reach the guest.
 @Suite struct PodNetworkTests {
@@ -28,17 +29,19 @@ import Testing
         """
 
     @Test func picksTheDefaultRouteInterfaceWithItsAddressesAndRoutes() throws {
-        let scan = try #require(try NetworkNamespaceScan.parse(
-            addresses: Array(Self.addresses.utf8), routes: [Array(Self.routes4.utf8), Array(Self.routes6.utf8)], excluding: ["sktap0123456789"]))
+        let scan = try #require(
+            try NetworkNamespaceScan.parse(
+                addresses: Array(Self.addresses.utf8), routes: [Array(Self.routes4.utf8), Array(Self.routes6.utf8)], excluding: ["sktap0123456789"]))
         #expect(scan.interface.name == "eth0")
         #expect(scan.interface.macAddress == "a6:0e:c7:a1:b7:ba")
         #expect(scan.interface.mtu == 1450)
         #expect(scan.interface.addresses == [.init(ip: "10.99.0.7", prefixLength: 24), .init(ip: "fd00::7", prefixLength: 64)])
         // Kernel routes come back by themselves when the guest adds the addresses; link-local and multicast are not routes to copy.
-        #expect(scan.routes == [
-            .init(destination: "", gateway: "10.99.0.1", device: "eth0", scope: ""),
-            .init(destination: "10.100.0.0/16", gateway: "10.99.0.254", device: "eth0", scope: ""),
-        ])
+        #expect(
+            scan.routes == [
+                .init(destination: "", gateway: "10.99.0.1", device: "eth0", scope: ""),
+                .init(destination: "10.100.0.0/16", gateway: "10.99.0.254", device: "eth0", scope: ""),
+            ])
         #expect(scan.ignoredInterfaces == ["net1"])
     }
 
@@ -73,8 +76,11 @@ import Testing
 
     @Test func sandboxSpecGivesTheVMItsNetworkNamespaceAndNetSysctls() throws {
         let spec = try BundleSpec(bytes: Array(Self.sandboxSpec.utf8))
-        #expect(spec.sandboxSetup == SandboxSetup(hostname: "web", networkNamespace: "/var/run/netns/cni-1234",
-                                                  networkSysctls: ["net.ipv4.ip_unprivileged_port_start": "0"]))
+        #expect(
+            spec.sandboxSetup
+                == SandboxSetup(
+                    hostname: "web", networkNamespace: "/var/run/netns/cni-1234",
+                    networkSysctls: ["net.ipv4.ip_unprivileged_port_start": "0"]))
         let guest = try JSONValue.decode(spec.guestSpec(rootInSharedFS: "p/rootfs", guestSources: [:], guestSeccomp: true))
         let namespaces = try #require(guest["linux"]?["namespaces"]?.arrayValue)
         #expect(namespaces.allSatisfy { $0["path"] == nil }, "the host's netns path means nothing in the guest")
@@ -111,7 +117,8 @@ import Testing
         #expect(hostPID.requestedHostNamespaces == ["pid"])
         let hostIPC = try BundleSpec(bytes: Array(#"{"linux":{"namespaces":[{"type":"pid"},{"type":"mount"},{"type":"network"}]}}"#.utf8))
         #expect(hostIPC.requestedHostNamespaces == ["ipc"])
-        let joined = try BundleSpec(bytes: Array(#"{"linux":{"namespaces":[{"type":"pid","path":"/proc/9/ns/pid"},{"type":"ipc","path":"/proc/9/ns/ipc"},{"type":"network"}]}}"#.utf8))
+        let joined = try BundleSpec(
+            bytes: Array(#"{"linux":{"namespaces":[{"type":"pid","path":"/proc/9/ns/pid"},{"type":"ipc","path":"/proc/9/ns/ipc"},{"type":"network"}]}}"#.utf8))
         #expect(joined.requestedHostNamespaces.isEmpty, "joining the sandbox's namespaces is not the host's")
         #expect(try BundleSpec(bytes: Array("{}".utf8)).requestedHostNamespaces.isEmpty)
     }

@@ -1,8 +1,9 @@
 import ContainerdAPI
 import Foundation
-@testable import Shim
 import SwiftProtobuf
 import Testing
+
+@testable import Shim
 
 /// containerd's runtime options select the configuration: `ConfigPath` (a file) or, from containerd
 /// 1.7, `ConfigBody` (the text itself), checked at `start` where containerd shows the error.

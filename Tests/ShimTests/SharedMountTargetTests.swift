@@ -1,7 +1,8 @@
 import Glibc
-@testable import Shim
 import SwiftKataOS
 import Testing
+
+@testable import Shim
 
 /// The guest can write to the shared directory: a symlink it plants must never redirect a host mount.
 @Suite(.serialized) struct SharedMountTargetTests {

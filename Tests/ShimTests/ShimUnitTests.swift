@@ -1,14 +1,18 @@
 import AgentAPI
 import ContainerdAPI
 import Hypervisor
-@testable import Shim
 import Logging
+import TTRPC
 import Testing
+
+@testable import Shim
 
 @Suite struct ShimArgumentTests {
     @Test func containerdStartCommandLine() throws {
-        let arguments = try ShimArguments(parsing: ["-namespace", "k8s.io", "-address", "/run/containerd/containerd.sock",
-                                                    "-publish-binary", "/usr/bin/containerd", "-id", "abc", "-debug", "start"])
+        let arguments = try ShimArguments(parsing: [
+            "-namespace", "k8s.io", "-address", "/run/containerd/containerd.sock",
+            "-publish-binary", "/usr/bin/containerd", "-id", "abc", "-debug", "start",
+        ])
         #expect(arguments.namespace == "k8s.io")
         #expect(arguments.address == "/run/containerd/containerd.sock")
         #expect(arguments.id == "abc")
@@ -67,7 +71,8 @@ import Testing
         let sandbox = try BundleSpec(bytes: Array(Self.sandboxSpec.utf8))
         #expect(sandbox.podRole == .sandbox)
         #expect(sandbox.podID(containerID: "pod-1") == "pod-1")
-        let member = try BundleSpec(bytes: Array(#"{"annotations":{"io.kubernetes.cri.container-type":"container","io.kubernetes.cri.sandbox-id":"pod-1"}}"#.utf8))
+        let member = try BundleSpec(
+            bytes: Array(#"{"annotations":{"io.kubernetes.cri.container-type":"container","io.kubernetes.cri.sandbox-id":"pod-1"}}"#.utf8))
         #expect(member.podRole == .container(sandboxID: "pod-1"))
         #expect(member.podID(containerID: "app") == "pod-1")
         let plain = try BundleSpec(bytes: Array("{}".utf8))
@@ -80,7 +85,8 @@ import Testing
         #expect(spec.terminal)
         let binds = spec.hostBindMounts
         #expect(binds.count == 1 && binds[0].index == 1 && binds[0].source == "/srv/data" && binds[0].readOnly)
-        let guest = try JSONValue.decode(spec.guestSpec(rootInSharedFS: "c1/rootfs", guestSources: [1: "/run/swiftkata/shared/c1/mounts/1"], guestSeccomp: false))
+        let guest = try JSONValue.decode(
+            spec.guestSpec(rootInSharedFS: "c1/rootfs", guestSources: [1: "/run/swiftkata/shared/c1/mounts/1"], guestSeccomp: false))
         #expect(guest["root"]?["path"] == .string("c1/rootfs"))
         #expect(guest["mounts"]?.arrayValue?[1]["source"] == .string("/run/swiftkata/shared/c1/mounts/1"))
         #expect(guest["mounts"]?.arrayValue?[0]["source"] == .string("proc"))
@@ -139,7 +145,6 @@ import Testing
 
 }
 
-import TTRPC
 enum TTRPCErrorFixture {
     static let deadline = TTRPCError(.deadlineExceeded, "timeout")
     static let closed = TTRPCError.closed
@@ -167,14 +172,22 @@ enum TTRPCErrorFixture {
 /// The tap's ingress filter: only the pod's own MAC and addresses reach eth0.
 @Suite struct PodNICFilterTests {
     @Test func onlyThePodsAddressesAndNeighbourDiscoveryPass() {
-        let filters = PodNICFilter.filters(tap: "sktap1", device: "eth0", mac: "02:00:0a:63:00:05", addresses: [
-            .init(ip: "10.99.0.5", prefixLength: 24), .init(ip: "fd00::5", prefixLength: 64), .init(ip: "fe80::1", prefixLength: 64),
-        ])
+        let filters = PodNICFilter.filters(
+            tap: "sktap1", device: "eth0", mac: "02:00:0a:63:00:05",
+            addresses: [
+                .init(ip: "10.99.0.5", prefixLength: 24), .init(ip: "fd00::5", prefixLength: 64), .init(ip: "fe80::1", prefixLength: 64),
+            ])
         let lines = filters.map { $0.joined(separator: " ") }
         #expect(lines.allSatisfy { $0.hasPrefix("filter add dev sktap1 parent ffff: protocol ") })
-        #expect(lines.contains("filter add dev sktap1 parent ffff: protocol ip prio 10 u32 match ip src 10.99.0.5/32 match ether src 02:00:0a:63:00:05 action mirred egress redirect dev eth0"))
-        #expect(lines.contains { $0.contains("protocol arp prio 11") && $0.contains("match u16 0x0a63 0xffff at 14 match u16 0x0005 0xffff at 16")
-            && $0.contains("match u16 0x0200 0xffff at 8 match u16 0x0a63 0xffff at 10 match u16 0x0005 0xffff at 12") })
+        #expect(
+            lines.contains(
+                "filter add dev sktap1 parent ffff: protocol ip prio 10 u32 match ip src 10.99.0.5/32 match ether src 02:00:0a:63:00:05 action mirred egress redirect dev eth0"
+            ))
+        #expect(
+            lines.contains {
+                $0.contains("protocol arp prio 11") && $0.contains("match u16 0x0a63 0xffff at 14 match u16 0x0005 0xffff at 16")
+                    && $0.contains("match u16 0x0200 0xffff at 8 match u16 0x0a63 0xffff at 10 match u16 0x0005 0xffff at 12")
+            })
         #expect(lines.contains { $0.contains("match ip6 src fd00::5/128") })
         #expect(!lines.contains { $0.contains("fe80::1/128") }, "link-local goes through the neighbour-discovery rules only")
         #expect(!lines.contains { $0.contains("0xff at 40") && $0.contains("134") }, "no router advertisements")
@@ -184,8 +197,10 @@ enum TTRPCErrorFixture {
     @Test func addressWordsAndMACMatches() {
         #expect(PodNICFilter.ipv4Words("10.213.0.2")! == ("0x0ad5", "0x0002"))
         #expect(PodNICFilter.ipv4Words("300.1.1.1") == nil)
-        #expect(PodNICFilter.macMatch("aa:bb:cc:dd:ee:ff", at: 8) == [
-            "match", "u16", "0xaabb", "0xffff", "at", "8", "match", "u16", "0xccdd", "0xffff", "at", "10", "match", "u16", "0xeeff", "0xffff", "at", "12"])
+        #expect(
+            PodNICFilter.macMatch("aa:bb:cc:dd:ee:ff", at: 8) == [
+                "match", "u16", "0xaabb", "0xffff", "at", "8", "match", "u16", "0xccdd", "0xffff", "at", "10", "match", "u16", "0xeeff", "0xffff", "at", "12",
+            ])
     }
 }
 

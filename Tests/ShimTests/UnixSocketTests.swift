@@ -1,6 +1,7 @@
 import Glibc
-@testable import Shim
 import Testing
+
+@testable import Shim
 
 @Suite struct UnixSocketTests {
     @Test func aListenerKnowsItsOwnPath() throws {

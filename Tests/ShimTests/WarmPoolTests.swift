@@ -1,9 +1,10 @@
 import Foundation
 import Hypervisor
 import Logging
-@testable import Shim
 import SwiftKataConfig
 import Testing
+
+@testable import Shim
 
 /// The warm pool's naming, identity files and key, without VMs (the end-to-end tests boot them).
 @Suite struct WarmPoolTests {
@@ -42,8 +43,9 @@ import Testing
         try FileManager.default.createDirectory(atPath: layout.vmDirectory, withIntermediateDirectories: true)
         #expect(VMIdentity.load(in: layout) == nil)
 
-        let identity = VMIdentity(domainName: "swiftkata_pool-e", tapName: "skpool123456789", macAddress: "52:54:00:01:02:03",
-                                  qemuPID: 42, vsockCID: nil)
+        let identity = VMIdentity(
+            domainName: "swiftkata_pool-e", tapName: "skpool123456789", macAddress: "52:54:00:01:02:03",
+            qemuPID: 42, vsockCID: nil)
         try identity.save(in: layout)
         #expect(VMIdentity.load(in: layout) == identity)
 
@@ -63,9 +65,10 @@ import Testing
         var configuration = Configuration()
         configuration.hypervisor.kernel = kernel
         let plan = { (configuration: Configuration) in
-            VMPlan(configuration: configuration, control: VMControl(helper: "/bin/true", uri: configuration.hypervisor.libvirtURI),
-                   image: .rootDisk(path: "\(directory)/rootfs.img"), accelerator: .tcg, transport: .virtioSerial,
-                   kernel: configuration.hypervisor.kernel)
+            VMPlan(
+                configuration: configuration, control: VMControl(helper: "/bin/true", uri: configuration.hypervisor.libvirtURI),
+                image: .rootDisk(path: "\(directory)/rootfs.img"), accelerator: .tcg, transport: .virtioSerial,
+                kernel: configuration.hypervisor.kernel)
         }
         let key = plan(configuration).poolKey
         #expect(key.count == 16)
@@ -93,9 +96,10 @@ import Testing
         var configuration = Configuration()
         configuration.runtime.stateDirectory = state
         configuration.pool.size = size
-        let plan = VMPlan(configuration: configuration, control: VMControl(helper: "/bin/true", uri: "qemu:///system"),
-                          image: .rootDisk(path: "\(state)/rootfs.img"), accelerator: .tcg, transport: .virtioSerial,
-                          kernel: configuration.hypervisor.kernel)
+        let plan = VMPlan(
+            configuration: configuration, control: VMControl(helper: "/bin/true", uri: "qemu:///system"),
+            image: .rootDisk(path: "\(state)/rootfs.img"), accelerator: .tcg, transport: .virtioSerial,
+            kernel: configuration.hypervisor.kernel)
         return WarmPool(plan: plan)
     }
 

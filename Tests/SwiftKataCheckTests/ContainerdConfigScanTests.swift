@@ -22,9 +22,18 @@ import Testing
 
     @Test func otherLayouts() {
         #expect(Registration(scanning: "[plugins.cri.containerd.runtimes.kata-runtime]\nruntime_type = 'io.containerd.swiftkata.v2'\n").isRegistered)
-        #expect(Registration(scanning: "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.\"kata-runtime\"]\nruntime_type = \"io.containerd.swiftkata.v2\"\n").isRegistered)
-        #expect(Registration(scanning: "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes]\nkata-runtime = { runtime_type = \"io.containerd.swiftkata.v2\", privileged_without_host_devices = true }\n").isRegistered)
-        #expect(Registration(scanning: "[plugins.\"io.containerd.grpc.v1.cri\".containerd]\nruntimes.kata-runtime.runtime_type = \"io.containerd.swiftkata.v2\"\n").isRegistered)
+        #expect(
+            Registration(
+                scanning: "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.\"kata-runtime\"]\nruntime_type = \"io.containerd.swiftkata.v2\"\n"
+            ).isRegistered)
+        #expect(
+            Registration(
+                scanning:
+                    "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes]\nkata-runtime = { runtime_type = \"io.containerd.swiftkata.v2\", privileged_without_host_devices = true }\n"
+            ).isRegistered)
+        #expect(
+            Registration(scanning: "[plugins.\"io.containerd.grpc.v1.cri\".containerd]\nruntimes.kata-runtime.runtime_type = \"io.containerd.swiftkata.v2\"\n")
+                .isRegistered)
     }
 
     @Test func withoutTheRuntime() {
@@ -52,7 +61,8 @@ import Testing
     }
 
     @Test func disabledCRI() {
-        let text = "disabled_plugins = [\"cri\"]\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata-runtime]\nruntime_type = \"io.containerd.swiftkata.v2\"\n"
+        let text =
+            "disabled_plugins = [\"cri\"]\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata-runtime]\nruntime_type = \"io.containerd.swiftkata.v2\"\n"
         #expect(Registration(scanning: text).criDisabled)
         #expect(!Registration(scanning: text).isRegistered)
         #expect(!Registration(scanning: "disabled_plugins = []\n").criDisabled)
@@ -69,7 +79,8 @@ import Testing
         host.setText("/etc/containerd/config.toml", "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".cni]\nbin_dir = \"/usr/lib/cni\"\n")
         #expect(await host.report().check(named: "containerd-runtime")?.status == .warn)
 
-        host.setText("/tmp/containerd.toml", "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata-runtime]\nruntime_type = \"io.containerd.runc.v2\"\n")
+        host.setText(
+            "/tmp/containerd.toml", "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata-runtime]\nruntime_type = \"io.containerd.runc.v2\"\n")
         let wrong = await host.report(CheckOptions(containerdConfigurationPath: "/tmp/containerd.toml"))
         #expect(wrong.check(named: "containerd-runtime")?.status == .fail)
         #expect(wrong.check(named: "containerd-runtime")?.detail.contains("/tmp/containerd.toml") == true)

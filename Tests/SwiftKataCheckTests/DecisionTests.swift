@@ -15,7 +15,8 @@ import Testing
 
     @Test func kvmThatCannotBootAGuestMeansTCGWithAWarning() async {
         var host = FakeHost()
-        host.kvm = KVMProbeOutcome(usable: false, reason: "KVM is present but a guest did not boot under it (no agent answer within 5 seconds): using TCG (slow)")
+        host.kvm = KVMProbeOutcome(
+            usable: false, reason: "KVM is present but a guest did not boot under it (no agent answer within 5 seconds): using TCG (slow)")
         let report = await host.report()
         let check = report.check(named: "kvm-boot")
         #expect(check?.status == .warn)
@@ -91,7 +92,9 @@ import Testing
         host.kvm = KVMProbeOutcome(usable: false, reason: "/dev/kvm is missing or not accessible: using TCG (slow)")
         let report = await host.report()
         #expect(report.check(named: "cpu-virtualization")?.status == .warn)
-        #expect(report.check(named: "kvm-device") == CheckResult(name: "kvm-device", status: .warn, detail: "no /dev/kvm: pods use TCG (slow)", fix: "modprobe kvm_amd"))
+        #expect(
+            report.check(named: "kvm-device")
+                == CheckResult(name: "kvm-device", status: .warn, detail: "no /dev/kvm: pods use TCG (slow)", fix: "modprobe kvm_amd"))
         #expect(report.check(named: "kvm-boot")?.fix == "modprobe kvm_amd")
         #expect(report.accelerator.rawValue == "tcg" && report.ok)
     }
@@ -135,8 +138,10 @@ import Testing
         var host = FakeHost()
         host.readWrite.remove("/dev/vhost-vsock")
         let report = await host.report()
-        #expect(report.check(named: "vhost-vsock") == CheckResult(
-            name: "vhost-vsock", status: .warn, detail: "no /dev/vhost-vsock: agent uses virtio-serial", fix: "modprobe vhost_vsock"))
+        #expect(
+            report.check(named: "vhost-vsock")
+                == CheckResult(
+                    name: "vhost-vsock", status: .warn, detail: "no /dev/vhost-vsock: agent uses virtio-serial", fix: "modprobe vhost_vsock"))
         #expect(report.transport.rawValue == "virtio-serial" && report.ok)
 
         host.setText(FakeHost.configurationPath, "[agent]\ntransport = \"vsock\"\n")
@@ -216,7 +221,8 @@ import Testing
 
     @Test func servicesThatAreDownFail() async {
         var host = FakeHost()
-        host.libvirt = .failure(HostProbeError("connecting to libvirt at qemu:///system: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory"))
+        host.libvirt = .failure(
+            HostProbeError("connecting to libvirt at qemu:///system: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory"))
         host.processes = []
         host.sockets = []
         host.executables.remove("/usr/local/bin/containerd-shim-swiftkata-v2")

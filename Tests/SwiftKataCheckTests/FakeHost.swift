@@ -1,7 +1,7 @@
 import SwiftKataCheck
 import SwiftKataConfig
-import Synchronization
 import SwiftKataOS
+import Synchronization
 
 /// A host made of dictionaries: by default a healthy one (every check passes, KVM and vsock).
 struct FakeHost {
@@ -13,7 +13,8 @@ struct FakeHost {
         "/usr/share/swiftkata/vmlinux": [0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0],
         "/usr/share/swiftkata/swiftkata-rootfs.img": Array(repeating: 0, count: 1080) + [0x53, 0xEF],  // ext4 superblock magic
         "/sys/fs/cgroup/cgroup.controllers": Array("cpu memory pids\n".utf8),
-        "/etc/containerd/config.toml": Array("""
+        "/etc/containerd/config.toml": Array(
+            """
             version = 2
             [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata-runtime]
               runtime_type = "io.containerd.swiftkata.v2"

@@ -49,7 +49,8 @@ import Testing
         }
 
         let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
-        let hasVirtualization = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }?
+        let hasVirtualization =
+            cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }?
             .split(separator: " ").contains { $0 == "vmx" || $0 == "svm" } ?? false
         #expect(report.check(named: "cpu-virtualization")?.status == (hasVirtualization ? .pass : .warn))
         let cgroupV2 = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers")

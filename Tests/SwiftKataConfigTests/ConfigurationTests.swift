@@ -75,9 +75,14 @@ import Testing
         ("[hypervisors]\n", "c.toml:1: unknown table [hypervisors]"),
         ("debug = true\n", "c.toml:1: debug: unknown key"),
         ("[hypervisor]\naccelerator = \"fast\"\n", "c.toml:2: hypervisor.accelerator: \"fast\" is not one of \"auto\", \"kvm\", \"tcg\""),
-        ("[hypervisor]\nlibvirt_cpu_readback = \"fast\"\n", "c.toml:2: hypervisor.libvirt_cpu_readback: \"fast\" is not one of \"cpuid-words\", \"per-feature\""),
-        ("[hypervisor]\nlibvirt_uri = \"qemu+ext:///system?command=/tmp/x\"\n",
-         "c.toml:2: hypervisor.libvirt_uri: \"qemu+ext:///system?command=/tmp/x\" is not one of \"qemu:///system\", \"qemu:///session\""),
+        (
+            "[hypervisor]\nlibvirt_cpu_readback = \"fast\"\n",
+            "c.toml:2: hypervisor.libvirt_cpu_readback: \"fast\" is not one of \"cpuid-words\", \"per-feature\""
+        ),
+        (
+            "[hypervisor]\nlibvirt_uri = \"qemu+ext:///system?command=/tmp/x\"\n",
+            "c.toml:2: hypervisor.libvirt_uri: \"qemu+ext:///system?command=/tmp/x\" is not one of \"qemu:///system\", \"qemu:///session\""
+        ),
         ("[hypervisor]\nvcpus = \"2\"\n", "c.toml:2: hypervisor.vcpus: expected an integer, found string"),
         ("[hypervisor]\nvcpus = 0\n", "c.toml:2: hypervisor.vcpus: 0 is out of range 1...64"),
         ("[hypervisor]\nkernel = \"vmlinux\"\n", "c.toml:2: hypervisor.kernel: \"vmlinux\" must be an absolute path"),

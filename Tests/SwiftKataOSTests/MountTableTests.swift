@@ -51,8 +51,9 @@ import Testing
         try scratch.mountTmpfs("source/sub")
         try scratch.makeDirectory("target")
         let target = try OpenDirectory(path: "\(scratch.path)/target")
-        try BindMount.attach(source: "\(scratch.path)/source", onto: target.descriptor, targetPath: target.path,
-                             attributes: [.readOnly, .noSetuid, .noDevices])
+        try BindMount.attach(
+            source: "\(scratch.path)/source", onto: target.descriptor, targetPath: target.path,
+            attributes: [.readOnly, .noSetuid, .noDevices])
 
         for directory in ["target", "target/sub"] {
             let fd = open("\(scratch.path)/\(directory)/new", O_WRONLY | O_CREAT, 0o644)

@@ -1,9 +1,9 @@
 import Foundation
 import NIOCore
 import SwiftProtobuf
-import Testing
 import TTRPC
 import TTRPCTestSupport
+import Testing
 
 /// How the client treats a server that may be hostile (the guest agent is one).
 @Suite("Client")

@@ -1,5 +1,6 @@
 import NIOCore
 import Testing
+
 @testable import TTRPC
 
 /// Bounded decoding of a repeated field: a lying peer's 4 MiB of tiny entries is cut at the limit.

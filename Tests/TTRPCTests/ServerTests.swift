@@ -1,9 +1,9 @@
 import Foundation
 import NIOCore
 import SwiftProtobuf
-import Testing
 import TTRPC
 import TTRPCTestSupport
+import Testing
 
 /// How the server treats bytes from clients, well-formed or not.
 @Suite("Server")
@@ -133,7 +133,8 @@ struct ServerTests {
             await peer.close()
             // The server is still healthy for other connections.
             let client = try await TTRPCClient.connect(unixSocketPath: path)
-            let reply = try await client.call(service: EchoService.name, method: "Echo", request: Google_Protobuf_BytesValue(Data([3])), responseType: Google_Protobuf_BytesValue.self)
+            let reply = try await client.call(
+                service: EchoService.name, method: "Echo", request: Google_Protobuf_BytesValue(Data([3])), responseType: Google_Protobuf_BytesValue.self)
             #expect(reply.value == Data([3]))
             await client.close()
         }

@@ -1,17 +1,18 @@
 import Foundation
 import NIOCore
 import SwiftProtobuf
-import Testing
 import TTRPC
 import TTRPCTestSupport
+import Testing
 
 /// The transports besides a listening path: an inherited listening fd (the shim daemon's fd 3) and
 /// already-connected streams in either role (vsock connections, virtio-serial ports).
 @Suite("Transports")
 struct TransportTests {
     private func echo(_ client: TTRPCClient, _ text: String) async throws -> String {
-        let reply = try await client.call(service: EchoService.name, method: "Echo", request: Google_Protobuf_BytesValue(Data(text.utf8)),
-                                          responseType: Google_Protobuf_BytesValue.self)
+        let reply = try await client.call(
+            service: EchoService.name, method: "Echo", request: Google_Protobuf_BytesValue(Data(text.utf8)),
+            responseType: Google_Protobuf_BytesValue.self)
         return String(decoding: reply.value, as: UTF8.self)
     }
 

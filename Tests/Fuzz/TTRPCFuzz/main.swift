@@ -4,37 +4,38 @@
 // Built normally, it replays inputs: each argument is a file or a directory of files, and every
 // input is run once — CI uses this to replay the seed corpus and any crash reproducers.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 #if FUZZING
-// SwiftPM links this file's code as the program's entry point, so hand over to libFuzzer's driver.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
+    // SwiftPM links this file's code as the program's entry point, so hand over to libFuzzer's driver.
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func LLVMFuzzerRunDriver(
+        _ argc: UnsafeMutablePointer<CInt>,
+        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+        _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+    ) -> CInt
 
-var argc = CommandLine.argc
-var argv = CommandLine.unsafeArgv
-exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
-    FuzzTarget.run(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-})
+    var argc = CommandLine.argc
+    var argv = CommandLine.unsafeArgv
+    exit(
+        LLVMFuzzerRunDriver(&argc, &argv) { data, size in
+            FuzzTarget.run(UnsafeRawBufferPointer(start: data, count: size))
+            return 0
+        })
 #else
-var inputs = 0
-for path in CommandLine.arguments.dropFirst() {
-    for file in filesUnder(path) {
-        guard let bytes = readFile(file) else {
-            print("cannot read \(file)")
-            exit(1)
+    var inputs = 0
+    for path in CommandLine.arguments.dropFirst() {
+        for file in filesUnder(path) {
+            guard let bytes = readFile(file) else {
+                print("cannot read \(file)")
+                exit(1)
+            }
+            bytes.withUnsafeBytes { FuzzTarget.run($0) }
+            inputs += 1
         }
-        bytes.withUnsafeBytes { FuzzTarget.run($0) }
-        inputs += 1
     }
-}
-print("replayed \(inputs) inputs without a crash")
+    print("replayed \(inputs) inputs without a crash")
 #endif
 
 func filesUnder(_ path: String) -> [String] {

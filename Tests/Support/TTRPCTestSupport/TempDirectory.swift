@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A private directory under /tmp for sockets (short paths: sun_path holds 108 bytes), removed by `remove()`.

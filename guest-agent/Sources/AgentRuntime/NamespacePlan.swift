@@ -67,8 +67,8 @@ extension SpawnPlanner {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         let digits = parts.count == 5 ? parts[2] : ""
         guard parts.count == 5, parts[0].isEmpty, parts[1] == "proc", parts[3] == "ns", parts[4] == kind.rawValue,
-              (1...7).contains(digits.utf8.count), digits.first != "0",
-              digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let pid = Int(digits), pid <= maxPid
+            (1...7).contains(digits.utf8.count), digits.first != "0",
+            digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let pid = Int(digits), pid <= maxPid
         else {
             throw .invalid(field: field, reason: "\"\(path.prefix(64))\" is not \(expected)")
         }

@@ -97,8 +97,8 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
     public static func cidr(_ text: String, field: String) throws(PodConfigError) -> IPPrefix {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let address = IPAddress(String(parts[0])),
-              (1...3).contains(parts[1].utf8.count), parts[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-              let length = Int(parts[1]), length <= address.family.bits
+            (1...3).contains(parts[1].utf8.count), parts[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            let length = Int(parts[1]), length <= address.family.bits
         else {
             throw PodConfigError(field: field, reason: "\"\(text.prefix(64))\" is not a CIDR (address/prefix-length)")
         }

@@ -59,8 +59,10 @@ public struct PodNetwork: Sendable, Equatable {
         public var mtu: UInt32
         public var addresses: [(address: String, prefixLength: UInt32)]
 
-        public init(macAddress: String, deviceMacAddress: String = "", name: String, mtu: UInt32,
-                    addresses: [(address: String, prefixLength: UInt32)]) {
+        public init(
+            macAddress: String, deviceMacAddress: String = "", name: String, mtu: UInt32,
+            addresses: [(address: String, prefixLength: UInt32)]
+        ) {
             self.macAddress = macAddress
             self.deviceMacAddress = deviceMacAddress
             self.name = name
@@ -154,7 +156,8 @@ public struct PodNetwork: Sendable, Equatable {
             }
             gateway = address
         }
-        let destination = request.destination.isEmpty
+        let destination =
+            request.destination.isEmpty
             ? IPPrefix(address: .any(gateway?.family ?? .v4), length: 0)
             : try IPPrefix.cidr(request.destination, field: "\(field).destination")
         if let gateway, gateway.family != destination.address.family {

@@ -27,7 +27,7 @@ public struct PodSysctl: Sendable, Equatable {
             }
             let components = key.split(separator: ".", omittingEmptySubsequences: false)
             guard key.utf8.count <= maxKeyBytes, allowed, components.count >= 3, components[0] == "net",
-                  !components.contains(where: \.isEmpty)
+                !components.contains(where: \.isEmpty)
             else {
                 throw PodConfigError(field: field, reason: "only net.* keys of [a-z0-9_.-] with no empty component are allowed")
             }

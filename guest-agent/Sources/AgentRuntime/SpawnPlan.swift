@@ -79,7 +79,8 @@ public struct SpawnPlan: Sendable, Equatable {
 /// the field.
 public enum SpawnPlanner {
     /// Namespaces every container gets. The network namespace is the VM's own, shared by the pod.
-    static let containerNamespaces: UInt = LinuxNames.namespaceFlags["mount"]! | LinuxNames.namespaceFlags["pid"]!
+    static let containerNamespaces: UInt =
+        LinuxNames.namespaceFlags["mount"]! | LinuxNames.namespaceFlags["pid"]!
         | LinuxNames.namespaceFlags["uts"]! | LinuxNames.namespaceFlags["ipc"]!
 
     /// A new container whose root file system is at `rootfs` (already resolved inside the shared fs).
@@ -113,11 +114,11 @@ public enum SpawnPlanner {
     static func deviceNodes(_ devices: [OCISpec.Device]) -> [SpawnPlan.DeviceNode] {
         devices.prefix(1024).compactMap { device in
             guard device.type == "c" || device.type == "b" || device.type == "u", device.path.hasPrefix("/dev/"),
-                  let major = device.major.flatMap(UInt32.init(exactly:)), let minor = device.minor.flatMap(UInt32.init(exactly:))
+                let major = device.major.flatMap(UInt32.init(exactly:)), let minor = device.minor.flatMap(UInt32.init(exactly:))
             else { return nil }
             let components = device.path.dropFirst("/dev/".count).split(separator: "/", omittingEmptySubsequences: false)
             guard !components.isEmpty, components.count <= 8, !components.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
-                  device.path.utf8.count <= 128
+                device.path.utf8.count <= 128
             else { return nil }
             return .init(path: components.joined(separator: "/"), character: device.type != "b", major: major, minor: minor)
         }
@@ -134,17 +135,24 @@ public enum SpawnPlanner {
             let field = "linux.sysctl[\(key.prefix(128))]"
             let components = key.split(separator: ".", omittingEmptySubsequences: false)
             guard key.utf8.count <= 128, !components.contains(where: \.isEmpty),
-                  key.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5f || $0 == 0x2e || $0 == 0x2d })
+                key.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5f || $0 == 0x2e || $0 == 0x2d })
             else { throw .invalid(field: field, reason: "not a kernel parameter name") }
             guard value.utf8.count <= 256, !value.utf8.contains(where: { $0 == 0x0a || $0 == 0 }) else {
                 throw .invalid(field: field, reason: "the value must be at most 256 bytes without newline or NUL")
             }
             if key.hasPrefix("net.") { continue }
-            let ipc = ["kernel.shmmax", "kernel.shmall", "kernel.shmmni", "kernel.shm_rmid_forced", "kernel.msgmax",
-                       "kernel.msgmni", "kernel.msgmnb", "kernel.sem"].contains(key) || key.hasPrefix("fs.mqueue.")
+            let ipc =
+                [
+                    "kernel.shmmax", "kernel.shmall", "kernel.shmmni", "kernel.shm_rmid_forced", "kernel.msgmax",
+                    "kernel.msgmni", "kernel.msgmnb", "kernel.sem",
+                ].contains(key) || key.hasPrefix("fs.mqueue.")
             let uts = key == "kernel.hostname" || key == "kernel.domainname"
             guard ipc || uts else {
-                throw .invalid(field: field, reason: "\(key) is not in a separate kernel namespace: it would change the whole VM, not the pod (allowed: kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, kernel.hostname, kernel.domainname, net.*)")
+                throw .invalid(
+                    field: field,
+                    reason:
+                        "\(key) is not in a separate kernel namespace: it would change the whole VM, not the pod (allowed: kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, kernel.hostname, kernel.domainname, net.*)"
+                )
             }
             result.append(.init(key: key, value: value))
         }
@@ -244,7 +252,8 @@ public enum SpawnPlanner {
         if isBind && (mount.source ?? "").isEmpty {
             throw .invalid(field: "\(field).source", reason: "missing for the bind mount of \(mount.destination)")
         }
-        return .init(source: mount.source, destination: mount.destination, type: type, flags: flags,
-                     propagation: propagation, data: data.isEmpty ? nil : data.joined(separator: ","))
+        return .init(
+            source: mount.source, destination: mount.destination, type: type, flags: flags,
+            propagation: propagation, data: data.isEmpty ? nil : data.joined(separator: ","))
     }
 }

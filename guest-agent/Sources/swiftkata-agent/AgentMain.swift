@@ -1,6 +1,6 @@
+import AgentAPI
 import CGuestSys
 import Glibc
-import AgentAPI
 import Logging
 import NIOCore
 import NIOPosix

@@ -1,12 +1,12 @@
 import AgentAPI
-import FoundationEssentials
 import AgentRuntime
+import FoundationEssentials
 import Glibc
 import Logging
 import NIOCore
+import SwiftKataOS
 import SwiftProtobuf
 import TTRPC
-import SwiftKataOS
 
 /// The agent API as served in the guest. Every request is validated here: the host is trusted less
 /// than nothing by PID 1, since a crash of PID 1 panics the guest kernel.
@@ -53,9 +53,10 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
         do {
             network = try PodNetwork.validate(
                 interfaces: request.interfaces.map { interface in
-                    PodNetwork.InterfaceRequest(macAddress: interface.macAddress, deviceMacAddress: interface.deviceMacAddress,
-                                                name: interface.name, mtu: interface.mtu,
-                                                addresses: interface.addresses.map { ($0.address, $0.prefixLength) })
+                    PodNetwork.InterfaceRequest(
+                        macAddress: interface.macAddress, deviceMacAddress: interface.deviceMacAddress,
+                        name: interface.name, mtu: interface.mtu,
+                        addresses: interface.addresses.map { ($0.address, $0.prefixLength) })
                 },
                 routes: request.routes.map { PodNetwork.RouteRequest(destination: $0.destination, gateway: $0.gateway, device: $0.device, scope: $0.scope) })
             sysctls = try PodSysctl.validate(request.sysctls)
@@ -77,9 +78,11 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
         try GuestNetwork.apply(network)
         try GuestSysctls.write(sysctls)
         if !network.interfaces.isEmpty {
-            logger.info("pod network configured", metadata: [
-                "interfaces": "\(network.interfaces.map(\.name))", "routes": "\(network.routes.count)", "sysctls": "\(sysctls.count)",
-            ])
+            logger.info(
+                "pod network configured",
+                metadata: [
+                    "interfaces": "\(network.interfaces.map(\.name))", "routes": "\(network.routes.count)", "sysctls": "\(sysctls.count)",
+                ])
         }
         return Google_Protobuf_Empty()
     }
@@ -114,15 +117,20 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
         return Google_Protobuf_Empty()
     }
 
-    func createContainer(_ request: Swiftkata_Agent_V1_CreateContainerRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_CreateContainerResponse {
+    func createContainer(
+        _ request: Swiftkata_Agent_V1_CreateContainerRequest, context: TTRPCCallContext
+    ) async throws -> Swiftkata_Agent_V1_CreateContainerResponse {
         guard request.ociSpec.count <= Self.maxSpecBytes else { throw TTRPCError(.invalidArgument, "OCI spec larger than \(Self.maxSpecBytes) bytes") }
         var response = Swiftkata_Agent_V1_CreateContainerResponse()
-        response.pid = UInt32(try await containers.create(
-            id: request.containerID, spec: Array(request.ociSpec), terminal: request.terminal, stdin: request.stdin))
+        response.pid = UInt32(
+            try await containers.create(
+                id: request.containerID, spec: Array(request.ociSpec), terminal: request.terminal, stdin: request.stdin))
         return response
     }
 
-    func startContainer(_ request: Swiftkata_Agent_V1_StartContainerRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_StartContainerResponse {
+    func startContainer(
+        _ request: Swiftkata_Agent_V1_StartContainerRequest, context: TTRPCCallContext
+    ) async throws -> Swiftkata_Agent_V1_StartContainerResponse {
         var response = Swiftkata_Agent_V1_StartContainerResponse()
         response.pid = UInt32(try await containers.start(id: request.containerID))
         return response
@@ -153,7 +161,9 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
         return Google_Protobuf_Empty()
     }
 
-    func statsContainer(_ request: Swiftkata_Agent_V1_StatsContainerRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_StatsContainerResponse {
+    func statsContainer(
+        _ request: Swiftkata_Agent_V1_StatsContainerRequest, context: TTRPCCallContext
+    ) async throws -> Swiftkata_Agent_V1_StatsContainerResponse {
         let cgroup = try await containers.cgroup(id: request.containerID)
         var stats = Swiftkata_Agent_V1_CgroupStats()
         stats.cpuStat = cgroup.keyValues("cpu.stat")
@@ -186,9 +196,10 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
     func execProcess(_ request: Swiftkata_Agent_V1_ExecProcessRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_ExecProcessResponse {
         guard request.process.count <= Self.maxSpecBytes else { throw TTRPCError(.invalidArgument, "process spec larger than \(Self.maxSpecBytes) bytes") }
         var response = Swiftkata_Agent_V1_ExecProcessResponse()
-        response.pid = UInt32(try await containers.exec(
-            id: request.containerID, execID: request.execID, process: Array(request.process),
-            terminal: request.terminal, stdin: request.stdin))
+        response.pid = UInt32(
+            try await containers.exec(
+                id: request.containerID, execID: request.execID, process: Array(request.process),
+                terminal: request.terminal, stdin: request.stdin))
         return response
     }
 

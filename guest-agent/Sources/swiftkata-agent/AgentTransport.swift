@@ -4,8 +4,8 @@ import CLinuxSys
 import Glibc
 import Logging
 import NIOCore
-import TTRPC
 import SwiftKataOS
+import TTRPC
 
 /// Where the agent listens: vsock port 1024 when the VM has a vsock device, otherwise the
 /// virtio-serial port named `io.swiftkata.agent`.
@@ -46,8 +46,11 @@ enum AgentTransport {
                 refusals += 1
                 // One line per refusal up to ten, then every thousandth: a flood cannot fill the console.
                 if refusals <= 10 || refusals % 1000 == 0 {
-                    logger.warning("refused a vsock peer that is not the host's shim", metadata: [
-                        "peer_cid": "\(cid)", "peer_port": "\(port)", "refusals": "\(refusals)"])
+                    logger.warning(
+                        "refused a vsock peer that is not the host's shim",
+                        metadata: [
+                            "peer_cid": "\(cid)", "peer_port": "\(port)", "refusals": "\(refusals)",
+                        ])
                 }
                 continue
             }
@@ -89,7 +92,7 @@ enum AgentTransport {
                 try? await Task.sleep(for: .seconds(1))
             }
             do {
-                let connection = try await server.serve(streamDescriptor: fd) // owns and closes fd
+                let connection = try await server.serve(streamDescriptor: fd)  // owns and closes fd
                 try? await connection.closeFuture.get()
                 logger.info("host hung up the agent port; reopening", metadata: ["device": "\(device)"])
             } catch {
@@ -132,8 +135,8 @@ enum AgentTransport {
     static func hasVirtioDevice(id: Int) -> Bool {
         for name in directoryEntries("/sys/bus/virtio/devices") {
             guard name.hasPrefix("virtio"),
-                  let text = readText("/sys/bus/virtio/devices/\(name)/device")?.trimmingTrailingNewlines,
-                  let value = Int(text.dropFirst(2), radix: 16)
+                let text = readText("/sys/bus/virtio/devices/\(name)/device")?.trimmingTrailingNewlines,
+                let value = Int(text.dropFirst(2), radix: 16)
             else { continue }
             if value == id { return true }
         }

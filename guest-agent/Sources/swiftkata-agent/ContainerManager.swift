@@ -4,8 +4,8 @@ import Glibc
 import Logging
 import NIOCore
 import NIOPosix
-import TTRPC
 import SwiftKataOS
+import TTRPC
 
 /// The containers of this pod and their processes. All bookkeeping is serialised by the actor;
 /// waiting (exits, output) happens outside it, so a parked Wait never blocks other calls.
@@ -107,7 +107,9 @@ actor ContainerManager {
             let spawning = clock.now
             do {
                 let finalPlan = plan
-                created = try await Self.blocking { try Spawner.spawn(finalPlan, options: .init(stdio: ends, cgroupFD: cgroupFD, seccompFilter: seccompFilter, joinNamespaces: namespaces)) }
+                created = try await Self.blocking {
+                    try Spawner.spawn(finalPlan, options: .init(stdio: ends, cgroupFD: cgroupFD, seccompFilter: seccompFilter, joinNamespaces: namespaces))
+                }
                 reaper.childSpawned()
             } catch {
                 reaper.childSpawned()
@@ -126,10 +128,12 @@ actor ContainerManager {
             containers[id] = Container(id: id, cgroup: cgroup, initProcess: Process(pid: created.pid, io: io, created: created), seccompFilter: seccompFilter)
             oomWatcher.watch(containerID: id, cgroup: cgroup)
             let done = clock.now
-            logger.info("container created", metadata: [
-                "container": "\(id)", "pid": "\(created.pid)", "plan_ms": "\((planned - started).milliseconds)",
-                "cgroup_io_ms": "\((spawning - planned).milliseconds)", "spawn_ms": "\((done - spawning).milliseconds)",
-            ])
+            logger.info(
+                "container created",
+                metadata: [
+                    "container": "\(id)", "pid": "\(created.pid)", "plan_ms": "\((planned - started).milliseconds)",
+                    "cgroup_io_ms": "\((spawning - planned).milliseconds)", "spawn_ms": "\((done - spawning).milliseconds)",
+                ])
             return created.pid
         } catch {
             cgroup.remove()
@@ -215,7 +219,9 @@ actor ContainerManager {
         let filter = container.seccompFilter
         let created: Spawner.Created
         do {
-            created = try await Self.blocking { try Spawner.spawn(finalPlan, options: .init(stdio: ends, cgroupFD: cgroupFD, joinPidFD: pidfd, seccompFilter: filter)) }
+            created = try await Self.blocking {
+                try Spawner.spawn(finalPlan, options: .init(stdio: ends, cgroupFD: cgroupFD, joinPidFD: pidfd, seccompFilter: filter))
+            }
         } catch {
             reaper.childSpawned()
             ends.close()
@@ -315,4 +321,3 @@ actor ContainerManager {
         return container
     }
 }
-

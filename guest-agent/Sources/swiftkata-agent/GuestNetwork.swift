@@ -1,8 +1,8 @@
 import AgentRuntime
 import CGuestSys
 import Glibc
-import TTRPC
 import SwiftKataOS
+import TTRPC
 
 /// Applies the pod's validated network to the guest through rtnetlink (guest_net.c): loopback up,
 /// each NIC found by the MAC it has now, given the pod's MAC (a pre-booted VM's NIC), renamed, MTU,
@@ -49,11 +49,12 @@ enum GuestNetwork {
         }
         for route in network.routes {
             let what = "route \(route)"
-            let device = try route.device.map { name throws(NetworkError) -> Int32 in
-                do { return try index(of: name) } catch {
-                    throw NetworkError(code: .failedPrecondition, description: "\(what): no device \(name) in the guest")
-                }
-            } ?? 0
+            let device =
+                try route.device.map { name throws(NetworkError) -> Int32 in
+                    do { return try index(of: name) } catch {
+                        throw NetworkError(code: .failedPrecondition, description: "\(what): no device \(name) in the guest")
+                    }
+                } ?? 0
             let family = route.destination.address.family.addressFamily
             let destination = route.destination.address.bytes
             let length = UInt32(route.destination.length)
@@ -78,8 +79,8 @@ enum GuestNetwork {
     static func nic(mac: MACAddress) -> (name: String, ifindex: Int32)? {
         for name in directoryEntries(sysClassNet).sorted() {
             guard let address = readText("\(sysClassNet)/\(name)/address", limit: 64),
-                  address.trimmingTrailingNewlines.lowercased() == mac.text,
-                  let ifindex = try? index(of: name)
+                address.trimmingTrailingNewlines.lowercased() == mac.text,
+                let ifindex = try? index(of: name)
             else { continue }
             return (name, ifindex)
         }
@@ -93,8 +94,10 @@ enum GuestNetwork {
     }
 
     /// Runs one guest_net_* call (which returns 0 or an errno, with the kernel's detail in the buffer).
-    private static func netlink(_ what: @autoclosure () -> String,
-                                _ call: (UnsafeMutablePointer<CChar>, Int) throws(NetworkError) -> Int32) throws(NetworkError) {
+    private static func netlink(
+        _ what: @autoclosure () -> String,
+        _ call: (UnsafeMutablePointer<CChar>, Int) throws(NetworkError) -> Int32
+    ) throws(NetworkError) {
         let size = 256
         let detail = UnsafeMutablePointer<CChar>.allocate(capacity: size)
         detail.initialize(repeating: 0, count: size)
@@ -102,12 +105,13 @@ enum GuestNetwork {
         let err = try call(detail, size)
         guard err != 0 else { return }
         let kernel = String(cString: detail)
-        let code: NetworkError.Code = switch err {
-        case EEXIST: .alreadyExists
-        case EINVAL, ERANGE: .invalid
-        case ENODEV, ENETUNREACH, EADDRNOTAVAIL, EBUSY, ESRCH: .failedPrecondition
-        default: .internalError
-        }
+        let code: NetworkError.Code =
+            switch err {
+            case EEXIST: .alreadyExists
+            case EINVAL, ERANGE: .invalid
+            case ENODEV, ENETUNREACH, EADDRNOTAVAIL, EBUSY, ESRCH: .failedPrecondition
+            default: .internalError
+            }
         throw NetworkError(code: code, description: "\(what()): \(String(cString: strerror(err)))\(kernel.isEmpty ? "" : " (\(kernel))")")
     }
 }

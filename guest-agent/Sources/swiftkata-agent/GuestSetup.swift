@@ -34,7 +34,8 @@ enum GuestSetup {
     static func mountEssentials() throws {
         for entry in entries {
             mkdir(entry.target, 0o755)
-            let result = entry.data.map { data in mount(entry.source, entry.target, entry.type, entry.flags, data) }
+            let result =
+                entry.data.map { data in mount(entry.source, entry.target, entry.type, entry.flags, data) }
                 ?? mount(entry.source, entry.target, entry.type, entry.flags, nil)
             if result != 0 && errno != EBUSY {
                 throw MountError(target: entry.target, errno: errno)

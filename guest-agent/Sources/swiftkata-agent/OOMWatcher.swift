@@ -32,10 +32,12 @@ final class OOMWatcher: Sendable {
         guard fd >= 0 else { return }
         var thread = pthread_t()
         let unmanaged = Unmanaged.passRetained(self)
-        pthread_create(&thread, nil, { context in
-            Unmanaged<OOMWatcher>.fromOpaque(context!).takeRetainedValue().run()
-            return nil
-        }, unmanaged.toOpaque())
+        pthread_create(
+            &thread, nil,
+            { context in
+                Unmanaged<OOMWatcher>.fromOpaque(context!).takeRetainedValue().run()
+                return nil
+            }, unmanaged.toOpaque())
         pthread_detach(thread)
     }
 

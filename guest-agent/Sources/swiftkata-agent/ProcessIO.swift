@@ -108,8 +108,9 @@ final class ProcessIO: Sendable {
         }
         let stdinChannel = try await NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .takingOwnershipOfDescriptor(output: writeSide).get()
-        return ProcessIO(stdout: try await OutputPipe.reading(fd: readSide), stderr: nil,
-                         stdinChannel: stdinChannel, ptyMaster: master)
+        return ProcessIO(
+            stdout: try await OutputPipe.reading(fd: readSide), stderr: nil,
+            stdinChannel: stdinChannel, ptyMaster: master)
     }
 
     /// Writes to the process's stdin; returns the bytes written.

@@ -1,5 +1,5 @@
-import Glibc
 import Dispatch
+import Glibc
 import Synchronization
 
 /// Reaps every child of PID 1 (container processes and re-parented orphans) and delivers exit
@@ -39,11 +39,13 @@ final class Reaper: Sendable {
     func start() {
         var thread = pthread_t()
         let unmanaged = Unmanaged.passRetained(self)
-        pthread_create(&thread, nil, { context in
-            let reaper = Unmanaged<Reaper>.fromOpaque(context!).takeRetainedValue()
-            reaper.run()
-            return nil
-        }, unmanaged.toOpaque())
+        pthread_create(
+            &thread, nil,
+            { context in
+                let reaper = Unmanaged<Reaper>.fromOpaque(context!).takeRetainedValue()
+                reaper.run()
+                return nil
+            }, unmanaged.toOpaque())
         pthread_detach(thread)
     }
 

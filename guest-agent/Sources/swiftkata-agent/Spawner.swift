@@ -38,11 +38,13 @@ enum Spawner {
         config.cgroup_fd = options.cgroupFD
         config.rootfs = arena.string(plan.rootfs)
         config.rootfs_readonly = plan.rootfsReadonly ? 1 : 0
-        let mounts = arena.array(plan.mounts.map { step in
-            sk_mount(source: arena.string(step.source), destination: arena.string(step.destination),
-                     type: arena.string(step.type), flags: step.flags, propagation: step.propagation,
-                     data: arena.string(step.data))
-        })
+        let mounts = arena.array(
+            plan.mounts.map { step in
+                sk_mount(
+                    source: arena.string(step.source), destination: arena.string(step.destination),
+                    type: arena.string(step.type), flags: step.flags, propagation: step.propagation,
+                    data: arena.string(step.data))
+            })
         config.mounts = UnsafePointer(mounts)
         config.mount_count = plan.mounts.count
         config.masked_paths = arena.stringArray(plan.maskedPaths)
@@ -53,9 +55,10 @@ enum Spawner {
         config.sysctl_keys = arena.stringArray(plan.sysctls.map(\.key))
         config.sysctl_values = arena.stringArray(plan.sysctls.map(\.value))
         config.sysctl_count = plan.sysctls.count
-        let devices = arena.array(plan.devices.map { device in
-            sk_device(path: arena.string(device.path), character: device.character ? 1 : 0, major: device.major, minor: device.minor)
-        })
+        let devices = arena.array(
+            plan.devices.map { device in
+                sk_device(path: arena.string(device.path), character: device.character ? 1 : 0, major: device.major, minor: device.minor)
+            })
         config.devices = UnsafePointer(devices)
         config.device_count = plan.devices.count
         config.create_default_devices = plan.createDefaultDevices ? 1 : 0
