@@ -144,14 +144,9 @@ private struct Parser {
     mutating func tableHeader() throws(TOMLSyntaxError) -> String {
         advance()  // [
         if peek == UInt8(ascii: "[") { throw error("arrays of tables ([[...]]) are not supported here") }
-        var parts: [String] = []
-        repeat {
-            skipSpaces()
-            parts.append(try simpleKey())
-            skipSpaces()
-        } while consume(UInt8(ascii: "."))
+        let name = try key()
         try expect(UInt8(ascii: "]"), "expected ']' to close the table header")
-        return parts.joined(separator: ".")
+        return name
     }
 
     mutating func consume(_ byte: UInt8) -> Bool {

@@ -268,6 +268,17 @@ static const char *sk_child_lookup(const sk_child *c) {
 /// Console socket (runc's --console-socket): a pty of the devpts the process sees as /dev/pts (the
 /// container's, since this runs after the pivot or the setns), so that ttyname() finds its terminal.
 /// The slave becomes the controlling terminal and stdin/stdout/stderr; the master goes to the caller.
+
+/* A message of one part (`iov`) with `control_len` bytes of ancillary data at `control`, zeroed. */
+static void sk_init_msghdr(struct msghdr *msg, struct iovec *iov, char *control, size_t control_len) {
+    memset(control, 0, control_len);
+    memset(msg, 0, sizeof(*msg));
+    msg->msg_iov = iov;
+    msg->msg_iovlen = 1;
+    msg->msg_control = control;
+    msg->msg_controllen = control_len;
+}
+
 static void sk_child_console(const sk_child *c) {
     const sk_spawn_config *cfg = c->cfg;
     int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -302,13 +313,8 @@ static void sk_child_console(const sk_child *c) {
         struct cmsghdr header;
         char buf[CMSG_SPACE(sizeof(int))];
     } control;
-    memset(&control, 0, sizeof(control));
     struct msghdr msg;
-    memset(&msg, 0, sizeof(msg));
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof(control.buf);
+    sk_init_msghdr(&msg, &iov, control.buf, sizeof(control.buf));
     struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
@@ -925,13 +931,8 @@ int sk_receive_console(int socket_fd, int *master_out, char *error, size_t error
         struct cmsghdr header;
         char buf[CMSG_SPACE(sizeof(int) * 8)];
     } control;
-    memset(&control, 0, sizeof(control));
     struct msghdr msg;
-    memset(&msg, 0, sizeof(msg));
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof(control.buf);
+    sk_init_msghdr(&msg, &iov, control.buf, sizeof(control.buf));
     ssize_t n;
     do {
         n = recvmsg(socket_fd, &msg, MSG_CMSG_CLOEXEC);
