@@ -64,6 +64,7 @@ enum ShimError: Error, TTRPCStatusConvertible, CustomStringConvertible, Equatabl
         case .invalidArgument: return .invalidArgument(detail)
         case .failedPrecondition: return .failedPrecondition(detail)
         case .unimplemented: return .unimplemented(detail)
+        case .resourceExhausted: return .resourceExhausted(detail)
         case .deadlineExceeded: return .deadlineExceeded("\(operation): the guest agent did not answer in time")
         case .unavailable: return .unavailable("\(operation): the guest agent is unreachable (\(status.message.prefix(200)))")
         default: return .internalError(detail)

@@ -228,6 +228,7 @@ struct GuestContainerTests {
             noBinary.ociSpec = BusyboxRootfs.spec(id: "nobin", args: ["/no/such/binary"])
             let missingBinary = await #expect(throws: TTRPCError.self) { try await agent.createContainer(noBinary, timeout: .seconds(10)) }
             #expect(missingBinary?.message.contains("/no/such/binary") == true)
+            #expect(missingBinary?.code == .notFound, "a missing executable is NotFound, as with runc")
 
             var escape = Swiftkata_Agent_V1_CreateContainerRequest()
             escape.containerID = "escape"

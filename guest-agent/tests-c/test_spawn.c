@@ -198,6 +198,7 @@ typedef struct run_result {
     int start_rc;
     pid_t pid;
     int wstatus;
+    int cause;  // errno after the failing sk_spawn or sk_start
     char out[8192];
     char err[512];
 } run_result;
@@ -214,6 +215,7 @@ static void run(sk_spawn_config *cfg, int use_start, run_result *r) {
     cfg->start_fd = start[0];
     int status_fd = -1;
     r->spawn_rc = sk_spawn(cfg, &r->pid, &status_fd, r->err, sizeof(r->err));
+    r->cause = errno;
     close(out[1]);
     if (start[0] >= 0) close(start[0]);
     if (r->spawn_rc != 0) {
@@ -223,6 +225,7 @@ static void run(sk_spawn_config *cfg, int use_start, run_result *r) {
         return;
     }
     r->start_rc = sk_start(start[1], status_fd, r->err, sizeof(r->err));
+    r->cause = errno;
     read_all(out[0], r->out, sizeof(r->out));
     close(out[0]);
     if (waitpid(r->pid, &r->wstatus, 0) != r->pid) perror("waitpid");
@@ -391,6 +394,7 @@ static void test_d_errors(void) {
         printf("    missing:     rc=%d '%s'\n", r.spawn_rc, r.err);
         check(r.spawn_rc == -1 && strstr(r.err, "no-such-binary") != NULL && strstr(r.err, "not found") != NULL,
               "missing binary: rc=%d err='%s'", r.spawn_rc, r.err);
+        check(r.cause == ENOENT, "missing binary: errno %d, not ENOENT", r.cause);
         check(r.pid > 0 && (exited_with(r.wstatus, 127) || WIFSIGNALED(r.wstatus)), "child reaped: 0x%x",
               r.wstatus);
     }
@@ -401,6 +405,7 @@ static void test_d_errors(void) {
         printf("    absolute:    rc=%d '%s'\n", r.spawn_rc, r.err);
         check(r.spawn_rc == -1 && strstr(r.err, "/bin/nope") && strstr(r.err, "No such file or directory"),
               "absolute: '%s'", r.err);
+        check(r.cause == ENOENT, "absolute: errno %d, not ENOENT", r.cause);
     }
     {
         const char *argv[] = {"/bin/notexec", NULL};
@@ -409,6 +414,7 @@ static void test_d_errors(void) {
         run(&cfg, 1, &r);
         printf("    not exec:    rc=%d '%s'\n", r.spawn_rc, r.err);
         check(r.spawn_rc == -1 && strstr(r.err, "Permission denied"), "not executable: '%s'", r.err);
+        check(r.cause == EACCES, "not executable: errno %d, not EACCES", r.cause);
     }
     {
         const char *argv[] = {"true", NULL};
@@ -419,6 +425,7 @@ static void test_d_errors(void) {
         run(&cfg, 1, &r);
         printf("    bad mount:   rc=%d '%s'\n", r.spawn_rc, r.err);
         check(r.spawn_rc == -1 && strstr(r.err, "mount x on /mnt: No such device"), "bad mount: '%s'", r.err);
+        check(r.cause == ENODEV, "bad mount: errno %d, not ENODEV", r.cause);
     }
     {
         // Passes the lookup (a regular executable file) but execve fails: reported by sk_start.
@@ -432,6 +439,7 @@ static void test_d_errors(void) {
         printf("    exec error:  spawn=%d start=%d '%s'\n", r.spawn_rc, r.start_rc, r.err);
         check(r.spawn_rc == 0 && r.start_rc == -1 && strstr(r.err, "exec /bin/garbage: Exec format error"),
               "exec failure after start: '%s'", r.err);
+        check(r.cause == ENOEXEC, "exec failure: errno %d, not ENOEXEC", r.cause);
         check(exited_with(r.wstatus, 127), "exit status 0x%x", r.wstatus);
         unlink(p);
     }

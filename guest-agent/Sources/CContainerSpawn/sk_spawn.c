@@ -107,6 +107,9 @@ _Noreturn void sk_child_fail(const sk_child *c, int err, ...) {
     sk_msg_init(&m);
     char marker[2] = {SK_STATUS_ERROR, 0};
     sk_msg_add(&m, marker);
+    // The cause travels as a number before the text ("<errno>|<message>"): the parent sets errno from it.
+    sk_msg_add_long(&m, err);
+    sk_msg_add(&m, "|");
     va_list ap;
     va_start(ap, err);
     for (const char *s = va_arg(ap, const char *); s != NULL; s = va_arg(ap, const char *)) sk_msg_add(&m, s);
@@ -261,7 +264,7 @@ static const char *sk_child_lookup(const sk_child *c) {
         return cand;
     }
     if (c->argv0_has_slash) sk_child_fail(c, best_err, "exec ", argv0, NULL);
-    if (best_err == ENOENT) sk_child_fail(c, 0, "exec ", argv0, ": executable file not found in $PATH", NULL);
+    if (best_err == ENOENT) sk_child_fail(c, ENOENT, "exec ", argv0, ": executable file not found in $PATH", NULL);
     sk_child_fail(c, best_err, "exec ", argv0, " (in $PATH)", NULL);
 }
 
@@ -584,6 +587,20 @@ static void sk_set_error(char *error, size_t error_len, const char *text, int er
     error[n] = '\0';
 }
 
+/* A child's error report after its marker, "<errno>|<message>": returns the errno (0 when the report
+ * has none) and points *text at the message. */
+static int sk_parse_child_report(const char *report, const char **text) {
+    int err = 0;
+    const char *p = report;
+    while (*p >= '0' && *p <= '9' && err < 100000) err = err * 10 + (*p++ - '0');
+    if (*p != '|') {
+        *text = report;
+        return 0;
+    }
+    *text = p + 1;
+    return err;
+}
+
 static ssize_t sk_read_retry(int fd, void *buf, size_t len) {
     ssize_t n;
     do {
@@ -824,7 +841,7 @@ int sk_spawn(const sk_spawn_config *cfg, pid_t *pid_out, int *status_fd_out, cha
 
     // Wait for ready or an error.
     char message[SK_MSG_MAX + 1];
-    int ok = 0, child_reported = 0;
+    int ok = 0, child_reported = 0, failure_errno = 0;
     char first = 0;
     ssize_t n = sk_read_retry(status_pipe[0], &first, 1);
     if (n == 1 && first == SK_STATUS_READY) {
@@ -833,11 +850,14 @@ int sk_spawn(const sk_spawn_config *cfg, pid_t *pid_out, int *status_fd_out, cha
         child_reported = 1;
         ssize_t m = sk_read_until_eof(status_pipe[0], message, SK_MSG_MAX);
         message[m > 0 ? m : 0] = '\0';
-        sk_set_error(error, error_len, message, 0);
+        const char *text;
+        failure_errno = sk_parse_child_report(message, &text);
+        sk_set_error(error, error_len, text, 0);
     } else if (n == 0) {
         sk_set_error(error, error_len, "spawn: the child exited during setup without reporting", 0);
     } else if (n < 0) {
-        sk_set_error(error, error_len, "spawn: read status pipe", errno);
+        failure_errno = errno;
+        sk_set_error(error, error_len, "spawn: read status pipe", failure_errno);
     } else {
         sk_set_error(error, error_len, "spawn: unexpected status byte", 0);
     }
@@ -863,6 +883,7 @@ int sk_spawn(const sk_spawn_config *cfg, pid_t *pid_out, int *status_fd_out, cha
         sk_close_if_open(&pidfd);
         sk_close_if_open(&status_pipe[0]);
         *pid_out = result; // for the caller's bookkeeping: its exit reaches the reaper
+        errno = failure_errno;
         return -1;
     }
     sk_close_if_open(&pidfd);
@@ -898,6 +919,7 @@ int sk_start(int start_write_fd, int status_fd, char *error, size_t error_len) {
         // EPIPE: the child is gone; its message (if any) is on the status pipe.
         if (n < 0 && write_errno != EPIPE) {
             sk_set_error(error, error_len, "start: write start pipe", write_errno);
+            errno = write_errno;
             result = -1;
         }
     }
@@ -908,11 +930,15 @@ int sk_start(int start_write_fd, int status_fd, char *error, size_t error_len) {
     close(status_fd);
     if (m < 0) {
         sk_set_error(error, error_len, "start: read status pipe", read_errno);
+        errno = read_errno;
         return -1;
     }
     if (m > 0) {
         message[m] = '\0';
-        sk_set_error(error, error_len, message[0] == SK_STATUS_ERROR ? message + 1 : message, 0);
+        const char *text = message;
+        int err = message[0] == SK_STATUS_ERROR ? sk_parse_child_report(message + 1, &text) : 0;
+        sk_set_error(error, error_len, text, 0);
+        errno = err;
         return -1;
     }
     return result;

@@ -137,7 +137,7 @@ actor ContainerManager {
             return created.pid
         } catch {
             cgroup.remove()
-            throw ManagerError(code: .invalid, description: "creating container \(id): \(error)")
+            throw ManagerError(spawning: "creating container \(id)", error, otherwise: .invalid)
         }
     }
 
@@ -175,7 +175,7 @@ actor ContainerManager {
         do {
             try await Self.blocking { try Spawner.start(created) }
         } catch {
-            throw ManagerError(code: .failedPrecondition, description: "starting container \(id): \(error)")
+            throw ManagerError(spawning: "starting container \(id)", error, otherwise: .failedPrecondition)
         }
         container.started = true
         let pid = container.initProcess.pid
@@ -226,7 +226,7 @@ actor ContainerManager {
             reaper.childSpawned()
             ends.close()
             await pending.cancel()
-            throw ManagerError(code: .invalid, description: "exec \(execID) in \(id): \(error)")
+            throw ManagerError(spawning: "exec \(execID) in \(id)", error, otherwise: .invalid)
         }
         reaper.childSpawned()
         ends.close()
@@ -242,7 +242,7 @@ actor ContainerManager {
             try await Self.blocking { try Spawner.start(created) }
         } catch {
             await io.close()
-            throw ManagerError(code: .invalid, description: "exec \(execID) in \(id): \(error)")
+            throw ManagerError(spawning: "exec \(execID) in \(id)", error, otherwise: .invalid)
         }
         logger.info("exec started", metadata: ["container": "\(id)", "exec": "\(execID)", "pid": "\(created.pid)"])
         container.execs[execID] = Process(pid: created.pid, io: io, created: created)

@@ -8,6 +8,8 @@ import Glibc
 enum Spawner {
     struct SpawnError: Error, CustomStringConvertible {
         var description: String
+        /// What failed, as the spawner's errno (ENOENT: a missing executable; 0 when unknown).
+        var cause: Int32 = 0
     }
 
     /// A created process: its pid, and the handles that let it exec (`start`).
@@ -97,10 +99,11 @@ enum Spawner {
         var statusFD: CInt = -1
         var message = [CChar](repeating: 0, count: 512)
         let result = sk_spawn(&config, &pid, &statusFD, &message, message.count)
+        let cause = errno
         close(startPipe[0])
         guard result == 0 else {
             close(startPipe[1])
-            throw SpawnError(description: String(cMessage: message))
+            throw SpawnError(description: String(cMessage: message), cause: cause)
         }
         return Created(pid: pid, startFD: startPipe[1], statusFD: statusFD)
     }
@@ -109,7 +112,7 @@ enum Spawner {
     static func start(_ created: Created) throws(SpawnError) {
         var message = [CChar](repeating: 0, count: 512)
         guard sk_start(created.startFD, created.statusFD, &message, message.count) == 0 else {
-            throw SpawnError(description: String(cMessage: message))
+            throw SpawnError(description: String(cMessage: message), cause: errno)
         }
     }
 }

@@ -160,7 +160,7 @@ int sk_spawn(const sk_spawn_config *config, pid_t *pid_out, int *status_fd_out, 
 
 /// After sk_spawn with a start_fd: lets the child exec (writes one byte to start_write_fd, closes it)
 /// and waits on status_fd for the exec result. Returns 0 when execve succeeded, -1 with a message
-/// otherwise. Closes status_fd. start_write_fd may be -1 (no start pipe: only waits for the exec).
+/// and errno set to the cause (ENOENT for a missing executable; 0 when none is known) otherwise. Closes status_fd. start_write_fd may be -1 (no start pipe: only waits for the exec).
 /// EOF on status_fd means the exec happened or the process died before it (its status reaches the reaper).
 int sk_start(int start_write_fd, int status_fd, char *error, size_t error_len);
 
