@@ -91,7 +91,11 @@ struct BundleSpec: Sendable {
 
     /// What the pod's first container says about the VM to boot.
     var sandboxSetup: SandboxSetup {
-        SandboxSetup(hostname: hostname, networkNamespace: networkNamespacePath, networkSysctls: networkSysctls)
+        SandboxSetup(
+            hostname: hostname, networkNamespace: networkNamespacePath, networkSysctls: networkSysctls,
+            sizingAnnotations: annotations.filter {
+                $0.key.hasPrefix("io.kubernetes.cri.sandbox-") || $0.key.hasPrefix(PodSizing.overridePrefix)
+            })
     }
 
     /// `linux.namespaces`, as (type, path) pairs.

@@ -62,10 +62,21 @@ final class PodVM: PodMachine {
     /// VM whose agent does not answer is discarded, and the pod boots its own.
     static func boot(layout: PodLayout, configuration: Configuration, sandbox setup: SandboxSetup, logger: Logger) async throws(ShimError) -> PodVM {
         let started = ContinuousClock.now
+        let (size, ignored) = try PodSizing.size(annotations: setup.sizingAnnotations, hypervisor: configuration.hypervisor, host: .current)
+        if !ignored.isEmpty {
+            logger.warning(
+                "pod annotations ignored: hypervisor.enable_annotations does not allow them",
+                metadata: ["annotations": "\(ignored.joined(separator: ","))"])
+        }
         let plan = try await VMPlan.resolve(configuration, logger: logger)
+        let isBaseSize = size == VMSize(vcpus: configuration.hypervisor.vcpus, memoryMiB: configuration.hypervisor.memoryMiB)
+        if !isBaseSize {
+            logger.info("pod VM sized for the pod", metadata: ["vcpus": "\(size.vcpus)", "memory_mib": "\(size.memoryMiB)"])
+        }
         let dialTimeout = Duration.milliseconds(configuration.agent.dialTimeoutMilliseconds)
         // Only with a pool: its key renders the domain XML and stats the guest's files.
-        if configuration.pool.size > 0, let claimed = WarmPool(plan: plan).claim(into: layout, logger: logger) {
+        // A pool VM has the base size: a pod sized otherwise boots its own.
+        if configuration.pool.size > 0, isBaseSize, let claimed = WarmPool(plan: plan).claim(into: layout, logger: logger) {
             let network: PodNetwork?
             do { network = try inspectNetwork(setup, tapName: claimed.tapName ?? PodNetwork.tapName(for: layout), logger: logger) } catch {
                 WarmPool.discard(layout, fallbackControl: plan.control, logger: logger)
@@ -92,7 +103,7 @@ final class PodVM: PodMachine {
         let network = try inspectNetwork(setup, tapName: PodNetwork.tapName(for: layout), logger: logger)
         let domainStarted = ContinuousClock.now
         let tap = network.map { VMDescription.Tap(device: $0.tapName, macAddress: $0.scan.interface.macAddress) }
-        let identity = try plan.launch(layout: layout, owner: layout.owner, tap: tap)
+        let identity = try plan.launch(layout: layout, owner: layout.owner, tap: tap, size: size)
         switch try await attach(
             layout: layout, plan: plan, identity: identity, network: network, claimed: false, setup: setup,
             timing: (started, domainStarted), deadline: domainStarted + dialTimeout, logger: logger)
@@ -259,4 +270,6 @@ struct SandboxSetup: Sendable, Equatable {
     var networkNamespace: String?
     /// `net.*` sysctls for the VM's network stack.
     var networkSysctls: [String: String] = [:]
+    /// The annotations that size the VM (`PodSizing`): containerd's sandbox resources and swiftkata's own.
+    var sizingAnnotations: [String: String] = [:]
 }

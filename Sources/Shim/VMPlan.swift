@@ -44,7 +44,7 @@ struct VMPlan: Sendable {
     }
 
     /// The VM for the directory `layout` (a pod's, or a warm-pool entry's).
-    func description(owner: VMDescription.Owner, layout: PodLayout, tap: VMDescription.Tap?) -> VMDescription {
+    func description(owner: VMDescription.Owner, layout: PodLayout, tap: VMDescription.Tap?, size: VMSize? = nil) -> VMDescription {
         let hypervisor = configuration.hypervisor
         var vm = VMDescription(
             configuration: hypervisor, owner: owner, accelerator: accelerator, kernel: kernel, image: image,
@@ -55,20 +55,24 @@ struct VMPlan: Sendable {
             ? .virtioFS(hostPath: layout.sharedDirectory, tag: PodVM.sharedTag, virtiofsd: hypervisor.virtiofsd)
             : .ninep(hostPath: layout.sharedDirectory, tag: PodVM.sharedTag)
         vm.tap = tap
+        if let size {
+            vm.vcpus = size.vcpus
+            vm.memoryMiB = size.memoryMiB
+        }
         return vm
     }
 
     /// Prepares `layout`'s directories, creates the tap (if any) and starts the domain. Returns the
     /// VM's identity, also saved in its directory. On failure the tap is gone and no domain runs; the
     /// caller removes the directory.
-    func launch(layout: PodLayout, owner: VMDescription.Owner, tap: VMDescription.Tap?) throws(ShimError) -> VMIdentity {
+    func launch(layout: PodLayout, owner: VMDescription.Owner, tap: VMDescription.Tap?, size: VMSize? = nil) throws(ShimError) -> VMIdentity {
         try prepareDirectories(layout)
         let name = VMDescription.domainName(for: owner)
         var identity = VMIdentity(domainName: name, tapName: tap?.device, macAddress: tap?.macAddress)
         // Saved before the domain exists: `delete` (or a pool refill) finds the domain from it if this process dies.
         try identity.save(in: layout)
         let xml: String
-        do { xml = try DomainXML.render(description(owner: owner, layout: layout, tap: tap)) } catch {
+        do { xml = try DomainXML.render(description(owner: owner, layout: layout, tap: tap, size: size)) } catch {
             throw .invalidArgument("VM description: \(error)")
         }
         let podTap = tap.map { PodTap(name: $0.device) }

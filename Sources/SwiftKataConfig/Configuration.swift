@@ -6,8 +6,19 @@ public struct Configuration: Sendable, Equatable {
         public var libvirtURI = "qemu:///system"
         public var accelerator = AcceleratorSetting.auto
         public var machine = "pc"
+        /// The VM's base size, for the guest kernel and the agent: a pod's own CPU and memory limits
+        /// (from containerd's sandbox annotations) come on top.
         public var vcpus = 1
         public var memoryMiB = 256
+        /// The largest VM a pod may get (0: as many vCPUs as the guest kernel supports, and the host's
+        /// memory). A pod asking for more fails to start, saying so.
+        public var maxVCPUs = 0
+        public var maxMemoryMiB = 0
+        /// Pod annotations `io.swiftkata.hypervisor.<name>` that may set this pod's VM size, by name
+        /// (`vcpus`, `memory_mib`; Kata's `enable_annotations`). Any other annotation is ignored.
+        public var enableAnnotations: [String] = []
+        /// What `enableAnnotations` may name.
+        public static let annotatableSettings = ["vcpus", "memory_mib"]
         public var kernel = "/usr/share/swiftkata/vmlinux"
         /// The guest's root: an ext4 image mounted read-only from a virtio-blk disk, or an initramfs.
         public var image = "/usr/share/swiftkata/swiftkata-rootfs.img"

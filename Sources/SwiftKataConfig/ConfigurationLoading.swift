@@ -35,7 +35,8 @@ extension Configuration {
         try reader.rejectUnknownKeys(in: "", known: [])
 
         let hypervisorKeys = [
-            "libvirt_uri", "accelerator", "machine", "vcpus", "memory_mib", "kernel", "image", "kernel_params", "shared_fs", "virtiofsd", "emulator",
+            "libvirt_uri", "accelerator", "machine", "vcpus", "memory_mib", "max_vcpus", "max_memory_mib", "enable_annotations", "kernel", "image",
+            "kernel_params", "shared_fs", "virtiofsd", "emulator",
             "free_page_reporting", "tcg_translation_cache_mib", "libvirt_cpu_readback", "allow_unconfined_qemu",
         ]
         try reader.rejectUnknownKeys(in: "hypervisor", known: hypervisorKeys)
@@ -46,6 +47,17 @@ extension Configuration {
         try reader.string("hypervisor", "machine", into: &hypervisor.machine, allowed: ["pc", "q35", "microvm"])
         try reader.integer("hypervisor", "vcpus", into: &hypervisor.vcpus, range: 1...64)
         try reader.integer("hypervisor", "memory_mib", into: &hypervisor.memoryMiB, range: 64...65536)
+        try reader.integer("hypervisor", "max_vcpus", into: &hypervisor.maxVCPUs, range: 0...256)
+        try reader.integer("hypervisor", "max_memory_mib", into: &hypervisor.maxMemoryMiB, range: 0...1_048_576)
+        try reader.strings(
+            "hypervisor", "enable_annotations", into: &hypervisor.enableAnnotations,
+            allowed: Configuration.HypervisorSection.annotatableSettings)
+        if hypervisor.maxVCPUs > 0 && hypervisor.maxVCPUs < hypervisor.vcpus {
+            throw reader.fail("hypervisor", "max_vcpus", "\(hypervisor.maxVCPUs) is below vcpus (\(hypervisor.vcpus))")
+        }
+        if hypervisor.maxMemoryMiB > 0 && hypervisor.maxMemoryMiB < hypervisor.memoryMiB {
+            throw reader.fail("hypervisor", "max_memory_mib", "\(hypervisor.maxMemoryMiB) is below memory_mib (\(hypervisor.memoryMiB))")
+        }
         try reader.absolutePath("hypervisor", "kernel", into: &hypervisor.kernel)
         try reader.absolutePath("hypervisor", "image", into: &hypervisor.image)
         try reader.string("hypervisor", "kernel_params", into: &hypervisor.kernelParameters)
@@ -110,6 +122,21 @@ private struct SectionReader {
             throw fail(table, key, "\"\(text)\" is not one of \(allowed.map { "\"\($0)\"" }.joined(separator: ", "))")
         }
         target = text
+    }
+
+    /// An array of strings, each one of `allowed`.
+    func strings(_ table: String, _ key: String, into target: inout [String], allowed: [String]) throws(ConfigurationError) {
+        guard let value = entry(table, key) else { return }
+        guard case .array(let values) = value else { throw fail(table, key, "expected an array of strings, found \(value.typeName) \(value)") }
+        var texts: [String] = []
+        for value in values {
+            guard case .string(let text) = value else { throw fail(table, key, "expected strings, found \(value.typeName) \(value)") }
+            guard allowed.contains(text) else {
+                throw fail(table, key, "\"\(text)\" is not one of \(allowed.map { "\"\($0)\"" }.joined(separator: ", "))")
+            }
+            texts.append(text)
+        }
+        target = texts
     }
 
     func absolutePath(_ table: String, _ key: String, into target: inout String) throws(ConfigurationError) {

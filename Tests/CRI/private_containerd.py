@@ -171,7 +171,10 @@ state = "{d}/state"
             raise RuntimeError("no guest kernel/image: set SWIFTKATA_KERNEL and SWIFTKATA_IMAGE or run `make guest`")
         with open(f"{d}/configuration.toml", "w") as f:
             if guest:
-                f.write(f'[hypervisor]\nkernel = "{guest[0]}"\nimage = "{guest[1]}"\n\n')
+                # Pods may size their VM with io.swiftkata.hypervisor.* annotations (containerd 1.6
+                # passes no sandbox resources).
+                f.write(f'[hypervisor]\nkernel = "{guest[0]}"\nimage = "{guest[1]}"\n'
+                        'enable_annotations = ["vcpus", "memory_mib"]\n\n')
             # A warm pool of one: the first pod boots its VM, the next ones claim VMs booted ahead.
             f.write("[runtime]\ndebug = true\n\n[pool]\nsize = 1\n")
 

@@ -52,7 +52,7 @@ def tearDownModule():
 class Pod:
     """A pod sandbox the tests made, with its config (CreateContainer needs it) and its containers."""
 
-    def __init__(self, name, hostname="", mounts=(), sysctls=None, privileged=False, pid=pb.CONTAINER, ipc=pb.POD):
+    def __init__(self, name, hostname="", mounts=(), sysctls=None, privileged=False, pid=pb.CONTAINER, ipc=pb.POD, annotations=None):
         self.name = name
         self.log_directory = f"{harness.log_root}/{name}"
         os.makedirs(self.log_directory, exist_ok=True)
@@ -61,6 +61,7 @@ class Pod:
             hostname=hostname,
             log_directory=self.log_directory,
             labels={"swiftkata-cri-test": name},
+            annotations=annotations or {},
             linux=pb.LinuxPodSandboxConfig(security_context=pb.LinuxSandboxSecurityContext(
                 namespace_options=pb.NamespaceOption(network=pb.POD, pid=pid, ipc=ipc), privileged=privileged),
                 sysctls=sysctls or {}),
@@ -77,7 +78,7 @@ class Pod:
     def ip(self):
         return self.status().network.ip
 
-    def run_container(self, name, command, mounts=(), attempt=0, stdin=False, privileged=False):
+    def run_container(self, name, command, mounts=(), attempt=0, stdin=False, privileged=False, resources=None):
         """Creates and starts a container; returns its id once CRI reports it RUNNING."""
         config = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=name, attempt=attempt),
@@ -90,6 +91,8 @@ class Pod:
         )
         if privileged:
             config.linux.security_context.privileged = True
+        if resources is not None:
+            config.linux.resources.CopyFrom(resources)
         container_id = harness.client.CreateContainer(pb.CreateContainerRequest(
             pod_sandbox_id=self.id, config=config, sandbox_config=self.config)).container_id
         harness.client.StartContainer(pb.StartContainerRequest(container_id=container_id))
@@ -460,6 +463,38 @@ class CRIEndToEnd(unittest.TestCase):
             with self.assertRaises(grpc.RpcError) as refused:
                 Pod(name, **options)
             self.assertIn(word, refused.exception.details())
+
+    def test_12h_the_vm_is_sized_for_the_pods_limits(self):
+        # A container limited to 2 CPUs and 768 MiB gets them: the pod's VM is sized for them (here by
+        # swiftkata's pod annotations, which the test configuration allows; containerd 1.7 passes the
+        # pod's summed limits itself). Under runc the node's own CPUs and memory serve.
+        limits = pb.LinuxContainerResources(cpu_period=100000, cpu_quota=200000, memory_limit_in_bytes=768 << 20)
+        allocate = ["dd", "if=/dev/zero", "of=/dev/null", "bs=600M", "count=1"]
+        sized = Pod("sized", annotations={"io.swiftkata.hypervisor.vcpus": "3", "io.swiftkata.hypervisor.memory_mib": "1280"})
+        try:
+            worker = sized.run_container("worker", ["sleep", "3600"], resources=limits)
+            cpus = exec_sync(worker, ["nproc"])
+            self.assertGreaterEqual(int(cpus.stdout.decode().strip()), 2, cpus.stderr.decode())
+            if SWIFTKATA:
+                self.assertEqual(cpus.stdout.decode().strip(), "3")
+            allocated = exec_sync(worker, allocate)
+            self.assertEqual(allocated.exit_code, 0, allocated.stderr.decode())
+        finally:
+            harness.client.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sized.id))
+            harness.client.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sized.id))
+        if SWIFTKATA:
+            # The same limits in a VM of the base size (256 MiB) cannot be used: what sizing fixes.
+            small = Pod("unsized")
+            try:
+                worker = small.run_container("worker", ["sleep", "3600"], resources=limits)
+                self.assertNotEqual(exec_sync(worker, allocate).exit_code, 0)
+            finally:
+                harness.client.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=small.id))
+                harness.client.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=small.id))
+            # A VM above the configured maximum is refused, naming the limit.
+            with self.assertRaises(grpc.RpcError) as refused:
+                Pod("toobig", annotations={"io.swiftkata.hypervisor.vcpus": "64"})
+            self.assertIn("vCPUs", refused.exception.details())
 
     def test_13_stop_and_remove_leave_nothing(self):
         pods = [self.web(), self.client_pod()]

@@ -21,6 +21,9 @@ import Testing
             machine = 'q35'
             vcpus = 2
             memory_mib = 1_024
+            max_vcpus = 4
+            max_memory_mib = 8192
+            enable_annotations = ["vcpus", "memory_mib"]
             kernel = "/k/vmlinux"
             image = "/k/initrd.img"
             kernel_params = "debug loglevel=7"
@@ -50,6 +53,10 @@ import Testing
         #expect(configuration.hypervisor.machine == "q35")
         #expect(configuration.hypervisor.vcpus == 2)
         #expect(configuration.hypervisor.memoryMiB == 1024)
+        #expect(configuration.hypervisor.maxVCPUs == 4)
+        #expect(configuration.hypervisor.maxMemoryMiB == 8192)
+        #expect(configuration.hypervisor.enableAnnotations == ["vcpus", "memory_mib"])
+        #expect(Configuration().hypervisor.enableAnnotations.isEmpty)
         #expect(configuration.hypervisor.kernel == "/k/vmlinux")
         #expect(configuration.hypervisor.image == "/k/initrd.img")
         #expect(configuration.hypervisor.kernelCommandLine.hasSuffix("panic=-1 debug loglevel=7"))
@@ -91,6 +98,10 @@ import Testing
         ("[agent\n", "c.toml:1: expected ']'"),
         ("[runtime]\nstate_dir = \"/run\n", "c.toml:2: unterminated string"),
         ("[pool]\nsize = 17\n", "c.toml:2: pool.size: 17 is out of range 0...16"),
+        ("[hypervisor]\nenable_annotations = [\"kernel\"]\n", "c.toml:2: hypervisor.enable_annotations: \"kernel\" is not one of \"vcpus\", \"memory_mib\""),
+        ("[hypervisor]\nenable_annotations = \"vcpus\"\n", "c.toml:2: hypervisor.enable_annotations: expected an array of strings"),
+        ("[hypervisor]\nvcpus = 4\nmax_vcpus = 2\n", "c.toml:3: hypervisor.max_vcpus: 2 is below vcpus (4)"),
+        ("[hypervisor]\nmax_memory_mib = 128\n", "c.toml:2: hypervisor.max_memory_mib: 128 is below memory_mib (256)"),
         ("[pool]\nwarm = 1\n", "c.toml:2: pool.warm: unknown key (known keys in [pool]: size)"),
     ])
     func badInputNamesFileLineAndKey(text: String, expected: String) {

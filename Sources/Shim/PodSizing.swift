@@ -1,0 +1,87 @@
+import Glibc
+import SwiftKataConfig
+import SwiftKataOS
+
+/// How big a pod's VM is: vCPUs and memory.
+struct VMSize: Sendable, Equatable, CustomStringConvertible {
+    var vcpus: Int
+    var memoryMiB: Int
+
+    var description: String { "\(vcpus) vCPU, \(memoryMiB) MiB" }
+}
+
+/// Sizes a pod's VM from the configuration and the pod: the configured base (guest kernel and
+/// agent) plus the pod's CPU limit rounded up and its memory limit, as containerd 1.7+ passes them on
+/// the sandbox container (`io.kubernetes.cri.sandbox-*`); or, where the configuration allows it, the
+/// pod's own `io.swiftkata.hypervisor.<setting>` annotation. Capped by the configured maximum: a pod
+/// over it fails with a clear error instead of getting a VM smaller than its limits.
+enum PodSizing {
+    static let cpuQuotaAnnotation = "io.kubernetes.cri.sandbox-cpu-quota"
+    static let cpuPeriodAnnotation = "io.kubernetes.cri.sandbox-cpu-period"
+    static let memoryAnnotation = "io.kubernetes.cri.sandbox-memory"
+    static let overridePrefix = "io.swiftkata.hypervisor."
+
+    /// The host's memory, the limit where the configuration leaves `max_memory_mib` at 0.
+    struct Host: Sendable {
+        var memoryMiB: Int
+
+        static var current: Host {
+            Host(memoryMiB: max(64, (sysconf(Int32(_SC_PHYS_PAGES)) * sysconf(Int32(_SC_PAGESIZE))) >> 20))
+        }
+    }
+
+    /// The VM size for a pod with these sandbox annotations, and the `io.swiftkata.hypervisor.*`
+    /// annotations it carried that the configuration does not allow (ignored, for the log).
+    static func size(
+        annotations: [String: String], hypervisor: Configuration.HypervisorSection, host: Host
+    )
+        throws(ShimError) -> (size: VMSize, ignored: [String])
+    {
+        var size = VMSize(vcpus: hypervisor.vcpus, memoryMiB: hypervisor.memoryMiB)
+        let quota = try number(annotations, cpuQuotaAnnotation, in: Int64.min...Int64.max) ?? -1
+        let period = try number(annotations, cpuPeriodAnnotation, in: 0...Int64.max) ?? 0
+        if quota > 0 && period > 0 {
+            size.vcpus += Int((quota + period - 1) / period)
+        }
+        if let bytes = try number(annotations, memoryAnnotation, in: 0...(Int64(1) << 50)), bytes > 0 {
+            size.memoryMiB += Int((bytes + (1 << 20) - 1) >> 20)
+        }
+        if hypervisor.enableAnnotations.contains("vcpus"), let vcpus = try number(annotations, overridePrefix + "vcpus", in: 1...1024) {
+            size.vcpus = Int(vcpus)
+        }
+        if hypervisor.enableAnnotations.contains("memory_mib"),
+            let memory = try number(annotations, overridePrefix + "memory_mib", in: 64...(Int64(1) << 30))
+        {
+            size.memoryMiB = Int(memory)
+        }
+        let ignored = annotations.keys.filter { key in
+            key.hasPrefix(overridePrefix) && !hypervisor.enableAnnotations.contains(String(key.dropFirst(overridePrefix.count)))
+        }.sorted()
+
+        // vCPUs may outnumber the host's CPUs (as a limit may exceed the node's), not the guest kernel's.
+        let maxVCPUs = hypervisor.maxVCPUs > 0 ? min(hypervisor.maxVCPUs, guestKernelCPUs) : guestKernelCPUs
+        let maxMemory = hypervisor.maxMemoryMiB > 0 ? hypervisor.maxMemoryMiB : host.memoryMiB
+        if size.vcpus > maxVCPUs {
+            let limit =
+                hypervisor.maxVCPUs > 0 && hypervisor.maxVCPUs <= guestKernelCPUs
+                ? "hypervisor.max_vcpus (\(maxVCPUs))" : "the guest kernel's \(guestKernelCPUs) CPUs"
+            throw .failedPrecondition("the pod needs a VM of \(size.vcpus) vCPUs, above \(limit); lower the pod's CPU limits or raise the maximum")
+        }
+        if size.memoryMiB > maxMemory {
+            let limit = "hypervisor.max_memory_mib (\(maxMemory) MiB\(hypervisor.maxMemoryMiB == 0 ? ": the host's memory" : ""))"
+            throw .failedPrecondition("the pod needs a VM of \(size.memoryMiB) MiB, above \(limit); lower the pod's memory limits or raise the maximum")
+        }
+        return (size, ignored)
+    }
+
+    /// CPUs the guest kernel supports (CONFIG_NR_CPUS in guest-kernel-config/fragments/base.config).
+    static let guestKernelCPUs = 8
+
+    private static func number(_ annotations: [String: String], _ key: String, in range: ClosedRange<Int64>) throws(ShimError) -> Int64? {
+        guard let text = annotations[key] else { return nil }
+        guard let value = Int64(text.trimmingWhitespace()), range.contains(value) else {
+            throw .invalidArgument("annotation \(key)=\"\(text.prefix(64))\" is not a whole number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+}
