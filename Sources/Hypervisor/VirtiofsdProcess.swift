@@ -5,8 +5,14 @@ import SwiftKataOS
 /// a truncated domain name and the domain id, so the process is found by what it serves instead:
 /// root's `virtiofsd … -o source=<directory>` (a local user cannot make a root process).
 public enum VirtiofsdProcess {
-    /// The pid of root's virtiofsd serving exactly `directory`, or nil.
+    /// The pid of root's virtiofsd serving exactly `directory` (the first, where it forked), or nil.
     public static func pid(serving directory: String) -> pid_t? {
+        pids(serving: directory).first
+    }
+
+    /// Every process of root's virtiofsd serving exactly `directory`, lowest pid first.
+    public static func pids(serving directory: String) -> [pid_t] {
+        var found: [pid_t] = []
         for name in directoryEntries("/proc") {
             guard let pid = pid_t(name), pid > 1,
                 readText("/proc/\(name)/comm", limit: 64)?.trimmingWhitespace() == "virtiofsd",
@@ -15,9 +21,9 @@ public enum VirtiofsdProcess {
                 let commandLine = try? readFileHead("/proc/\(name)/cmdline", limit: 16384)
             else { continue }
             let arguments = commandLine.split(separator: 0, omittingEmptySubsequences: true).map { String(decoding: $0, as: UTF8.self) }
-            if serves(arguments: arguments, directory: directory) { return pid }
+            if serves(arguments: arguments, directory: directory) { found.append(pid) }
         }
-        return nil
+        return found.sorted()
     }
 
     /// Whether a virtiofsd command line serves `directory` (`-o source=DIR[,…]` or `--shared-dir DIR`).

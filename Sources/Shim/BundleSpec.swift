@@ -93,8 +93,9 @@ struct BundleSpec: Sendable {
     var sandboxSetup: SandboxSetup {
         SandboxSetup(
             hostname: hostname, networkNamespace: networkNamespacePath, networkSysctls: networkSysctls,
+            cgroup: (json["linux"]?["cgroupsPath"]?.stringValue).flatMap(PodCgroup.init(cgroupsPath:)),
             sizingAnnotations: annotations.filter {
-                $0.key.hasPrefix("io.kubernetes.cri.sandbox-") || $0.key.hasPrefix(PodSizing.overridePrefix)
+                PodSizing.sandboxAnnotations.contains($0.key) || $0.key.hasPrefix(PodSizing.overridePrefix)
             })
     }
 

@@ -34,6 +34,14 @@ struct PodLayout: Sendable, Equatable, Codable {
     var owner: VMDescription.Owner { .init(podID: podID, namespace: namespace) }
     var domainName: String { VMDescription.domainName(for: owner) }
 
+    /// The last lines of the guest console, for error messages.
+    func consoleTail() -> String {
+        // Written by the VM's side: read without following a link or waiting on a FIFO, end only.
+        guard let bytes = try? readFileTail(consoleLog, limit: 2048) else { return "(no console output)" }
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").suffix(5)
+        return lines.isEmpty ? "(no console output)" : lines.joined(separator: " | ")
+    }
+
     /// The container's directory in the shared file system, relative to its root (what the guest sees).
     static func sharedName(containerID: String) -> String { containerID }
     func containerDirectory(_ containerID: String) -> String { "\(sharedDirectory)/\(Self.sharedName(containerID: containerID))" }
@@ -55,6 +63,8 @@ struct ContainerRecord: Sendable, Equatable, Codable {
     /// can remove the tap and the redirect when the daemon is gone.
     var networkNamespace: String?
     var networkInterface: String?
+    /// The pod's cgroup that QEMU and virtiofsd joined, removed by `delete` when the daemon is gone.
+    var cgroupPath: String?
 
     static let fileName = "swiftkata.json"
 

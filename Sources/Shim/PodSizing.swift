@@ -20,6 +20,7 @@ enum PodSizing {
     static let cpuPeriodAnnotation = "io.kubernetes.cri.sandbox-cpu-period"
     static let memoryAnnotation = "io.kubernetes.cri.sandbox-memory"
     static let overridePrefix = "io.swiftkata.hypervisor."
+    static let sandboxAnnotations: Set = [cpuQuotaAnnotation, cpuPeriodAnnotation, memoryAnnotation]
 
     /// The host's memory, the limit where the configuration leaves `max_memory_mib` at 0.
     struct Host: Sendable {

@@ -54,7 +54,10 @@ extension Pod {
         try validateIdentifier(podID, what: "sandbox id")
         let wanted = PodLayout(stateDirectory: configuration.runtime.stateDirectory, namespace: namespace, podID: podID)
         var record = ContainerRecord(containerID: id, pod: wanted, ownsVM: vm == nil, libvirtURI: configuration.hypervisor.libvirtURI)
-        if vm == nil { record.networkNamespace = spec.networkNamespacePath }
+        if vm == nil {
+            record.networkNamespace = spec.networkNamespacePath
+            record.cgroupPath = spec.sandboxSetup.cgroup?.path
+        }
         try record.save(bundle: request.bundle)  // before anything exists that `delete` may have to undo
 
         // Reserve the id while the VM boots and the guest creates the container.

@@ -25,6 +25,9 @@ final class PodVM: PodMachine {
     let events: AsyncStream<DomainLifecycleEvent>
     /// The guest console into containerd's log (`runtime.debug` only).
     private let console: ConsoleForwarder?
+    /// The sandbox's cgroup, which QEMU and virtiofsd joined.
+    let cgroup: PodCgroup?
+    private let logger: Logger
 
     var accelerator: VMDescription.Accelerator { plan.accelerator }
     var transport: ResolvedAgentTransport { plan.transport }
@@ -42,8 +45,10 @@ final class PodVM: PodMachine {
 
     private init(
         layout: PodLayout, plan: VMPlan, identity: VMIdentity, client: TTRPCClient, qemuPID: pid_t, network: PodNetwork?,
-        events: AsyncStream<DomainLifecycleEvent>, logger: Logger
+        cgroup: PodCgroup?, events: AsyncStream<DomainLifecycleEvent>, logger: Logger
     ) {
+        self.cgroup = cgroup
+        self.logger = logger
         self.layout = layout
         self.plan = plan
         self.identity = identity
@@ -145,6 +150,7 @@ final class PodVM: PodMachine {
         let destroy = {
             try? plan.control.destroy(name: identity.domainName)
             tap(of: network, identity: identity)?.remove()
+            if let cgroup = setup.cgroup { removeCgroup(cgroup, logger: logger) }
         }
         do {
             if let network { _ = try PodTap(name: network.tapName).connect(to: network) }
@@ -158,6 +164,7 @@ final class PodVM: PodMachine {
         }
         let events = QEMUProcess.events(pid: qemuPID)
         watchFileServer(of: identity.domainName, qemuPID: qemuPID, layout: layout, plan: plan, logger: logger)
+        joinPodCgroup(setup.cgroup, qemuPID: qemuPID, layout: layout, plan: plan, logger: logger)
         guard let endpoint = plan.agentEndpoint(of: identity, in: layout) else {
             destroy()
             throw .internalError("the pod VM \(identity.domainName) has no vsock context id")
@@ -166,7 +173,7 @@ final class PodVM: PodMachine {
         let connected = await AgentReadiness.connect(endpoint, deadline: deadline, isAlive: { kill(qemuPID, 0) == 0 })
         guard case .success(let (client, health)) = connected else {
             let reason = if case .failure(let error) = connected { error.description } else { "" }
-            let console = consoleTail(layout)
+            let console = layout.consoleTail()
             destroy()
             return .agentUnreachable("\(reason); console: \(console)")
         }
@@ -192,7 +199,7 @@ final class PodVM: PodMachine {
         }
         sandbox.sysctls = setup.networkSysctls
         sandbox.sharedFs.type = configuration.hypervisor.sharedFilesystem == .virtioFS ? .sharedFilesystemVirtioFs : .sharedFilesystem9P
-        sandbox.sharedFs.tag = sharedTag
+        sandbox.sharedFs.tag = VMPlan.sharedTag
         do { _ = try await agent.call("creating the sandbox in the guest") { agent in try await agent.createSandbox(sandbox) } } catch {
             await client.close()
             destroy()
@@ -212,12 +219,22 @@ final class PodVM: PodMachine {
         return .ready(
             PodVM(
                 layout: layout, plan: plan, identity: identity, client: client, qemuPID: qemuPID, network: network,
-                events: events, logger: logger))
+                cgroup: setup.cgroup, events: events, logger: logger))
     }
 
     /// The pod's tap: the network's (in the pod's namespace) or a pool VM's unused one (in the host's).
     private static func tap(of network: PodNetwork?, identity: VMIdentity) -> PodTap? {
         network.map(PodTap.init(connectedTo:)) ?? identity.tapName.map { PodTap(name: $0) }
+    }
+
+    /// QEMU and the pod's virtiofsd join the sandbox's cgroup: the pod's limits bound the VM, and the
+    /// node's stats count it. A hierarchy that refuses them is logged; the pod still runs.
+    private static func joinPodCgroup(_ cgroup: PodCgroup?, qemuPID: pid_t, layout: PodLayout, plan: VMPlan, logger: Logger) {
+        guard let cgroup else { return }
+        let fileServer = plan.configuration.hypervisor.sharedFilesystem == .virtioFS ? VirtiofsdProcess.pids(serving: layout.sharedDirectory) : []
+        for failure in cgroup.join([qemuPID] + fileServer) {
+            logger.warning("pod cgroup: the VM's processes could not join it", metadata: ["cgroup": "\(cgroup.path)", "reason": "\(failure)"])
+        }
     }
 
     /// A guest whose virtio-fs server died blocks on its shared file system and never answers
@@ -240,8 +257,6 @@ final class PodVM: PodMachine {
         }
     }
 
-    static let sharedTag = "swiftkata"
-
     /// Destroys the domain (idempotent), closes the agent connection and removes the pod's tap.
     func destroy() async {
         console?.stop()
@@ -252,14 +267,14 @@ final class PodVM: PodMachine {
             if QEMUProcess.pid(ofDomain: domainName) == qemuPID { kill(qemuPID, SIGKILL) }
         }
         Self.tap(of: network, identity: identity)?.remove()
+        if let cgroup { Self.removeCgroup(cgroup, logger: logger) }
     }
 
-    /// The last lines of the guest console, for error messages.
-    static func consoleTail(_ layout: PodLayout) -> String {
-        // Written by the VM's side: read without following a link or waiting on a FIFO, end only.
-        guard let bytes = try? readFileTail(layout.consoleLog, limit: 2048) else { return "(no console output)" }
-        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").suffix(5)
-        return lines.isEmpty ? "(no console output)" : lines.joined(separator: " | ")
+    /// Removes the pod's cgroup once QEMU and virtiofsd have left it (they exit as the domain goes).
+    static func removeCgroup(_ cgroup: PodCgroup, logger: Logger) {
+        for failure in cgroup.remove() {
+            logger.warning("pod cgroup: left behind", metadata: ["cgroup": "\(cgroup.path)", "reason": "\(failure)"])
+        }
     }
 }
 
@@ -270,6 +285,8 @@ struct SandboxSetup: Sendable, Equatable {
     var networkNamespace: String?
     /// `net.*` sysctls for the VM's network stack.
     var networkSysctls: [String: String] = [:]
+    /// The sandbox's cgroup on the host, which QEMU and virtiofsd join (nil: they stay in libvirt's).
+    var cgroup: PodCgroup?
     /// The annotations that size the VM (`PodSizing`): containerd's sandbox resources and swiftkata's own.
     var sizingAnnotations: [String: String] = [:]
 }

@@ -49,6 +49,9 @@ enum ShimDelete {
         for failure in PodTap(name: tapName, namespacePath: record.networkNamespace, interface: record.networkInterface).remove() {
             logger("removing the pod's tap: \(failure)")
         }
+        if let path = record.cgroupPath, let cgroup = PodCgroup(cgroupsPath: path) {
+            for failure in cgroup.remove() { logger("pod cgroup: \(failure)") }
+        }
         for failure in HostMounts.removePodDirectory(record.pod.directory) { logger("pod directory: \(failure)") }
     }
 }

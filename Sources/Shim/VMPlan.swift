@@ -17,6 +17,9 @@ struct VMPlan: Sendable {
     /// The kernel as domains get it: a read-only mount of `hypervisor.kernel` (`ReadOnlyKernel`).
     let kernel: String
 
+    /// The shared file system's tag, which the guest mounts by.
+    static let sharedTag = "swiftkata"
+
     /// Checks what the VM needs on the host (helper, kernel, image) and probes the accelerator.
     static func resolve(_ configuration: Configuration, logger: Logger) async throws(ShimError) -> VMPlan {
         let hypervisor = configuration.hypervisor
@@ -52,8 +55,8 @@ struct VMPlan: Sendable {
             consoleLog: layout.consoleLog)
         vm.sharedFilesystem =
             hypervisor.sharedFilesystem == .virtioFS
-            ? .virtioFS(hostPath: layout.sharedDirectory, tag: PodVM.sharedTag, virtiofsd: hypervisor.virtiofsd)
-            : .ninep(hostPath: layout.sharedDirectory, tag: PodVM.sharedTag)
+            ? .virtioFS(hostPath: layout.sharedDirectory, tag: Self.sharedTag, virtiofsd: hypervisor.virtiofsd)
+            : .ninep(hostPath: layout.sharedDirectory, tag: Self.sharedTag)
         vm.tap = tap
         if let size {
             vm.vcpus = size.vcpus
@@ -85,7 +88,7 @@ struct VMPlan: Sendable {
         } catch {
             removeTap()
             if let error = error as? ShimError { throw error }
-            throw .internalError("\(error); console: \(PodVM.consoleTail(layout))")
+            throw .internalError("\(error); console: \(layout.consoleTail())")
         }
         // What confines QEMU is libvirt's host setting: refuse to run a pod where it is missing.
         if !configuration.hypervisor.allowUnconfinedQEMU, let confinement = QEMUConfinement.of(pid: started.qemuPID),

@@ -132,7 +132,7 @@ struct WarmPool: Sendable {
             await client.close()
             return nil
         case .failure(let error):
-            return "\(error); console: \(PodVM.consoleTail(layout))"
+            return "\(error); console: \(layout.consoleTail())"
         }
     }
 

@@ -86,6 +86,23 @@ def qemu_pids(pod_id, domain=None):
     return [pid for pid, _, command_line in processes() if marker in command_line and "qemu" in command_line]
 
 
+def cgroup_of(pid, controller):
+    """The cgroup of `pid` in the v1 hierarchy of `controller` ("" for the v2 one)."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f.read().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if controller in controllers.split(","):
+                return path
+    return None
+
+
+def cgroups_named(name):
+    """Every cgroup directory called `name`, in every hierarchy (v1 controllers and v2)."""
+    with open("/proc/self/mounts") as f:
+        hierarchies = [line.split()[1] for line in f if line.split()[2] in ("cgroup", "cgroup2")]
+    return [os.path.join(root, name) for hierarchy in hierarchies for root, dirs, _ in os.walk(hierarchy) if name in dirs]
+
+
 def shim_pids(containerd_address, pod_id=None):
     """Shim processes (runc or swiftkata) serving our containerd; with pod_id, those started for it."""
     found = []

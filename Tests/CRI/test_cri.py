@@ -479,9 +479,17 @@ class CRIEndToEnd(unittest.TestCase):
                 self.assertEqual(cpus.stdout.decode().strip(), "3")
             allocated = exec_sync(worker, allocate)
             self.assertEqual(allocated.exit_code, 0, allocated.stderr.decode())
+            if SWIFTKATA:
+                # The VM is accounted in the pod's cgroup, where runc puts the pause process.
+                qemu = host_state.qemu_pids(sized.id)
+                self.assertEqual(len(qemu), 1)
+                self.assertTrue(host_state.cgroup_of(qemu[0], "memory").endswith("/" + sized.id),
+                                host_state.cgroup_of(qemu[0], "memory"))
         finally:
             harness.client.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sized.id))
             harness.client.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sized.id))
+        # The shim tears the VM down after it answered Shutdown: the cgroups go moments later.
+        wait_for(lambda: host_state.cgroups_named(sized.id) == [], 10, "the pod's cgroups removed with it")
         if SWIFTKATA:
             # The same limits in a VM of the base size (256 MiB) cannot be used: what sizing fixes.
             small = Pod("unsized")

@@ -29,7 +29,24 @@ enum HostLeftovers {
         found += libvirtLogs.filter { $0.hasPrefix(domainPrefix) }.map { "libvirt log /var/log/libvirt/qemu/\($0)" }
         let pods = (try? FileManager.default.contentsOfDirectory(atPath: podsDirectory)) ?? []
         found += pods.map { "pod directory \(podsDirectory)/\($0)" }
+        // The pods' cgroups (ctr's cgroupsPath is /<namespace>/<id>), in every hierarchy.
+        for hierarchy in cgroupHierarchies() {
+            let directory = "\(hierarchy)/\(namespace)"
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            found += entries.filter { entry in
+                var isDirectory: ObjCBool = false
+                return FileManager.default.fileExists(atPath: "\(directory)/\(entry)", isDirectory: &isDirectory) && isDirectory.boolValue
+            }.map { "cgroup \(directory)/\($0)" }
+        }
         return found
+    }
+
+    /// Mount points of the host's cgroup hierarchies (v1 controllers and v2).
+    static func cgroupHierarchies() -> [String] {
+        String(decoding: procFile("/proc/self/mounts"), as: UTF8.self).split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            return fields.count > 3 && (fields[2] == "cgroup" || fields[2] == "cgroup2") ? String(fields[1]) : nil
+        }
     }
 
     /// Waits (bounded) until nothing is left; returns what is still there.

@@ -92,6 +92,14 @@ struct ShimEndToEndTests {
         #expect(ps.output.split(separator: "\n").count >= 3, "\(ps.output)")
         #expect(ps.output.contains("ExecID:bg"), "\(ps.output)")
 
+        // The VM is accounted in the pod's cgroup (ctr's /<namespace>/<id>), in every hierarchy.
+        let qemuPID =
+            containerd.ctr(["task", "ls"]).output.split(separator: "\n").first { $0.hasPrefix("\(id) ") }?
+            .split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.map(String.init) ?? ""
+        let cgroups = String(decoding: procFile("/proc/\(qemuPID)/cgroup"), as: UTF8.self)
+        let memory = cgroups.split(separator: "\n").first { $0.split(separator: ":").dropFirst().first == "memory" }
+        #expect(memory?.hasSuffix(":/\(containerd.namespace)/\(id)") == true, "QEMU \(qemuPID): \(cgroups)")
+
         let metrics = containerd.ctr(["task", "metrics", id])
         #expect(metrics.status == 0, "\(metrics.output)")
         let usage = metrics.output.split(separator: "\n").first { $0.hasPrefix("memory.usage ") }
