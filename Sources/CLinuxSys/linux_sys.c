@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -197,4 +199,52 @@ int linux_vsock_connect_privileged(uint32_t cid, uint32_t port) {
     }
     errno = last_error;
     return -1;
+}
+
+int linux_listen_loopback_in_netns(int netns_fd, int backlog, uint16_t *port_out) {
+    int own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (own < 0) return -1;
+    if (setns(netns_fd, CLONE_NEWNET) != 0) {
+        int saved = errno;
+        close(own);
+        errno = saved;
+        return -1;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int saved = errno;
+    if (fd >= 0) {
+        struct sockaddr_in address;
+        memset(&address, 0, sizeof(address));
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t length = sizeof(address);
+        if (bind(fd, (struct sockaddr *)&address, sizeof(address)) != 0 || listen(fd, backlog) != 0 ||
+            getsockname(fd, (struct sockaddr *)&address, &length) != 0) {
+            saved = errno;
+            close(fd);
+            fd = -1;
+        } else {
+            *port_out = ntohs(address.sin_port);
+        }
+    }
+    // Back to the thread's own namespace; a thread left in the pod's would be a leak.
+    if (setns(own, CLONE_NEWNET) != 0) abort();
+    close(own);
+    errno = saved;
+    return fd;
+}
+
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80 /* linux/netfilter_ipv4.h, whose linux/in.h clashes with netinet/in.h */
+#endif
+
+int linux_original_destination_port(int fd) {
+    struct sockaddr_in original;
+    socklen_t length = sizeof(original);
+    if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &original, &length) != 0) return -1;
+    return ntohs(original.sin_port);
+}
+
+int linux_accept_cloexec(int listener) {
+    return accept4(listener, NULL, NULL, SOCK_CLOEXEC);
 }

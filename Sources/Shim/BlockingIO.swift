@@ -19,15 +19,3 @@ func awaitCompletion(of task: Task<Void, Never>, atMost limit: Duration) async -
         }
     }
 }
-
-enum BlockingIO {
-    /// One read of up to `limit` bytes; empty at EOF or on error.
-    static func readChunk(_ fd: CInt, limit: Int) -> [UInt8] {
-        var buffer = [UInt8](repeating: 0, count: limit)
-        while true {
-            let count = read(fd, &buffer, limit)
-            if count < 0 && errno == EINTR { continue }
-            return count > 0 ? Array(buffer[0..<count]) : []
-        }
-    }
-}

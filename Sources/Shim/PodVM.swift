@@ -27,6 +27,8 @@ final class PodVM: PodMachine {
     private let console: ConsoleForwarder?
     /// The sandbox's cgroup, which QEMU and virtiofsd joined.
     let cgroup: PodCgroup?
+    /// kubectl port-forward into the VM (pods with a network namespace).
+    private let portForwarder: PortForwarder?
     private let logger: Logger
 
     var accelerator: VMDescription.Accelerator { plan.accelerator }
@@ -45,9 +47,10 @@ final class PodVM: PodMachine {
 
     private init(
         layout: PodLayout, plan: VMPlan, identity: VMIdentity, client: TTRPCClient, qemuPID: pid_t, network: PodNetwork?,
-        cgroup: PodCgroup?, events: AsyncStream<DomainLifecycleEvent>, logger: Logger
+        cgroup: PodCgroup?, portForwarder: PortForwarder?, events: AsyncStream<DomainLifecycleEvent>, logger: Logger
     ) {
         self.cgroup = cgroup
+        self.portForwarder = portForwarder
         self.logger = logger
         self.layout = layout
         self.plan = plan
@@ -205,6 +208,14 @@ final class PodVM: PodMachine {
             destroy()
             throw error
         }
+        // Port forwarding is a convenience of the pod, not a condition of it: a host without
+        // iptables still runs the pod, and says why `kubectl port-forward` will not reach it.
+        var portForwarder: PortForwarder?
+        if let network {
+            do { portForwarder = try PortForwarder.start(namespacePath: network.namespacePath, agent: agent, logger: logger) } catch {
+                logger.warning("port forwarding into the pod is off", metadata: ["reason": "\(error)"])
+            }
+        }
         SlowDomainStart.report(domainCreated - timing.domainStarted, domain: identity.domainName, logger: logger)
         logger.info(
             "pod VM ready",
@@ -219,7 +230,7 @@ final class PodVM: PodMachine {
         return .ready(
             PodVM(
                 layout: layout, plan: plan, identity: identity, client: client, qemuPID: qemuPID, network: network,
-                cgroup: setup.cgroup, events: events, logger: logger))
+                cgroup: setup.cgroup, portForwarder: portForwarder, events: events, logger: logger))
     }
 
     /// The pod's tap: the network's (in the pod's namespace) or a pool VM's unused one (in the host's).
@@ -260,6 +271,7 @@ final class PodVM: PodMachine {
     /// Destroys the domain (idempotent), closes the agent connection and removes the pod's tap.
     func destroy() async {
         console?.stop()
+        portForwarder?.stop()
         await client.close()
         do { try plan.control.destroy(name: domainName) } catch {
             // Without the helper's destroy, QEMU goes anyway (libvirt then removes the domain), if

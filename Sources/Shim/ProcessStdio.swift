@@ -157,7 +157,7 @@ final class ProcessStdio: Sendable {
         guard fd >= 0 else { return await closeGuestStdin() }
         defer { close(fd) }
         while !stdinClosed.load(ordering: .relaxed) {
-            let data = await onBlockingThread { BlockingIO.readChunk(fd, limit: 65536) }
+            let data = await onBlockingThread { readChunk(fd: fd, limit: 65536) }
             if data.isEmpty { break }
             var offset = 0
             while offset < data.count {

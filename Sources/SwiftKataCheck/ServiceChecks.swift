@@ -135,7 +135,7 @@ extension HostChecks {
         guard missing.isEmpty else {
             return .warn(
                 "pod-network", "\(missing.joined(separator: ", ")) missing: pods with a CNI network namespace cannot start",
-                fix: "apt-get install iproute2 util-linux")
+                fix: "apt-get install iproute2 util-linux iptables")
         }
         return .pass("pod-network", "tc mirroring into the VM (\(PodNetworkTools.all.joined(separator: ", ")))")
     }

@@ -72,6 +72,16 @@ public func writeSmallFile(_ path: String, _ text: String) -> Bool {
 }
 
 /// Writes all of `bytes` to `fd`.
+/// One read of up to `limit` bytes from a pipe, FIFO or socket (blocking); empty at EOF or on error.
+public func readChunk(fd: CInt, limit: Int) -> [UInt8] {
+    var buffer = [UInt8](repeating: 0, count: limit)
+    while true {
+        let count = read(fd, &buffer, limit)
+        if count < 0 && errno == EINTR { continue }
+        return count > 0 ? Array(buffer[0..<count]) : []
+    }
+}
+
 public func writeAll(fd: CInt, _ bytes: [UInt8], path: String? = nil) throws(SystemError) {
     var offset = 0
     while offset < bytes.count {

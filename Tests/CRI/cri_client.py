@@ -25,6 +25,7 @@ _METHODS = {
         ("ExecSync", pb.ExecSyncRequest, pb.ExecSyncResponse),
         ("Exec", pb.ExecRequest, pb.ExecResponse),
         ("Attach", pb.AttachRequest, pb.AttachResponse),
+        ("PortForward", pb.PortForwardRequest, pb.PortForwardResponse),
         ("ContainerStats", pb.ContainerStatsRequest, pb.ContainerStatsResponse),
         ("ListContainerStats", pb.ListContainerStatsRequest, pb.ListContainerStatsResponse),
     ],

@@ -249,6 +249,36 @@ class CRIEndToEnd(unittest.TestCase):
         self.assertTrue(ip.startswith("10.99.0."), f"pod IP {ip!r}")
         self.assertEqual(wait_for(lambda: host_get(f"http://{ip}:8080/"), 30, f"GET http://{ip}:8080/"), INDEX)
 
+    def test_03b_port_forward_reaches_loopback_and_pod_address_servers(self):
+        # kubectl port-forward: CRI's PortForward dials localhost:<port> in the pod's network
+        # namespace, which reaches the pod's servers under runc, and must under swiftkata too.
+        pod = self.web()
+        request = b"GET / HTTP/1.0\r\n\r\n"
+
+        def forward(port):
+            url = harness.client.PortForward(pb.PortForwardRequest(pod_sandbox_id=pod.id, port=[port])).url
+            return cri_stream.port_forward(url, port, request, timeout=30)
+
+        # httpd on every address.
+        reply, error = forward(8080)
+        self.assertEqual(error, "")
+        self.assertIn(b" 200 ", reply.split(b"\r\n", 1)[0], reply[:200])
+        self.assertTrue(reply.endswith(INDEX.encode()), reply[-200:])
+        # Only on the pod's loopback: what port-forward is most often for (a debug endpoint).
+        serve = "mkdir -p /tmp/{0} && echo {0} > /tmp/{0}/index.html && httpd -p {1} -h /tmp/{0}"
+        exec_sync(pod.containers["b"], ["sh", "-c", serve.format("loopback", "127.0.0.1:8081")])
+        reply, _ = wait_for(lambda: (lambda r: r if r[0] else None)(forward(8081)), 30, "a reply through port 8081")
+        self.assertTrue(reply.endswith(b"loopback\n"), reply[-200:])
+        if SWIFTKATA:
+            # Only on the pod's address: the guest dials its addresses when nothing answers on its
+            # loopback (under runc, containerd's dial to localhost finds nothing there).
+            exec_sync(pod.containers["b"], ["sh", "-c", serve.format("address", f"{pod.ip}:8082")])
+            reply, _ = wait_for(lambda: (lambda r: r if r[0] else None)(forward(8082)), 30, "a reply through port 8082")
+            self.assertTrue(reply.endswith(b"address\n"), reply[-200:])
+        # A port nothing listens on: the client gets no bytes, and nothing hangs.
+        reply, _ = forward(8099)
+        self.assertEqual(reply, b"")
+
     def test_04_pod_to_pod(self):
         web, client = self.web(), self.client_pod()
         self.assertNotEqual(web.ip, client.ip)

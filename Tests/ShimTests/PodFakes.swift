@@ -212,6 +212,37 @@ actor FakeAgent: Swiftkata_Agent_V1_AgentCalls {
         try begin("GetOOMEvent")
         return try await withCheckedThrowingContinuation { oomWaiters.append($0) }
     }
+
+    // Port forwarding: every connection echoes what it is sent, and ends when the host closes it.
+    private var echoed: [UInt64: [UInt8]] = [:]
+
+    func openPortForward(_ request: Swiftkata_Agent_V1_OpenPortForwardRequest) async throws -> Swiftkata_Agent_V1_OpenPortForwardResponse {
+        try begin("OpenPortForward")
+        let id = UInt64(echoed.count + 1)
+        echoed[id] = []
+        return .with { $0.connectionID = id }
+    }
+
+    func writePortForward(_ request: Swiftkata_Agent_V1_WritePortForwardRequest) async throws -> Swiftkata_Agent_V1_WritePortForwardResponse {
+        try begin("WritePortForward")
+        echoed[request.connectionID, default: []] += Array(request.data)
+        return .with { $0.written = UInt32(request.data.count) }
+    }
+
+    func readPortForward(_ request: Swiftkata_Agent_V1_ReadPortForwardRequest) async throws -> Swiftkata_Agent_V1_ReadPortForwardResponse {
+        try begin("ReadPortForward")
+        let data = echoed[request.connectionID] ?? []
+        echoed[request.connectionID] = []
+        return .with {
+            $0.data = Data(data)
+            $0.eof = data.isEmpty
+        }
+    }
+
+    func closePortForward(_ request: Swiftkata_Agent_V1_ClosePortForwardRequest) async throws -> Google_Protobuf_Empty {
+        try begin("ClosePortForward")
+        return .init()
+    }
 }
 
 /// A pod VM in memory around a `FakeAgent`: it can die (as QEMU killed), and counts its destroys.

@@ -27,12 +27,16 @@ public protocol Swiftkata_Agent_V1_AgentService: Sendable {
     /// `ReadOutput` on encoded payloads: a Swiftkata_Agent_V1_ReadOutputRequest in, a Swiftkata_Agent_V1_ReadOutputResponse out.
     func readOutput(raw payload: ByteBuffer, context: TTRPCCallContext) async throws -> ByteBuffer
     func getOOMEvent(_ request: Swiftkata_Agent_V1_GetOOMEventRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_OOMEvent
+    func openPortForward(_ request: Swiftkata_Agent_V1_OpenPortForwardRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_OpenPortForwardResponse
+    func writePortForward(_ request: Swiftkata_Agent_V1_WritePortForwardRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_WritePortForwardResponse
+    func readPortForward(_ request: Swiftkata_Agent_V1_ReadPortForwardRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_ReadPortForwardResponse
+    func closePortForward(_ request: Swiftkata_Agent_V1_ClosePortForwardRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty
 }
 
 /// `swiftkata.agent.v1.Agent` on the wire: its name and its methods, in the order the proto declares them.
 public enum Swiftkata_Agent_V1_AgentWire {
     public static let serviceName = "swiftkata.agent.v1.Agent"
-    public static let methodNames = ["Health", "CreateSandbox", "DestroySandbox", "CreateContainer", "StartContainer", "RemoveContainer", "PauseContainer", "ResumeContainer", "UpdateContainer", "StatsContainer", "ListProcesses", "ExecProcess", "SignalProcess", "WaitProcess", "ResizeTty", "WriteStdin", "CloseStdin", "ReadOutput", "GetOOMEvent"]
+    public static let methodNames = ["Health", "CreateSandbox", "DestroySandbox", "CreateContainer", "StartContainer", "RemoveContainer", "PauseContainer", "ResumeContainer", "UpdateContainer", "StatsContainer", "ListProcesses", "ExecProcess", "SignalProcess", "WaitProcess", "ResizeTty", "WriteStdin", "CloseStdin", "ReadOutput", "GetOOMEvent", "OpenPortForward", "WritePortForward", "ReadPortForward", "ClosePortForward"]
 }
 
 extension Swiftkata_Agent_V1_AgentService {
@@ -98,6 +102,18 @@ extension Swiftkata_Agent_V1_AgentService {
         }
         service.addMethod("GetOOMEvent") { (request: Swiftkata_Agent_V1_GetOOMEventRequest, context) in
             try await self.getOOMEvent(request, context: context)
+        }
+        service.addMethod("OpenPortForward") { (request: Swiftkata_Agent_V1_OpenPortForwardRequest, context) in
+            try await self.openPortForward(request, context: context)
+        }
+        service.addMethod("WritePortForward") { (request: Swiftkata_Agent_V1_WritePortForwardRequest, context) in
+            try await self.writePortForward(request, context: context)
+        }
+        service.addMethod("ReadPortForward") { (request: Swiftkata_Agent_V1_ReadPortForwardRequest, context) in
+            try await self.readPortForward(request, context: context)
+        }
+        service.addMethod("ClosePortForward") { (request: Swiftkata_Agent_V1_ClosePortForwardRequest, context) in
+            try await self.closePortForward(request, context: context)
         }
         return service
     }
@@ -260,6 +276,38 @@ public struct Swiftkata_Agent_V1_AgentClient: Sendable {
             service: "swiftkata.agent.v1.Agent", method: "GetOOMEvent", request: request,
             responseType: Swiftkata_Agent_V1_OOMEvent.self, metadata: metadata, timeout: timeout)
     }
+
+    public func openPortForward(
+        _ request: Swiftkata_Agent_V1_OpenPortForwardRequest, metadata: TTRPCMetadata = [:], timeout: Duration? = nil
+    ) async throws -> Swiftkata_Agent_V1_OpenPortForwardResponse {
+        try await connection.call(
+            service: "swiftkata.agent.v1.Agent", method: "OpenPortForward", request: request,
+            responseType: Swiftkata_Agent_V1_OpenPortForwardResponse.self, metadata: metadata, timeout: timeout)
+    }
+
+    public func writePortForward(
+        _ request: Swiftkata_Agent_V1_WritePortForwardRequest, metadata: TTRPCMetadata = [:], timeout: Duration? = nil
+    ) async throws -> Swiftkata_Agent_V1_WritePortForwardResponse {
+        try await connection.call(
+            service: "swiftkata.agent.v1.Agent", method: "WritePortForward", request: request,
+            responseType: Swiftkata_Agent_V1_WritePortForwardResponse.self, metadata: metadata, timeout: timeout)
+    }
+
+    public func readPortForward(
+        _ request: Swiftkata_Agent_V1_ReadPortForwardRequest, metadata: TTRPCMetadata = [:], timeout: Duration? = nil
+    ) async throws -> Swiftkata_Agent_V1_ReadPortForwardResponse {
+        try await connection.call(
+            service: "swiftkata.agent.v1.Agent", method: "ReadPortForward", request: request,
+            responseType: Swiftkata_Agent_V1_ReadPortForwardResponse.self, metadata: metadata, timeout: timeout)
+    }
+
+    public func closePortForward(
+        _ request: Swiftkata_Agent_V1_ClosePortForwardRequest, metadata: TTRPCMetadata = [:], timeout: Duration? = nil
+    ) async throws -> Google_Protobuf_Empty {
+        try await connection.call(
+            service: "swiftkata.agent.v1.Agent", method: "ClosePortForward", request: request,
+            responseType: Google_Protobuf_Empty.self, metadata: metadata, timeout: timeout)
+    }
 }
 
 /// The calls a client makes to `swiftkata.agent.v1.Agent`, without transport details: what tests fake.
@@ -284,10 +332,14 @@ public protocol Swiftkata_Agent_V1_AgentCalls: Sendable {
     func closeStdin(_ request: Swiftkata_Agent_V1_CloseStdinRequest) async throws -> Google_Protobuf_Empty
     func readOutput(_ request: Swiftkata_Agent_V1_ReadOutputRequest) async throws -> Swiftkata_Agent_V1_ReadOutputResponse
     func getOOMEvent(_ request: Swiftkata_Agent_V1_GetOOMEventRequest) async throws -> Swiftkata_Agent_V1_OOMEvent
+    func openPortForward(_ request: Swiftkata_Agent_V1_OpenPortForwardRequest) async throws -> Swiftkata_Agent_V1_OpenPortForwardResponse
+    func writePortForward(_ request: Swiftkata_Agent_V1_WritePortForwardRequest) async throws -> Swiftkata_Agent_V1_WritePortForwardResponse
+    func readPortForward(_ request: Swiftkata_Agent_V1_ReadPortForwardRequest) async throws -> Swiftkata_Agent_V1_ReadPortForwardResponse
+    func closePortForward(_ request: Swiftkata_Agent_V1_ClosePortForwardRequest) async throws -> Google_Protobuf_Empty
 }
 
 /// `swiftkata.agent.v1.Agent` over a ttrpc connection. Every call carries `callTimeout` as its deadline, but
-/// the ones that wait by design (WaitProcess, ReadOutput, GetOOMEvent), which end with the connection.
+/// the ones that wait by design (WaitProcess, ReadOutput, GetOOMEvent, ReadPortForward), which end with the connection.
 public struct Swiftkata_Agent_V1_AgentSession: Swiftkata_Agent_V1_AgentCalls {
     public let connection: TTRPCClient
     public let callTimeout: Duration
@@ -408,5 +460,29 @@ public struct Swiftkata_Agent_V1_AgentSession: Swiftkata_Agent_V1_AgentCalls {
         try await connection.call(
             service: "swiftkata.agent.v1.Agent", method: "GetOOMEvent", request: request,
             responseType: Swiftkata_Agent_V1_OOMEvent.self, timeout: nil)
+    }
+
+    public func openPortForward(_ request: Swiftkata_Agent_V1_OpenPortForwardRequest) async throws -> Swiftkata_Agent_V1_OpenPortForwardResponse {
+        try await connection.call(
+            service: "swiftkata.agent.v1.Agent", method: "OpenPortForward", request: request,
+            responseType: Swiftkata_Agent_V1_OpenPortForwardResponse.self, timeout: callTimeout)
+    }
+
+    public func writePortForward(_ request: Swiftkata_Agent_V1_WritePortForwardRequest) async throws -> Swiftkata_Agent_V1_WritePortForwardResponse {
+        try await connection.call(
+            service: "swiftkata.agent.v1.Agent", method: "WritePortForward", request: request,
+            responseType: Swiftkata_Agent_V1_WritePortForwardResponse.self, timeout: callTimeout)
+    }
+
+    public func readPortForward(_ request: Swiftkata_Agent_V1_ReadPortForwardRequest) async throws -> Swiftkata_Agent_V1_ReadPortForwardResponse {
+        try await connection.call(
+            service: "swiftkata.agent.v1.Agent", method: "ReadPortForward", request: request,
+            responseType: Swiftkata_Agent_V1_ReadPortForwardResponse.self, timeout: nil)
+    }
+
+    public func closePortForward(_ request: Swiftkata_Agent_V1_ClosePortForwardRequest) async throws -> Google_Protobuf_Empty {
+        try await connection.call(
+            service: "swiftkata.agent.v1.Agent", method: "ClosePortForward", request: request,
+            responseType: Google_Protobuf_Empty.self, timeout: callTimeout)
     }
 }

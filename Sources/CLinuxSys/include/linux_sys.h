@@ -47,6 +47,18 @@ int linux_vsock_accept(int listener, uint32_t *peer_cid, uint32_t *peer_port);
 /// CAP_NET_BIND_SERVICE may bind), trying 1023 downwards past ports in use. fd or -1 with errno.
 int linux_vsock_connect_privileged(uint32_t cid, uint32_t port);
 
+/// A TCP listener on 127.0.0.1 (a free port) inside the network namespace `netns_fd`: the calling
+/// thread enters that namespace for the socket call only and returns to its own. Stores the port;
+/// returns the listening fd (CLOEXEC) or -1 with errno.
+int linux_listen_loopback_in_netns(int netns_fd, int backlog, uint16_t *port_out);
+
+/// accept4 with CLOEXEC (glibc hides accept4 behind _GNU_SOURCE); fd or -1 with errno.
+int linux_accept_cloexec(int listener);
+
+/// The destination port a connection was addressed to before an iptables REDIRECT (SO_ORIGINAL_DST,
+/// IPv4); -1 with errno.
+int linux_original_destination_port(int fd);
+
 /// Linux constants glibc hides behind _GNU_SOURCE or that live in linux/ headers.
 extern const int linux_O_PATH;
 extern const int linux_AT_EMPTY_PATH;

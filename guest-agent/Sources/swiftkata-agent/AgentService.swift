@@ -13,6 +13,7 @@ import TTRPC
 struct AgentService: Swiftkata_Agent_V1_AgentService {
     let reaper: Reaper
     let containers: ContainerManager
+    let portForwards = PortForwards()
     let logger: Logger
 
     static let version = "0.1.0"
@@ -277,5 +278,49 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
         var event = Swiftkata_Agent_V1_OOMEvent()
         event.containerID = await containers.oomWatcher.next()
         return event
+    }
+
+    // MARK: Port forwarding
+
+    func openPortForward(
+        _ request: Swiftkata_Agent_V1_OpenPortForwardRequest, context: TTRPCCallContext
+    ) async throws
+        -> Swiftkata_Agent_V1_OpenPortForwardResponse
+    {
+        let id = try await portForwards.open(port: request.port)
+        return .with { $0.connectionID = id }
+    }
+
+    func writePortForward(
+        _ request: Swiftkata_Agent_V1_WritePortForwardRequest, context: TTRPCCallContext
+    ) async throws
+        -> Swiftkata_Agent_V1_WritePortForwardResponse
+    {
+        let connection = try await portForwards.connection(request.connectionID)
+        let data = [UInt8](request.data)
+        let written = await onBlockingThread { (try? writeAll(fd: connection.fd, data)) != nil }
+        guard written else {
+            throw AgentError(code: .failedPrecondition, description: "forwarded connection \(request.connectionID): the pod's side closed it")
+        }
+        return .with { $0.written = UInt32(data.count) }
+    }
+
+    func readPortForward(
+        _ request: Swiftkata_Agent_V1_ReadPortForwardRequest, context: TTRPCCallContext
+    ) async throws
+        -> Swiftkata_Agent_V1_ReadPortForwardResponse
+    {
+        let connection = try await portForwards.connection(request.connectionID)
+        let limit = request.maxBytes == 0 ? AgentProtocol.maxOutputChunk : min(Int(request.maxBytes), AgentProtocol.maxOutputChunk)
+        let chunk = await onBlockingThread { readChunk(fd: connection.fd, limit: limit) }
+        return .with {
+            $0.data = Data(chunk)
+            $0.eof = chunk.isEmpty
+        }
+    }
+
+    func closePortForward(_ request: Swiftkata_Agent_V1_ClosePortForwardRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
+        try await portForwards.close(request.connectionID, writeOnly: request.writeOnly)
+        return Google_Protobuf_Empty()
     }
 }
