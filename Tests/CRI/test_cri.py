@@ -11,6 +11,7 @@ Run: make cri-test   (or: /usr/bin/python3 -m unittest discover -v -s Tests/CRI)
 """
 import os
 import re
+import subprocess
 import unittest
 import urllib.request
 import uuid
@@ -533,6 +534,27 @@ class CRIEndToEnd(unittest.TestCase):
             with self.assertRaises(grpc.RpcError) as refused:
                 Pod("toobig", annotations={"io.swiftkata.hypervisor.vcpus": "64"})
             self.assertIn("vCPUs", refused.exception.details())
+
+    def test_12i_host_to_container_propagation_carries_existing_submounts(self):
+        # A HostToContainer volume shows what is mounted below its source when the container starts
+        # (CRI requires the source to be on a shared or slave mount). Mounts made later do not reach a
+        # VM's shared file system: see the README.
+        root = f"{harness.volume_root}/propagation"
+        os.makedirs(f"{root}/sub", exist_ok=True)
+        subprocess.run(["mount", "--bind", root, root], check=True)
+        try:
+            subprocess.run(["mount", "--make-rshared", root], check=True)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "swiftkata-propagation", f"{root}/sub"], check=True)
+            with open(f"{root}/sub/seen", "w") as f:
+                f.write("from a host submount\n")
+            pod = self.client_pod()
+            volume = pb.Mount(container_path="/data", host_path=root, propagation=pb.PROPAGATION_HOST_TO_CONTAINER)
+            container = pod.run_container("propagation", SLEEPER, mounts=[volume])
+            seen = exec_sync(container, ["cat", "/data/sub/seen"])
+            self.assertEqual(seen.stdout.decode(), "from a host submount\n", seen.stderr.decode())
+            pod.remove_container("propagation")
+        finally:
+            subprocess.run(["umount", "-R", "-l", root])
 
     def test_13_stop_and_remove_leave_nothing(self):
         pods = [self.web(), self.client_pod()]
