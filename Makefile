@@ -6,7 +6,7 @@ FUZZ_FLAGS := -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -Xcl
 FUZZ_SECONDS ?= 60
 FUZZ_CORPUS ?= $(FUZZ_SCRATCH)/corpus
 
-.PHONY: run install uninstall build test unit-test cri-test guest fuzz-smoke fuzz bench bench-ttrpc bench-boot bench-hypervisor go-peer generate lint format
+.PHONY: run install uninstall build test unit-test cri-test guest fuzz-smoke fuzz bench bench-ttrpc bench-boot bench-hypervisor go-peer generate lint format soak
 GUEST_ENV = SWIFTKATA_KERNEL=$$(tail -n1 .build/guest-kernel.path) SWIFTKATA_IMAGE=$$(tail -n1 .build/guest-image.path)
 
 ## The README's first command: install everything, then run a container in a VM.
@@ -63,6 +63,14 @@ cri-test: guest
 	$(SWIFT) build --product containerd-shim-swiftkata-v2
 	$(SWIFT) build --product swiftkata-vm
 	$(GUEST_ENV) /usr/bin/python3 -B -m unittest discover -v -s Tests/CRI
+
+## Soak (Tests/CRI/test_soak.py; CI runs a short form with the CRI suite): 500 sequential
+## `ctr run --rm`, 20 pods at once through CRI, 20 rounds of exec/stdin/TTY/kill while pods start;
+## the host's census must be the same before and after each.
+soak: guest
+	$(SWIFT) build --product containerd-shim-swiftkata-v2
+	$(SWIFT) build --product swiftkata-vm
+	cd Tests/CRI && $(GUEST_ENV) SOAK_SEQUENTIAL=500 SOAK_CONCURRENT=20 SOAK_MIX=20 /usr/bin/python3 -B -m unittest -v test_soak
 
 ## Short libFuzzer run of the ttrpc frame decoder + request dispatch (CI).
 fuzz-smoke:

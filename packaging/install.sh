@@ -18,7 +18,7 @@ record() { grep -qxF "$1" "$manifest" || echo "$1" >> "$manifest"; }
 packages=(
     containerd runc libvirt-daemon-system libvirt-dev libvirt-clients qemu-system-x86 qemu-utils
     libseccomp-dev busybox-static linux-source-6.1 cpio e2fsprogs tini make binutils libstdc++-12-dev
-    bc bison flex libelf-dev libssl-dev xz-utils
+    bc bison flex libelf-dev libssl-dev xz-utils iproute2 util-linux iptables
 )
 missing=()
 for package in "${packages[@]}"; do

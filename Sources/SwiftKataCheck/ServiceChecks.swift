@@ -133,8 +133,10 @@ extension HostChecks {
     func podNetworkTools() -> CheckResult {
         let missing = PodNetworkTools.all.filter { !host.canAccess($0, .execute) }
         guard missing.isEmpty else {
+            let consequence = missing == [PodNetworkTools.iptables]
+                ? "kubectl port-forward cannot reach pods (they still run)" : "pods with a CNI network namespace cannot start"
             return .warn(
-                "pod-network", "\(missing.joined(separator: ", ")) missing: pods with a CNI network namespace cannot start",
+                "pod-network", "\(missing.joined(separator: ", ")) missing: \(consequence)",
                 fix: "apt-get install iproute2 util-linux iptables")
         }
         return .pass("pod-network", "tc mirroring into the VM (\(PodNetworkTools.all.joined(separator: ", ")))")

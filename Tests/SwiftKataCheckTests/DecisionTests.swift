@@ -45,7 +45,7 @@ import Testing
         let check = report.check(named: "pod-network")
         #expect(check?.status == .warn)
         #expect(check?.detail.hasPrefix("/usr/sbin/tc missing") == true, "\(check?.detail ?? "")")
-        #expect(check?.fix == "apt-get install iproute2 util-linux")
+        #expect(check?.fix == "apt-get install iproute2 util-linux iptables")
         #expect(report.ok, "plain containers still run")
     }
 

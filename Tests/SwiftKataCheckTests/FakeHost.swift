@@ -25,7 +25,7 @@ struct FakeHost {
     var inaccessible: Set<String> = []
     var executables: Set<String> = [
         "/usr/bin/qemu-system-x86_64", "/usr/lib/qemu/virtiofsd", "/usr/bin/containerd", "/usr/bin/ctr", "/usr/local/bin/containerd-shim-swiftkata-v2",
-        "/usr/local/bin/swiftkata-vm", "/usr/sbin/ip", "/usr/sbin/tc", "/usr/bin/nsenter",
+        "/usr/local/bin/swiftkata-vm", "/usr/sbin/ip", "/usr/sbin/tc", "/usr/bin/nsenter", "/usr/sbin/iptables",
     ]
     var processes: Set<String> = ["libvirtd", "virtlogd", "containerd"]
     var sockets: Set<String> = ["/run/containerd/containerd.sock"]
