@@ -133,7 +133,8 @@ extension HostChecks {
     func podNetworkTools() -> CheckResult {
         let missing = PodNetworkTools.all.filter { !host.canAccess($0, .execute) }
         guard missing.isEmpty else {
-            let consequence = missing == [PodNetworkTools.iptables]
+            let consequence =
+                missing == [PodNetworkTools.iptables]
                 ? "kubectl port-forward cannot reach pods (they still run)" : "pods with a CNI network namespace cannot start"
             return .warn(
                 "pod-network", "\(missing.joined(separator: ", ")) missing: \(consequence)",
