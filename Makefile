@@ -70,7 +70,7 @@ cri-test: guest
 soak: guest
 	$(SWIFT) build --product containerd-shim-swiftkata-v2
 	$(SWIFT) build --product swiftkata-vm
-	cd Tests/CRI && $(GUEST_ENV) SOAK_SEQUENTIAL=500 SOAK_CONCURRENT=20 SOAK_MIX=20 /usr/bin/python3 -B -m unittest -v test_soak
+	$(GUEST_ENV) SOAK_SEQUENTIAL=500 SOAK_CONCURRENT=20 SOAK_MIX=20 /usr/bin/python3 -B -m unittest discover -v -s Tests/CRI -p test_soak.py
 
 ## Short libFuzzer run of the ttrpc frame decoder + request dispatch (CI).
 fuzz-smoke:
