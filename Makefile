@@ -62,6 +62,7 @@ unit-test:
 cri-test: guest
 	$(SWIFT) build --product containerd-shim-swiftkata-v2
 	$(SWIFT) build --product swiftkata-vm
+	$(SWIFT) build --product swiftkata-anchor
 	$(GUEST_ENV) /usr/bin/python3 -B -m unittest discover -v -s Tests/CRI
 
 ## Soak (Tests/CRI/test_soak.py; CI runs a short form with the CRI suite): 500 sequential
@@ -70,6 +71,7 @@ cri-test: guest
 soak: guest
 	$(SWIFT) build --product containerd-shim-swiftkata-v2
 	$(SWIFT) build --product swiftkata-vm
+	$(SWIFT) build --product swiftkata-anchor
 	$(GUEST_ENV) SOAK_SEQUENTIAL=500 SOAK_CONCURRENT=20 SOAK_MIX=20 /usr/bin/python3 -B -m unittest discover -v -s Tests/CRI -p test_soak.py
 
 ## Short libFuzzer run of the ttrpc frame decoder + request dispatch (CI).
@@ -87,6 +89,7 @@ fuzz: fuzz-smoke
 ## The container path: ctr run/exec/stdout with runc vs swiftkata vs a bare QEMU boot; memory per pod.
 bench: guest
 	scripts/build-host-release.sh containerd-shim-swiftkata-v2 swiftkata-vm
+	$(SWIFT) build -c release --product swiftkata-anchor
 	Benchmarks/shim-bench.py "$$(dirname "$$(tail -n1 .build/guest-kernel.path)")/vmlinux" "$$(tail -n1 .build/guest-image.path)" --runs 7
 
 ## Swift ttrpc vs containerd's Go ttrpc, side by side.

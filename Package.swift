@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "containerd-shim-swiftkata-v2", targets: ["containerd-shim-swiftkata-v2"]),
         .executable(name: "swiftkata-check", targets: ["swiftkata-check"]),
         .executable(name: "swiftkata-vm", targets: ["swiftkata-vm"]),
+        .executable(name: "swiftkata-anchor", targets: ["swiftkata-anchor"]),
         .executable(name: "ttrpc-bench", targets: ["TTRPCBench"]),
         .executable(name: "hypervisor-bench", targets: ["HypervisorBench"]),
         .executable(name: "ttrpc-fuzz", targets: ["TTRPCFuzz"]),
@@ -128,6 +129,12 @@ let package = Package(
             name: "swiftkata-vm",
             dependencies: ["HypervisorLibvirt", "Hypervisor", "SwiftKataOS"],
             swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
+        ),
+        // The host process that stands for one container of a pod (its pid is the container's task
+        // pid); C, a few KiB of memory per container.
+        .executableTarget(
+            name: "swiftkata-anchor",
+            path: "Sources/swiftkata-anchor"
         ),
         // /etc/swiftkata/configuration.toml: every default in code, errors naming file, line and key.
         .target(

@@ -35,6 +35,7 @@ fi
 # 2. Release binaries, guest kernel (cached by its inputs) and guest image.
 log "building release binaries"
 scripts/build-host-release.sh containerd-shim-swiftkata-v2 swiftkata-check swiftkata-vm >/dev/null
+swift build -c release --product swiftkata-anchor >/dev/null
 log "building the guest kernel and image (the kernel is cached under /var/cache/swiftkata)"
 kernel_dir=$(dirname "$(guest-kernel-config/build.sh | tail -n1)")
 image=$(guest-agent/build-image.sh | tail -n1)
@@ -47,6 +48,8 @@ install_file 0755 .build/release/containerd-shim-swiftkata-v2 /usr/local/bin/con
 install_file 0755 .build/release/swiftkata-check /usr/local/bin/swiftkata-check
 # The shim drives libvirt through this helper, found next to the shim.
 install_file 0755 .build/release/swiftkata-vm /usr/local/bin/swiftkata-vm
+# Stands for each container that joins a pod (its task pid), found next to the shim.
+install_file 0755 .build/release/swiftkata-anchor /usr/local/bin/swiftkata-anchor
 install_file 0644 "$kernel_dir/vmlinux" /usr/share/swiftkata/vmlinux
 install_file 0644 "$image" /usr/share/swiftkata/swiftkata-rootfs.img
 record "directory /usr/share/swiftkata"

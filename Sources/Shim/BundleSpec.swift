@@ -117,9 +117,14 @@ struct BundleSpec: Sendable {
     ///
     /// Namespace paths name host namespaces, which mean nothing in the guest: a `network` path (CNI's
     /// namespace, carried into the VM by `PodNetwork`) becomes the VM's own network; `uts`, `ipc` and
-    /// `pid` paths of a pod's container (CRI points them at the sandbox) become the sandbox
-    /// container's namespaces in the guest (`/proc/<sandboxGuestPID>/ns/<type>`); any other path is refused.
-    func guestSpec(rootInSharedFS: String, guestSources: [Int: String], guestSeccomp: Bool, sandboxGuestPID: Int32? = nil) throws(ShimError) -> [UInt8] {
+    /// `pid` paths of a pod's container (CRI points them at the sandbox's task pid, or at a target
+    /// container's for `kubectl debug --target`) become that container's namespaces in the guest:
+    /// `joinTargets` maps a container's host task pid (its anchor's) to its guest pid, and every
+    /// other path means the sandbox (`/proc/<sandboxGuestPID>/ns/<type>`); any other type is refused.
+    func guestSpec(
+        rootInSharedFS: String, guestSources: [Int: String], guestSeccomp: Bool, sandboxGuestPID: Int32? = nil,
+        joinTargets: [Int32: Int32] = [:]
+    ) throws(ShimError) -> [UInt8] {
         var spec = json
         if case .array(let entries)? = spec["linux"]?["namespaces"] {
             var rewritten: [JSONValue] = []
@@ -129,6 +134,10 @@ struct BundleSpec: Sendable {
                     case "network":
                         entry["path"] = nil
                     case "uts", "ipc", "pid":
+                        if let target = Self.hostPID(inNamespacePath: path).flatMap({ joinTargets[$0] }) {
+                            entry["path"] = .string("/proc/\(target)/ns/\(type)")
+                            break
+                        }
                         guard let sandboxGuestPID, sandboxGuestPID > 0 else {
                             throw .invalidArgument("linux.namespaces: cannot join the host's \(type) namespace \(path): the container runs in a VM")
                         }
@@ -158,6 +167,13 @@ struct BundleSpec: Sendable {
         } catch {
             throw .internalError("re-encoding config.json: \(error)")
         }
+    }
+
+    /// The pid of a `/proc/<pid>/ns/<type>` path, as containerd builds them from task pids.
+    static func hostPID(inNamespacePath path: String) -> Int32? {
+        let parts = path.split(separator: "/")
+        guard parts.count == 4, parts[0] == "proc", parts[2] == "ns" else { return nil }
+        return Int32(parts[1])
     }
 
     /// Bind mounts of host paths that must be shared into the guest, by index in `mounts`.

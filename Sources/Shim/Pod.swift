@@ -40,8 +40,14 @@ actor Pod {
         self.logger = logger
     }
 
-    /// The PID containerd shows for tasks of this pod: QEMU's (0 before the VM runs).
+    /// The PID containerd shows for the pod: QEMU's (0 before the VM runs).
     var taskPID: UInt32 { UInt32(clamping: vm?.qemuPID ?? 0) }
+
+    /// The PID containerd shows for a container's tasks: its anchor's for a container that joined the
+    /// pod (so that namespace paths name it), else QEMU's.
+    func taskPID(of containerID: String) -> UInt32 {
+        containers[containerID]?.anchor.map { UInt32(clamping: $0.pid) } ?? taskPID
+    }
 
     var isEmpty: Bool { containers.isEmpty }
 
@@ -127,7 +133,7 @@ actor Pod {
         var event = Containerd_Events_TaskExit()
         event.containerID = process.containerID
         event.id = process.eventID
-        event.pid = taskPID
+        event.pid = taskPID(of: process.containerID)
         event.exitStatus = status
         event.exitedAt = time
         let wasStarted = process.status == .running
@@ -182,6 +188,7 @@ actor Pod {
     /// Destroys the VM and removes the pod's host state (after the last container, or on SIGTERM).
     func shutdownVM() async {
         shuttingDown = true
+        for container in containers.values { await container.anchor?.stop() }
         if let vm {
             await vm.destroy()
         }

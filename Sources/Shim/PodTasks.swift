@@ -81,6 +81,8 @@ extension Pod {
             let guestSpec = try shareFilesystems(
                 of: id, spec: spec, rootfs: request.rootfs, bundle: request.bundle, layout: wanted,
                 sandboxGuestPID: try sandboxGuestPID(for: spec))
+            // A container joining a running pod gets a host pid of its own (see ContainerAnchor).
+            if !bootedNow { container.anchor = try ContainerAnchor.start() }
             let creating = ContinuousClock.now
             timing = ["share_ms": "\((creating - sharing).milliseconds)"]
             process.guestPID = try await vm.agent.guestPID("creating container \(id) in the guest") { agent in
@@ -99,6 +101,7 @@ extension Pod {
             process.outputCopied = copier.start()
         } catch {
             await binaryLogger?.abort()
+            await container.anchor?.stop()
             containers[id] = nil
             unshare(id, layout: wanted)
             if isEmpty && record.ownsVM { await shutdownVM() }
@@ -114,10 +117,10 @@ extension Pod {
         event.io.stdout = request.stdout
         event.io.stderr = request.stderr
         event.io.terminal = request.terminal
-        event.pid = taskPID
+        event.pid = taskPID(of: id)
         await publisher.publish(topic: ContainerdNames.Topic.taskCreate, event: event, typeName: "TaskCreate")
         logger.info("container created", metadata: ["container": "\(id)", "guest_pid": "\(process.guestPID)"].merging(timing) { $1 })
-        return taskPID
+        return taskPID(of: id)
     }
 
     /// Mounts the container's rootfs and bind-mount sources under the pod's shared directory and
@@ -143,7 +146,18 @@ extension Pod {
         let guestSources = try filesystem.share(id, shares, in: layout)
         return try spec.guestSpec(
             rootInSharedFS: "\(PodLayout.sharedName(containerID: id))/rootfs", guestSources: guestSources,
-            guestSeccomp: configuration.runtime.guestSeccomp, sandboxGuestPID: sandboxGuestPID)
+            guestSeccomp: configuration.runtime.guestSeccomp, sandboxGuestPID: sandboxGuestPID, joinTargets: joinTargets())
+    }
+
+    /// The running containers a new one may join by their task pid (`kubectl debug --target`): each
+    /// anchor's host pid, to the container's guest pid.
+    private func joinTargets() -> [Int32: Int32] {
+        var targets: [Int32: Int32] = [:]
+        for container in containers.values {
+            guard let anchor = container.anchor, container.initProcess.status != .stopped, container.initProcess.guestPID > 0 else { continue }
+            targets[anchor.pid] = Int32(container.initProcess.guestPID)
+        }
+        return targets
     }
 
     /// Undoes `shareFilesystems`.
@@ -169,7 +183,7 @@ extension Pod {
             watchExit(of: process, agent: vm.agent)
             var event = Containerd_Events_TaskStart()
             event.containerID = id
-            event.pid = taskPID
+            event.pid = taskPID(of: id)
             await publisher.publish(topic: ContainerdNames.Topic.taskStart, event: event, typeName: "TaskStart")
             refillWarmPool()
         } else {
@@ -203,10 +217,10 @@ extension Pod {
             var event = Containerd_Events_TaskExecStarted()
             event.containerID = id
             event.execID = execID
-            event.pid = taskPID
+            event.pid = taskPID(of: id)
             await publisher.publish(topic: ContainerdNames.Topic.taskExecStarted, event: event, typeName: "TaskExecStarted")
         }
-        return taskPID
+        return taskPID(of: id)
     }
 
     func exec(_ request: Containerd_Task_V2_ExecProcessRequest) async throws(ShimError) {
@@ -257,7 +271,7 @@ extension Pod {
         response.id = execID.isEmpty ? id : execID
         response.execID = execID
         response.bundle = container.bundle
-        response.pid = process.status == .created && !execID.isEmpty ? 0 : taskPID
+        response.pid = process.status == .created && !execID.isEmpty ? 0 : taskPID(of: id)
         response.status = container.taskStatus(of: process)
         response.stdin = process.stdio.stdin
         response.stdout = process.stdio.stdout
@@ -278,7 +292,7 @@ extension Pod {
             throw .failedPrecondition("\(process.eventID) is running; stop it before deleting")
         }
         var response = Containerd_Task_V2_DeleteResponse()
-        response.pid = taskPID
+        response.pid = taskPID(of: id)
         response.exitStatus = process.exitStatus
         response.exitedAt = process.exitedAt ?? .currentTime()
         await awaitOutputCopied(process)
@@ -300,6 +314,7 @@ extension Pod {
         _ = process.markExited(status: process.exitStatus, at: response.exitedAt)
         process.copier?.release()
         process.copier?.stopLogger()
+        await container.anchor?.stop()
         containers[id] = nil
         oomEvents.remove(id)
         if let layout { unshare(id, layout: layout) }

@@ -57,6 +57,8 @@ final class ContainerState {
     var execs: [String: ProcessState] = [:]
     var paused = false
     let rootfs: [Containerd_Types_Mount]
+    /// The host process whose pid stands for this container (containers that joined a running pod).
+    var anchor: ContainerAnchor?
 
     init(id: String, bundle: String, initProcess: ProcessState, rootfs: [Containerd_Types_Mount]) {
         self.id = id

@@ -195,6 +195,7 @@ def leftovers(pod_ids, containerd_address, private_directory, netns_paths, bridg
             found += [f"virtiofsd pid {pid}" for pid, _, command_line in processes()
                       if "virtiofsd" in command_line and directory in command_line]
     found += [f"shim pid {pid}" for pid in shim_pids(containerd_address)]
+    found += [f"container anchor pid {pid}" for pid, _, command_line in processes() if command_line.startswith("swiftkata-anchor ")]
     found += [f"shim socket {path}" for path in (shim_socket(containerd_address, pod_id) for pod_id in pod_ids) if os.path.exists(path)]
     found += [f"mount {point}" for point in mounts_under(private_directory)]
     for path in netns_paths:

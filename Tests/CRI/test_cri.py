@@ -79,7 +79,8 @@ class Pod:
     def ip(self):
         return self.status().network.ip
 
-    def run_container(self, name, command, mounts=(), attempt=0, stdin=False, privileged=False, resources=None):
+    def run_container(self, name, command, mounts=(), attempt=0, stdin=False, privileged=False, resources=None, pid=None,
+                      target=""):
         """Creates and starts a container; returns its id once CRI reports it RUNNING."""
         config = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=name, attempt=attempt),
@@ -94,6 +95,9 @@ class Pod:
             config.linux.security_context.privileged = True
         if resources is not None:
             config.linux.resources.CopyFrom(resources)
+        if pid is not None:
+            config.linux.security_context.namespace_options.pid = pid
+            config.linux.security_context.namespace_options.target_id = target
         container_id = harness.client.CreateContainer(pb.CreateContainerRequest(
             pod_sandbox_id=self.id, config=config, sandbox_config=self.config)).container_id
         harness.client.StartContainer(pb.StartContainerRequest(container_id=container_id))
@@ -555,6 +559,22 @@ class CRIEndToEnd(unittest.TestCase):
             pod.remove_container("propagation")
         finally:
             subprocess.run(["umount", "-R", "-l", root])
+
+    def test_12j_a_debug_container_joins_its_targets_pid_namespace(self):
+        # kubectl debug --target: an ephemeral container in the target's PID namespace sees the
+        # target's processes and not its neighbour's (each container has its own PID namespace here).
+        pod = Pod("debugged")
+        try:
+            target = pod.run_container("target", ["sleep", "1234"], pid=pb.CONTAINER)
+            pod.run_container("neighbour", ["sleep", "5678"], pid=pb.CONTAINER)
+            debug = pod.run_container("debug", ["sleep", "3600"], pid=pb.TARGET, target=target)
+            seen = exec_sync(debug, ["ps", "-o", "args"])
+            self.assertEqual(seen.exit_code, 0, seen.stderr.decode())
+            self.assertIn("sleep 1234", seen.stdout.decode())
+            self.assertNotIn("sleep 5678", seen.stdout.decode())
+        finally:
+            harness.client.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod.id))
+            harness.client.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod.id))
 
     def test_13_stop_and_remove_leave_nothing(self):
         pods = [self.web(), self.client_pod()]

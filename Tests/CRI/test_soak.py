@@ -85,6 +85,7 @@ def census():
     found = {
         "qemu processes": sum(1 for _, _, c in processes if "qemu-system" in c and "guest=swiftkata" in c),
         "virtiofsd processes": sum(1 for _, _, c in processes if "virtiofsd" in c and host_state.SWIFTKATA_STATE in c),
+        "container anchors": sum(1 for _, _, c in processes if c.startswith("swiftkata-anchor ")),
         "shim processes": sum(1 for _, _, c in processes if c.split()[0].endswith("containerd-shim-swiftkata-v2")
                               or (c.split()[0].endswith("containerd-shim-runc-v2") and harness.socket in c)),
         "libvirt domains": sum(1 for name in domains if name.startswith("swiftkata")),

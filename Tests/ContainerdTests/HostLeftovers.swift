@@ -16,6 +16,7 @@ enum HostLeftovers {
             if commandLine.contains("guest=\(domainPrefix)") { found.append("qemu pid \(pid)") }
             if commandLine.contains("virtiofsd") && commandLine.contains(podsDirectory) { found.append("virtiofsd pid \(pid)") }
             if commandLine.contains("containerd-shim-swiftkata-v2") && commandLine.contains(namespace) { found.append("shim pid \(pid): \(commandLine)") }
+            if commandLine.hasPrefix("swiftkata-anchor ") { found.append("container anchor pid \(pid)") }
         }
         let mountinfo = String(decoding: procFile("/proc/self/mountinfo"), as: UTF8.self)
         found += mountinfo.split(separator: "\n").compactMap { line in

@@ -95,6 +95,21 @@ import Testing
         #expect(paths.map(\.1) == [nil, "/proc/17/ns/ipc", "/proc/17/ns/uts", nil, nil])
     }
 
+    @Test func aDebugContainerJoinsItsTargetByTheTargetsTaskPID() throws {
+        // kubectl debug --target: containerd points pid at the target's task pid (its anchor, 4242),
+        // ipc and uts at the sandbox's (QEMU's, 900).
+        let json =
+            #"{"linux":{"namespaces":[{"type":"pid","path":"/proc/4242/ns/pid"},{"type":"ipc","path":"/proc/900/ns/ipc"},"#
+            + #"{"type":"uts","path":"/proc/900/ns/uts"},{"type":"mount"}]}}"#
+        let spec = try BundleSpec(bytes: Array(json.utf8))
+        let guest = try JSONValue.decode(
+            spec.guestSpec(rootInSharedFS: "d/rootfs", guestSources: [:], guestSeccomp: true, sandboxGuestPID: 17, joinTargets: [4242: 31]))
+        let paths = (guest["linux"]?["namespaces"]?.arrayValue ?? []).map { $0["path"]?.stringValue }
+        #expect(paths == ["/proc/31/ns/pid", "/proc/17/ns/ipc", "/proc/17/ns/uts", nil])
+        #expect(BundleSpec.hostPID(inNamespacePath: "/proc/12/ns/pid") == 12)
+        #expect(BundleSpec.hostPID(inNamespacePath: "/var/run/netns/x") == nil)
+    }
+
     @Test func hostNamespacePathsWithoutASandboxAreRefused() throws {
         let spec = try BundleSpec(bytes: Array(#"{"linux":{"namespaces":[{"type":"uts","path":"/proc/1/ns/uts"}]}}"#.utf8))
         #expect(throws: ShimError.self) { try spec.guestSpec(rootInSharedFS: "c/rootfs", guestSources: [:], guestSeccomp: true) }
