@@ -15,6 +15,8 @@ actor Pod {
     let publisher: any TaskEventSink
     let machines: any PodMachineProvider
     let filesystem: any PodFilesystem
+    /// Starts the host process that stands for a container joining the pod (`ContainerAnchor.start`).
+    let startAnchor: @Sendable () throws(ShimError) -> ContainerAnchor?
     let logger: Logger
     var containers: [String: ContainerState] = [:]
     /// The VM, once booted; concurrent Creates share one boot.
@@ -30,13 +32,15 @@ actor Pod {
 
     init(
         namespace: String, configuration: Configuration, publisher: any TaskEventSink, machines: any PodMachineProvider,
-        filesystem: any PodFilesystem, logger: Logger
+        filesystem: any PodFilesystem, startAnchor: @escaping @Sendable () throws(ShimError) -> ContainerAnchor? = ContainerAnchor.start,
+        logger: Logger
     ) {
         self.namespace = namespace
         self.configuration = configuration
         self.publisher = publisher
         self.machines = machines
         self.filesystem = filesystem
+        self.startAnchor = startAnchor
         self.logger = logger
     }
 

@@ -82,7 +82,7 @@ extension Pod {
                 of: id, spec: spec, rootfs: request.rootfs, bundle: request.bundle, layout: wanted,
                 sandboxGuestPID: try sandboxGuestPID(for: spec))
             // A container joining a running pod gets a host pid of its own (see ContainerAnchor).
-            if !bootedNow { container.anchor = try ContainerAnchor.start() }
+            if !bootedNow { container.anchor = try startAnchor() }
             let creating = ContinuousClock.now
             timing = ["share_ms": "\((creating - sharing).milliseconds)"]
             process.guestPID = try await vm.agent.guestPID("creating container \(id) in the guest") { agent in

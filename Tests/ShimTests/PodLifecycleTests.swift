@@ -27,9 +27,11 @@ final class PodHarness: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var configuration = Configuration()
         configuration.runtime.stateDirectory = directory.appendingPathComponent("state").path
+        // No anchor processes: they would outlive the test in this process (the end-to-end suites
+        // run real ones).
         pod = Pod(
             namespace: "default", configuration: configuration, publisher: events, machines: machines, filesystem: filesystem,
-            logger: Logger(label: "test"))
+            startAnchor: { nil }, logger: Logger(label: "test"))
         let shutdowns = shutdowns
         service = TaskService(pod: pod, onShutdown: { shutdowns.fire() })
     }
