@@ -110,7 +110,7 @@ extension ShimEndToEndTests {
             #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
         }
         let script = """
-            ping -c 1 -W 5 10.213.0.1 >/dev/null && echo own-ok
+            ping -c 3 -W 5 10.213.0.1 >/dev/null && echo own-ok
             ip addr add 10.213.0.250/24 dev eth0
             ping -c 2 -W 2 -I 10.213.0.250 10.213.0.1 >/dev/null && echo spoofed-ip-answered
             arping -c 2 -w 3 -s 10.213.0.77 -I eth0 10.213.0.1 >/dev/null 2>&1

@@ -140,9 +140,17 @@ struct ShimEndToEndTests {
         let second = containerd.ctr(["task", "exec", "--exec-id", "ns2", "pod1-app", "readlink", "/proc/self/ns/pid"])
         #expect(first.status == 0 && second.status == 0)
         #expect(first.output.hasPrefix("pid:[") && first.output != second.output, "\(first.output) vs \(second.output)")
+        // The sandbox reports QEMU's pid; the container that joined it, its anchor's (a host process of
+        // its own, so that namespace paths containerd builds from it name that container).
         let tasks = containerd.ctr(["task", "ls"]).output
-        let pids = tasks.split(separator: "\n").filter { $0.hasPrefix("pod1") }.map { $0.split(separator: " ", omittingEmptySubsequences: true)[1] }
-        #expect(pids.count == 2 && pids[0] == pids[1], "both tasks report the pod's QEMU pid: \(tasks)")
+        var pids: [String: Int32] = [:]
+        for line in tasks.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if fields.count > 1, let pid = Int32(fields[1]) { pids[String(fields[0])] = pid }
+        }
+        #expect(pids["pod1"] == qemus.first?.0, "the sandbox reports QEMU's pid: \(tasks)")
+        let anchor = HostLeftovers.processes().first { $0.0 == pids["pod1-app"] }
+        #expect(anchor?.1.hasPrefix("swiftkata-anchor ") == true, "the member reports its anchor's pid: \(tasks)")
     }
 
     @Test func killedShimLeavesNothingBehind() throws {
