@@ -37,6 +37,20 @@ extension ShimEndToEndTests {
     private func removeNamespace() {
         PrivateContainerd.run("/usr/sbin/ip", ["netns", "del", Self.namespaceName])
         PrivateContainerd.run("/usr/sbin/ip", ["link", "del", Self.hostEnd])
+        removeStaleNamespaces()
+    }
+
+    /// What a test run killed mid-way left: its namespace and its host end, which holds 10.213.0.1 too
+    /// and would take this run's route to the pod (only runs whose process is gone).
+    private func removeStaleNamespaces() {
+        let names = PrivateContainerd.run("/usr/sbin/ip", ["netns", "list"]).output.split(separator: "\n").compactMap {
+            $0.split(separator: " ").first.map(String.init)
+        }
+        for name in names where name.hasPrefix("swiftkata-e2e-net-") {
+            guard let pid = Int32(name.dropFirst("swiftkata-e2e-net-".count)), pid != getpid(), kill(pid, 0) != 0 else { continue }
+            PrivateContainerd.run("/usr/sbin/ip", ["netns", "del", name])
+            PrivateContainerd.run("/usr/sbin/ip", ["link", "del", "skveth\(pid % 100000)"])
+        }
     }
 
     /// Also on a VM claimed from the warm pool: booted with a NIC of the pool's MAC on a tap in the
