@@ -26,14 +26,14 @@ public struct VMControl: Sendable {
     /// The helper next to the running executable (how it is installed and built), else in
     /// /usr/local/bin or /usr/bin.
     public static func locateHelper(executable: String = currentExecutable()) -> String? {
-        if let slash = executable.lastIndex(of: "/") {
-            let candidate = "\(executable[..<slash])/\(helperName)"
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        for directory in ["/usr/local/bin", "/usr/bin"] where access("\(directory)/\(helperName)", X_OK) == 0 {
-            return "\(directory)/\(helperName)"
-        }
-        return nil
+        locateSibling(helperName, executable: executable)
+    }
+
+    /// The program `name` next to the running executable, else in /usr/local/bin or /usr/bin.
+    public static func locateSibling(_ name: String, executable: String = currentExecutable()) -> String? {
+        var candidates = ["/usr/local/bin/\(name)", "/usr/bin/\(name)"]
+        if let slash = executable.lastIndex(of: "/") { candidates.insert("\(executable[..<slash])/\(name)", at: 0) }
+        return candidates.first { access($0, X_OK) == 0 }
     }
 
     public static func currentExecutable() -> String {

@@ -14,7 +14,7 @@ struct ContainerAnchor: Sendable {
     /// Starts an anchor, or nil where the binary is missing (the container then reports QEMU's pid,
     /// as before, and `--target` lands in the sandbox's namespace).
     static func start() throws(ShimError) -> ContainerAnchor? {
-        guard let binary = locate() else { return nil }
+        guard let binary = VMControl.locateSibling(binaryName) else { return nil }
         var options = ProcessSpawn.Options()
         options.fileActions = [
             .open(0, path: "/dev/null", flags: O_RDONLY), .open(1, path: "/dev/null", flags: O_WRONLY),
@@ -35,13 +35,5 @@ struct ContainerAnchor: Sendable {
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }
-    }
-
-    /// Next to the shim (how it is installed and built), else in /usr/local/bin or /usr/bin.
-    private static func locate() -> String? {
-        let executable = VMControl.currentExecutable()
-        var candidates = ["/usr/local/bin/\(binaryName)", "/usr/bin/\(binaryName)"]
-        if let slash = executable.lastIndex(of: "/") { candidates.insert("\(executable[..<slash])/\(binaryName)", at: 0) }
-        return candidates.first { access($0, X_OK) == 0 }
     }
 }

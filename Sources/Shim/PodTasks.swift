@@ -53,10 +53,11 @@ extension Pod {
         let podID = spec.podID(containerID: id)
         try validateIdentifier(podID, what: "sandbox id")
         let wanted = PodLayout(stateDirectory: configuration.runtime.stateDirectory, namespace: namespace, podID: podID)
+        let setup = spec.sandboxSetup
         var record = ContainerRecord(containerID: id, pod: wanted, ownsVM: vm == nil, libvirtURI: configuration.hypervisor.libvirtURI)
         if vm == nil {
             record.networkNamespace = spec.networkNamespacePath
-            record.cgroupPath = spec.sandboxSetup.cgroup?.path
+            record.cgroupPath = setup.cgroup?.path
         }
         try record.save(bundle: request.bundle)  // before anything exists that `delete` may have to undo
 
@@ -71,7 +72,7 @@ extension Pod {
             if let log = stdio.binaryLog {
                 binaryLogger = try await BinaryLogger.start(log, containerID: id, namespace: namespace, logger: logger)
             }
-            let (vm, bootedNow) = try await ensureVM(layout: wanted, setup: spec.sandboxSetup)
+            let (vm, bootedNow) = try await ensureVM(layout: wanted, setup: setup)
             record.ownsVM = bootedNow
             record.qemuPID = vm.qemuPID
             record.networkNamespace = vm.networkRecord?.namespacePath

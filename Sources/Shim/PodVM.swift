@@ -150,26 +150,26 @@ final class PodVM: PodMachine {
         layout: PodLayout, plan: VMPlan, identity: VMIdentity, network: PodNetwork?, claimed: Bool, setup: SandboxSetup,
         timing: (started: ContinuousClock.Instant, domainStarted: ContinuousClock.Instant), deadline: ContinuousClock.Instant, logger: Logger
     ) async throws(ShimError) -> AttachOutcome {
-        let destroy = {
+        let destroy = { () async in
             try? plan.control.destroy(name: identity.domainName)
             tap(of: network, identity: identity)?.remove()
-            if let cgroup = setup.cgroup { removeCgroup(cgroup, logger: logger) }
+            if let cgroup = setup.cgroup { await removeCgroup(cgroup, logger: logger) }
         }
         do {
             if let network { _ = try PodTap(name: network.tapName).connect(to: network) }
         } catch {
-            destroy()
+            await destroy()
             throw error
         }
         guard let qemuPID = identity.qemuPID else {
-            destroy()
+            await destroy()
             throw .internalError("the pod VM \(identity.domainName) has no QEMU pid")
         }
         let events = QEMUProcess.events(pid: qemuPID)
         watchFileServer(of: identity.domainName, qemuPID: qemuPID, layout: layout, plan: plan, logger: logger)
         joinPodCgroup(setup.cgroup, qemuPID: qemuPID, layout: layout, plan: plan, logger: logger)
         guard let endpoint = plan.agentEndpoint(of: identity, in: layout) else {
-            destroy()
+            await destroy()
             throw .internalError("the pod VM \(identity.domainName) has no vsock context id")
         }
         let domainCreated = ContinuousClock.now
@@ -177,12 +177,12 @@ final class PodVM: PodMachine {
         guard case .success(let (client, health)) = connected else {
             let reason = if case .failure(let error) = connected { error.description } else { "" }
             let console = layout.consoleTail()
-            destroy()
+            await destroy()
             return .agentUnreachable("\(reason); console: \(console)")
         }
         guard health.apiVersion == AgentProtocol.apiVersion else {
             await client.close()
-            destroy()
+            await destroy()
             throw .failedPrecondition("the guest agent speaks API \(health.apiVersion), this shim \(AgentProtocol.apiVersion): rebuild the guest image")
         }
         let configuration = plan.configuration
@@ -205,7 +205,7 @@ final class PodVM: PodMachine {
         sandbox.sharedFs.tag = VMPlan.sharedTag
         do { _ = try await agent.call("creating the sandbox in the guest") { agent in try await agent.createSandbox(sandbox) } } catch {
             await client.close()
-            destroy()
+            await destroy()
             throw error
         }
         // Port forwarding is a convenience of the pod, not a condition of it: a host without
@@ -279,12 +279,13 @@ final class PodVM: PodMachine {
             if QEMUProcess.pid(ofDomain: domainName) == qemuPID { kill(qemuPID, SIGKILL) }
         }
         Self.tap(of: network, identity: identity)?.remove()
-        if let cgroup { Self.removeCgroup(cgroup, logger: logger) }
+        if let cgroup { await Self.removeCgroup(cgroup, logger: logger) }
     }
 
-    /// Removes the pod's cgroup once QEMU and virtiofsd have left it (they exit as the domain goes).
-    static func removeCgroup(_ cgroup: PodCgroup, logger: Logger) {
-        for failure in cgroup.remove() {
+    /// Removes the pod's cgroup once QEMU and virtiofsd have left it (they exit as the domain goes);
+    /// the wait for that polls, so it runs on a thread of its own, not the cooperative pool.
+    static func removeCgroup(_ cgroup: PodCgroup, logger: Logger) async {
+        for failure in await onBlockingThread({ cgroup.remove() }) {
             logger.warning("pod cgroup: left behind", metadata: ["cgroup": "\(cgroup.path)", "reason": "\(failure)"])
         }
     }
