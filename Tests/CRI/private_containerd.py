@@ -86,6 +86,17 @@ class PrivateContainerd:
 
     # --- start ----------------------------------------------------------------------------------
 
+    @classmethod
+    def started(cls, runtime_handler):
+        """A running instance (a test module's); what a failed start made is removed again."""
+        harness = cls(runtime_handler)
+        try:
+            harness.start()
+        except BaseException:
+            harness.stop()
+            raise
+        return harness
+
     def start(self):
         atexit.register(self.stop)
         # Like Ctrl-C: unittest stops, tearDownModule and atexit clean up.

@@ -37,12 +37,7 @@ harness = None
 
 def setUpModule():
     global harness
-    harness = PrivateContainerd(HANDLER)
-    try:
-        harness.start()
-    except BaseException:
-        harness.stop()
-        raise
+    harness = PrivateContainerd.started(HANDLER)
 
 
 def tearDownModule():
@@ -105,6 +100,11 @@ class Pod:
                  f"container {name} RUNNING")
         self.containers[name] = container_id
         return container_id
+
+    def remove(self):
+        """Stops and removes the pod (a test's own pod, in its `finally`)."""
+        harness.client.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=self.id))
+        harness.client.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=self.id))
 
     def remove_container(self, name):
         """Stops one of this pod's containers at once (no grace period) and removes it."""
@@ -456,8 +456,7 @@ class CRIEndToEnd(unittest.TestCase):
             values = exec_sync(reader, ["cat", "/proc/sys/kernel/shm_rmid_forced", "/proc/sys/fs/mqueue/msg_max"])
             self.assertEqual(values.stdout.decode().split(), ["1", "100"], values.stderr.decode())
         finally:
-            harness.client.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod.id))
-            harness.client.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod.id))
+            pod.remove()
         with self.assertRaises(grpc.RpcError) as refused:
             Pod("badsysctl", sysctls={"kernel.panic": "1"})
         self.assertIn("kernel.panic", refused.exception.details())
@@ -486,8 +485,7 @@ class CRIEndToEnd(unittest.TestCase):
                 for name in ["eth0.5", "skd0", "sktun0"]:
                     self.assertIn(f" {name}", more.stdout.decode())
         finally:
-            harness.client.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod.id))
-            harness.client.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod.id))
+            pod.remove()
 
     def test_12g_host_ipc_and_pid_are_refused_clearly(self):
         # A VM has its own IPC and PID namespaces: sharing the node's is refused, naming it, rather
@@ -521,8 +519,7 @@ class CRIEndToEnd(unittest.TestCase):
                 self.assertTrue(host_state.cgroup_of(qemu[0], "memory").endswith("/" + sized.id),
                                 host_state.cgroup_of(qemu[0], "memory"))
         finally:
-            harness.client.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sized.id))
-            harness.client.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sized.id))
+            sized.remove()
         # The shim tears the VM down after it answered Shutdown: the cgroups go moments later.
         wait_for(lambda: host_state.cgroups_named(sized.id) == [], 10, "the pod's cgroups removed with it")
         if SWIFTKATA:
@@ -532,8 +529,7 @@ class CRIEndToEnd(unittest.TestCase):
                 worker = small.run_container("worker", ["sleep", "3600"], resources=limits)
                 self.assertNotEqual(exec_sync(worker, allocate).exit_code, 0)
             finally:
-                harness.client.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=small.id))
-                harness.client.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=small.id))
+                small.remove()
             # A VM above the configured maximum is refused, naming the limit.
             with self.assertRaises(grpc.RpcError) as refused:
                 Pod("toobig", annotations={"io.swiftkata.hypervisor.vcpus": "64"})
@@ -573,8 +569,7 @@ class CRIEndToEnd(unittest.TestCase):
             self.assertIn("sleep 1234", seen.stdout.decode())
             self.assertNotIn("sleep 5678", seen.stdout.decode())
         finally:
-            harness.client.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod.id))
-            harness.client.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod.id))
+            pod.remove()
 
     def test_13_stop_and_remove_leave_nothing(self):
         pods = [self.web(), self.client_pod()]

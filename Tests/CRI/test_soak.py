@@ -34,12 +34,7 @@ harness = None
 
 def setUpModule():
     global harness
-    harness = PrivateContainerd(HANDLER)
-    try:
-        harness.start()
-    except BaseException:
-        harness.stop()
-        raise
+    harness = PrivateContainerd.started(HANDLER)
 
 
 def tearDownModule():
