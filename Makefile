@@ -63,6 +63,7 @@ cri-test: guest
 	$(SWIFT) build --product containerd-shim-swiftkata-v2
 	$(SWIFT) build --product swiftkata-vm
 	$(SWIFT) build --product swiftkata-anchor
+	$(SWIFT) build --product swiftkata-ctl
 	$(GUEST_ENV) /usr/bin/python3 -B -m unittest discover -v -s Tests/CRI
 
 ## Soak (Tests/CRI/test_soak.py; CI runs a short form with the CRI suite): 500 sequential

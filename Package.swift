@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "swiftkata-check", targets: ["swiftkata-check"]),
         .executable(name: "swiftkata-vm", targets: ["swiftkata-vm"]),
         .executable(name: "swiftkata-anchor", targets: ["swiftkata-anchor"]),
+        .executable(name: "swiftkata-ctl", targets: ["swiftkata-ctl"]),
         .executable(name: "ttrpc-bench", targets: ["TTRPCBench"]),
         .executable(name: "hypervisor-bench", targets: ["HypervisorBench"]),
         .executable(name: "ttrpc-fuzz", targets: ["TTRPCFuzz"]),
@@ -24,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Linux calls Swift's Glibc module does not expose (pipe2, ptys, pidfds, openat2), for host
@@ -63,6 +66,16 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             exclude: ["agent.proto"]
+        ),
+        // swiftkata's operator protocol: what `swiftkata-ctl` asks a pod's shim (generated from
+        // operator.proto), and the node's counters every shim adds to.
+        .target(
+            name: "OperatorAPI",
+            dependencies: [
+                "TTRPC",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["operator.proto"]
         ),
         // What the guest agent applies: OCI spec model and its translation into spawn plans.
         .target(
@@ -146,7 +159,8 @@ let package = Package(
         .target(
             name: "Shim",
             dependencies: [
-                "TTRPC", "ContainerdAPI", "AgentAPI", "AgentClient", "Hypervisor", "SwiftKataConfig", "SwiftKataOS", "CLinuxSys",
+                "TTRPC", "ContainerdAPI", "AgentAPI", "AgentClient", "OperatorAPI", "Hypervisor", "SwiftKataConfig", "SwiftKataOS",
+                "CLinuxSys",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -171,6 +185,29 @@ let package = Package(
             name: "swiftkata-check",
             dependencies: [
                 "SwiftKataCheck",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Operators' view of the node's pods: Prometheus metrics (one scrape asks every shim), the
+        // debug console into a pod's VM, the list of pods.
+        .target(
+            name: "SwiftKataCtl",
+            dependencies: [
+                "OperatorAPI", "TTRPC", "SwiftKataConfig", "SwiftKataOS",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
+        ),
+        .executableTarget(
+            name: "swiftkata-ctl",
+            dependencies: [
+                "SwiftKataCtl", "SwiftKataConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -250,7 +287,11 @@ let package = Package(
         ),
         .testTarget(
             name: "ShimTests",
-            dependencies: ["Shim", "ContainerdAPI", "TTRPC", "SwiftKataConfig", "AgentAPI", "SwiftKataOS"]
+            dependencies: ["Shim", "ContainerdAPI", "TTRPC", "SwiftKataConfig", "AgentAPI", "OperatorAPI", "SwiftKataOS"]
+        ),
+        .testTarget(
+            name: "SwiftKataCtlTests",
+            dependencies: ["SwiftKataCtl", "OperatorAPI", "SwiftKataOS"]
         ),
         .testTarget(
             name: "SwiftKataOSTests",

@@ -13,7 +13,7 @@
 #                         Uncompressed: gunzipping it in a TCG guest cost ≈ 250 ms of boot.
 #
 # Both are cached outside the source tree under ${SWIFTKATA_CACHE:-/var/cache/swiftkata}/image/<key>/,
-# where key = sha256(agent binary, this script). Prints the root file system's path as the last line.
+# where key = sha256(agent binary, this script, busybox). Prints the root file system's path as the last line.
 #
 # SWIFTKATA_AGENT_SCRATCH=<dir> builds the agent in that SwiftPM scratch path instead of .build.
 #
@@ -31,7 +31,14 @@ if [[ -n "${SWIFTKATA_AGENT_SCRATCH:-}" ]]; then scratch=(--scratch-path "$SWIFT
 swift build "${scratch[@]}" -c release --product swiftkata-agent --static-swift-stdlib >&2
 agent=$(swift build "${scratch[@]}" -c release --product swiftkata-agent --static-swift-stdlib --show-bin-path)/swiftkata-agent
 
-key=$(cat "$agent" "$0" | sha256sum | cut -c1-16)
+# busybox (Debian's busybox-static) is the operator's debug console in the guest's own root
+# (`swiftkata-ctl console`); containers never see that root.
+busybox=$(command -v busybox || true)
+if [[ -z "$busybox" || -n "$(readelf -l "$busybox" 2>/dev/null | sed -n 's/.*program interpreter.*/dynamic/p')" ]]; then
+    log "busybox is missing or not static: apt-get install busybox-static"
+    exit 1
+fi
+key=$(cat "$agent" "$0" "$busybox" | sha256sum | cut -c1-16)
 out="$cache/image/$key"
 image="$out/swiftkata-rootfs.img"
 initrd="$out/swiftkata-initrd.img"
@@ -50,10 +57,12 @@ fi
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage"/{dev,proc,sys,run,tmp,etc,sbin} "$stage"/run/swiftkata
+mkdir -p "$stage"/{dev,proc,sys,run,tmp,etc,sbin,bin} "$stage"/run/swiftkata
 install -m 0755 "$agent" "$stage/init"
 strip --strip-all "$stage/init"
 ln -s ../init "$stage/sbin/init"
+install -m 0755 "$busybox" "$stage/bin/busybox"
+ln -s busybox "$stage/bin/sh"
 mknod -m 0600 "$stage/dev/console" c 5 1
 mknod -m 0666 "$stage/dev/null" c 1 3
 

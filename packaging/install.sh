@@ -34,7 +34,7 @@ fi
 
 # 2. Release binaries, guest kernel (cached by its inputs) and guest image.
 log "building release binaries"
-scripts/build-host-release.sh containerd-shim-swiftkata-v2 swiftkata-check swiftkata-vm >/dev/null
+scripts/build-host-release.sh containerd-shim-swiftkata-v2 swiftkata-check swiftkata-vm swiftkata-ctl >/dev/null
 swift build -c release --product swiftkata-anchor >/dev/null
 log "building the guest kernel and image (the kernel is cached under /var/cache/swiftkata)"
 kernel_dir=$(dirname "$(guest-kernel-config/build.sh | tail -n1)")
@@ -46,6 +46,8 @@ install_file() {  # install_file MODE SOURCE DESTINATION
 }
 install_file 0755 .build/release/containerd-shim-swiftkata-v2 /usr/local/bin/containerd-shim-swiftkata-v2
 install_file 0755 .build/release/swiftkata-check /usr/local/bin/swiftkata-check
+# Operators' tool: metrics (serve-metrics), the debug console, the pod list.
+install_file 0755 .build/release/swiftkata-ctl /usr/local/bin/swiftkata-ctl
 # The shim drives libvirt through this helper, found next to the shim.
 install_file 0755 .build/release/swiftkata-vm /usr/local/bin/swiftkata-vm
 # Stands for each container that joins a pod (its task pid), found next to the shim.

@@ -77,6 +77,8 @@ def emit_service(package, service, rpcs):
             f"public enum {prefix}Wire {{",
             f"    public static let serviceName = \"{full}\"",
             "    public static let methodNames = [" + ", ".join(f"\"{name}\"" for name, *_ in rpcs) + "]",
+            "    /// The methods that wait by design (`no-deadline`): their time is waiting, not latency.",
+            "    public static let waitingMethods: Set<String> = [" + ", ".join(f"\"{name}\"" for name, _, _, notes in rpcs if "no-deadline" in notes) + "]",
             "}",
             "",
             f"extension {prefix}Service {{",

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Regenerates the Swift code in Sources/ContainerdAPI/Generated and Sources/AgentAPI/Generated.
+# Regenerates the Swift code in Sources/ContainerdAPI/Generated, Sources/AgentAPI/Generated and
+# Sources/OperatorAPI/Generated.
 #
 # Inputs:
 #   - containerd 1.6's protos from Debian's golang-github-containerd-containerd-dev,
 #     golang-github-containerd-cgroups-dev and golang-github-gogo-googleapis-dev (via -dev deps);
-#   - our own Sources/AgentAPI/agent.proto.
+#   - our own Sources/AgentAPI/agent.proto and Sources/OperatorAPI/operator.proto.
 # Tools: protoc (Debian protobuf-compiler) and protoc-gen-swift built from the local swift-protobuf
 # copy (1.39.0). Building the plugin takes minutes, so this never runs in CI; the output is committed.
 #
@@ -74,10 +75,17 @@ protoc -I "$root/Sources/AgentAPI" -I /usr/include \
     --swift_out="$agent_out" \
     "$root/Sources/AgentAPI/agent.proto"
 
-
+operator_out=$root/Sources/OperatorAPI/Generated
+rm -f "$operator_out"/*.pb.swift
+protoc -I "$root/Sources/OperatorAPI" -I /usr/include \
+    --plugin=protoc-gen-swift="$plugin" \
+    --swift_opt=Visibility=Public \
+    --swift_out="$operator_out" \
+    "$root/Sources/OperatorAPI/operator.proto"
 
 # Typed service protocols and clients (protoc-gen-swift emits messages only).
 python3 "$root/scripts/gen-ttrpc-services.py" "$out/Services.swift" \
     "$ctrd/runtime/v2/task/shim.proto" "$ctrd/api/services/ttrpc/events/v1/events.proto"
 python3 "$root/scripts/gen-ttrpc-services.py" --calls "$agent_out/Services.swift" "$root/Sources/AgentAPI/agent.proto"
-echo "generated Swift into $out and $agent_out" >&2
+python3 "$root/scripts/gen-ttrpc-services.py" --calls "$operator_out/Services.swift" "$root/Sources/OperatorAPI/operator.proto"
+echo "generated Swift into $out, $agent_out and $operator_out" >&2

@@ -2,6 +2,8 @@
 public enum AgentProtocol {
     /// The `swiftkata.agent.v1` revision this build speaks; `HealthResponse.api_version` must match.
     public static let apiVersion: UInt32 = 1
+    /// On the guest kernel's command line, enables `StartDebugConsole` (the host's `agent.debug_console`).
+    public static let debugConsoleKernelFlag = "swiftkata.debug_console=1"
     /// The agent's vsock port when the VM has a vsock device.
     public static let vsockPort: UInt32 = 1024
     /// The host's vsock context id (VMADDR_CID_HOST).

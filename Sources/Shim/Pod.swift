@@ -3,8 +3,11 @@ import ContainerdAPI
 import Glibc
 import Hypervisor
 import Logging
+import OperatorAPI
 import SwiftKataConfig
+import SwiftKataOS
 import SwiftProtobuf
+import TTRPC
 
 /// The pod one shim daemon serves: its VM (booted by the first Create), its containers and their
 /// processes. All task-service state lives here, so calls are serialised per pod; agent calls run
@@ -29,12 +32,21 @@ actor Pod {
     /// before it exits, so no VM is left half-booted.
     private var poolRefill: Task<Void, Never>?
     var oomEvents = OOMEventLimiter()
+    /// The pod's agent calls and output bytes, for `swiftkata-ctl`.
+    let statistics = PodStatistics()
+    /// Whether the pod serves `swiftkata-ctl` on `operator.sock` in its directory (not in tests
+    /// driven by fakes, which have no directory).
+    private let servesOperators: Bool
+    private var operatorListener: TTRPCListener?
+    /// Open debug consoles: the console id `swiftkata-ctl` holds → the agent's container id for it.
+    var consoles: [String: String] = [:]
 
     init(
         namespace: String, configuration: Configuration, publisher: any TaskEventSink, machines: any PodMachineProvider,
         filesystem: any PodFilesystem, startAnchor: @escaping @Sendable () throws(ShimError) -> ContainerAnchor? = ContainerAnchor.start,
-        logger: Logger
+        servesOperators: Bool = true, logger: Logger
     ) {
+        self.servesOperators = servesOperators
         self.namespace = namespace
         self.configuration = configuration
         self.publisher = publisher
@@ -74,13 +86,49 @@ actor Pod {
         do {
             let booted = try await boot.value
             vm = booted
+            let statistics = statistics
+            booted.observeAgentCalls { method, duration, failed in statistics.recordAgentCall(method: method, duration: duration, failed: failed) }
             watch(booted)
+            countOnNode(NodeCounters.podsStarted)
+            if servesOperators { await serveOperators(layout: wanted) }
             return (booted, true)
         } catch {
             vmBoot = nil
             layout = nil
             removePodDirectory(wanted)
-            throw error as? ShimError ?? .internalError("\(error)")
+            let failure = error as? ShimError ?? .internalError("\(error)")
+            countOnNode(NodeCounters.bootFailure(Self.bootFailureCause(failure)))
+            throw failure
+        }
+    }
+
+    /// What a failed boot is counted as on the node.
+    static func bootFailureCause(_ error: ShimError) -> NodeCounters.BootFailureCause {
+        switch error {
+        case .unavailable, .deadlineExceeded: .agentUnreachable
+        case .failedPrecondition, .unimplemented: .precondition
+        case .resourceExhausted: .resources
+        case .invalidArgument, .notFound, .alreadyExists: .invalid
+        case .internalError: .host
+        }
+    }
+
+    /// Adds one to a node counter (best effort: a counter is not worth failing a pod for).
+    private func countOnNode(_ name: String) {
+        guard servesOperators else { return }
+        NodeCounting.add(name, stateDirectory: configuration.runtime.stateDirectory, logger: logger)
+    }
+
+    /// Serves `swiftkata-ctl` (metrics, the debug console) on `operator.sock` in the pod's directory,
+    /// a socket only root can connect to.
+    private func serveOperators(layout: PodLayout) async {
+        let path = layout.operatorSocket
+        let server = TTRPCServer(services: [PodOperatorService(pod: self).serviceDefinition], logger: logger)
+        do {
+            operatorListener = try await server.listen(unixSocketPath: path, replacingExisting: true)
+            chmod(path, 0o600)
+        } catch {
+            logger.warning("swiftkata-ctl cannot reach this pod", metadata: ["socket": "\(path)", "error": "\(error)"])
         }
     }
 
@@ -192,6 +240,8 @@ actor Pod {
     /// Destroys the VM and removes the pod's host state (after the last container, or on SIGTERM).
     func shutdownVM() async {
         shuttingDown = true
+        await operatorListener?.close()
+        operatorListener = nil
         for container in containers.values { await container.anchor?.stop() }
         if let vm {
             await vm.destroy()

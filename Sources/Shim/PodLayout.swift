@@ -31,6 +31,8 @@ struct PodLayout: Sendable, Equatable, Codable {
     /// (2 MiB, 3 backups by default): in the root-only pod directory, not in QEMU's `vm/`, so a
     /// QEMU escape cannot plant a link for root's log writer to follow.
     var consoleLog: String { "\(directory)/console.log" }
+    /// Where the pod's shim serves `swiftkata-ctl` (root only).
+    var operatorSocket: String { "\(directory)/operator.sock" }
     var owner: VMDescription.Owner { .init(podID: podID, namespace: namespace) }
     var domainName: String { VMDescription.domainName(for: owner) }
 

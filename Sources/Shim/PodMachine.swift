@@ -2,6 +2,7 @@ import Glibc
 import Hypervisor
 import Logging
 import SwiftKataConfig
+import TTRPC
 
 /// The pod's VM as the task service sees it: the agent in it, QEMU's pid (the pid containerd shows
 /// for every task of the pod), its death, and its teardown. `PodVM` is the real one; tests drive
@@ -25,6 +26,38 @@ protocol PodMachine: AnyObject, Sendable {
     func destroy() async
     /// Tops up the warm pool with a VM like this one, if the configuration keeps a pool.
     func refillWarmPool(logger: Logger) async
+    /// What operators' tools are told of the VM (`swiftkata-ctl`).
+    var report: PodMachineReport { get }
+    /// Reports each agent call that finishes from now on (the pod's statistics).
+    func observeAgentCalls(_ observer: @escaping TTRPCCallObserver)
+}
+
+/// A running pod VM as operators see it: its processes, how it was started and how long that took.
+struct PodMachineReport: Sendable, Equatable {
+    /// The phases of the VM's start.
+    struct BootPhases: Sendable, Equatable {
+        /// Sizing, configuration, the network's inspection or the warm-pool claim.
+        var prepare: Duration
+        /// libvirt's domain start (about zero for a warm-pool VM).
+        var domainStart: Duration
+        /// From the running domain to the agent's first answer.
+        var agentReady: Duration
+        /// CreateSandbox in the guest and the port forwarder.
+        var sandbox: Duration
+        var total: Duration
+    }
+
+    var domainName: String
+    var qemuPID: pid_t
+    /// Root's virtiofsd serving the pod's share (nil with 9p).
+    var fileServerPID: pid_t?
+    var accelerator: String
+    var transport: String
+    var claimedFromPool: Bool
+    var size: VMSize
+    var boot: BootPhases
+    /// Seconds since the epoch when the VM was ready.
+    var readyAt: Int64
 }
 
 /// Boots pod VMs: the seam between the task service and libvirt.

@@ -97,7 +97,8 @@ extension Pod {
                 ).pid
             }
             timing["guest_create_ms"] = "\((ContinuousClock.now - creating).milliseconds)"
-            let copier = ProcessStdio(paths: stdio, agent: vm.agent, containerID: id, execID: "", logger: logger, binaryLogger: binaryLogger)
+            let copier = ProcessStdio(
+                paths: stdio, agent: vm.agent, containerID: id, execID: "", logger: logger, binaryLogger: binaryLogger, statistics: statistics)
             process.copier = copier
             process.outputCopied = copier.start()
         } catch {
@@ -211,7 +212,9 @@ extension Pod {
                 throw error
             }
             process.status = .running
-            let copier = ProcessStdio(paths: process.stdio, agent: vm.agent, containerID: id, execID: execID, logger: logger, binaryLogger: binaryLogger)
+            let copier = ProcessStdio(
+                paths: process.stdio, agent: vm.agent, containerID: id, execID: execID, logger: logger, binaryLogger: binaryLogger,
+                statistics: statistics)
             process.copier = copier
             process.outputCopied = copier.start()
             watchExit(of: process, agent: vm.agent)

@@ -3,6 +3,7 @@ import AgentClient
 import Glibc
 import Hypervisor
 import Logging
+import OperatorAPI
 import SwiftKataConfig
 import SwiftKataOS
 import SwiftProtobuf
@@ -29,6 +30,8 @@ final class PodVM: PodMachine {
     let cgroup: PodCgroup?
     /// kubectl port-forward into the VM (pods with a network namespace).
     private let portForwarder: PortForwarder?
+    /// What `swiftkata-ctl` reports of this VM.
+    let report: PodMachineReport
     private let logger: Logger
 
     var accelerator: VMDescription.Accelerator { plan.accelerator }
@@ -45,10 +48,16 @@ final class PodVM: PodMachine {
         await WarmPool(plan: plan).refill(logger: logger)
     }
 
+    func observeAgentCalls(_ observer: @escaping TTRPCCallObserver) {
+        client.observeCalls(observer)
+    }
+
     private init(
         layout: PodLayout, plan: VMPlan, identity: VMIdentity, client: TTRPCClient, qemuPID: pid_t, network: PodNetwork?,
-        cgroup: PodCgroup?, portForwarder: PortForwarder?, events: AsyncStream<DomainLifecycleEvent>, logger: Logger
+        cgroup: PodCgroup?, portForwarder: PortForwarder?, events: AsyncStream<DomainLifecycleEvent>, report: PodMachineReport,
+        logger: Logger
     ) {
+        self.report = report
         self.cgroup = cgroup
         self.portForwarder = portForwarder
         self.logger = logger
@@ -94,10 +103,11 @@ final class PodVM: PodMachine {
             let age = Duration.seconds(max(0, Int64(time(nil)) - (claimed.startedAt ?? 0)))
             let deadline = ContinuousClock.now + max(.seconds(2), dialTimeout - age)
             switch try await attach(
-                layout: layout, plan: plan, identity: claimed, network: network, claimed: true, setup: setup,
+                layout: layout, plan: plan, identity: claimed, network: network, claimed: true, size: size, setup: setup,
                 timing: (started, ContinuousClock.now), deadline: deadline, logger: logger)
             {
             case .ready(let vm):
+                NodeCounting.add(NodeCounters.warmPoolHits, stateDirectory: configuration.runtime.stateDirectory, logger: logger)
                 return vm
             case .agentUnreachable(let reason):
                 logger.warning(
@@ -108,12 +118,15 @@ final class PodVM: PodMachine {
                 WarmPool.discard(layout, fallbackControl: plan.control, logger: logger)
             }
         }
+        if configuration.pool.size > 0, isBaseSize {
+            NodeCounting.add(NodeCounters.warmPoolMisses, stateDirectory: configuration.runtime.stateDirectory, logger: logger)
+        }
         let network = try inspectNetwork(setup, tapName: PodNetwork.tapName(for: layout), logger: logger)
         let domainStarted = ContinuousClock.now
         let tap = network.map { VMDescription.Tap(device: $0.tapName, macAddress: $0.scan.interface.macAddress) }
         let identity = try plan.launch(layout: layout, owner: layout.owner, tap: tap, size: size)
         switch try await attach(
-            layout: layout, plan: plan, identity: identity, network: network, claimed: false, setup: setup,
+            layout: layout, plan: plan, identity: identity, network: network, claimed: false, size: size, setup: setup,
             timing: (started, domainStarted), deadline: domainStarted + dialTimeout, logger: logger)
         {
         case .ready(let vm):
@@ -147,7 +160,7 @@ final class PodVM: PodMachine {
     /// Connects the running VM `identity` to the pod: the network into the VM, the agent session,
     /// CreateSandbox. Every failure destroys the VM and removes its tap.
     private static func attach(
-        layout: PodLayout, plan: VMPlan, identity: VMIdentity, network: PodNetwork?, claimed: Bool, setup: SandboxSetup,
+        layout: PodLayout, plan: VMPlan, identity: VMIdentity, network: PodNetwork?, claimed: Bool, size: VMSize, setup: SandboxSetup,
         timing: (started: ContinuousClock.Instant, domainStarted: ContinuousClock.Instant), deadline: ContinuousClock.Instant, logger: Logger
     ) async throws(ShimError) -> AttachOutcome {
         let destroy = { () async in
@@ -166,8 +179,12 @@ final class PodVM: PodMachine {
             throw .internalError("the pod VM \(identity.domainName) has no QEMU pid")
         }
         let events = QEMUProcess.events(pid: qemuPID)
-        watchFileServer(of: identity.domainName, qemuPID: qemuPID, layout: layout, plan: plan, logger: logger)
-        joinPodCgroup(setup.cgroup, qemuPID: qemuPID, layout: layout, plan: plan, logger: logger)
+        // A claimed pool VM's virtiofsd still names the pool directory it was started on.
+        let fileServer =
+            plan.configuration.hypervisor.sharedFilesystem == .virtioFS
+            ? VirtiofsdProcess.pids(serving: identity.fileServerSource ?? layout.sharedDirectory) : []
+        watchFileServer(fileServer.first, of: identity.domainName, qemuPID: qemuPID, logger: logger, control: plan.control)
+        joinPodCgroup(setup.cgroup, processes: [qemuPID] + fileServer, logger: logger)
         guard let endpoint = plan.agentEndpoint(of: identity, in: layout) else {
             await destroy()
             throw .internalError("the pod VM \(identity.domainName) has no vsock context id")
@@ -227,10 +244,18 @@ final class PodVM: PodMachine {
                 "agent_ready_ms": "\((agentReady - domainCreated).milliseconds)", "sandbox_ms": "\((ContinuousClock.now - agentReady).milliseconds)",
                 "guest_kernel": "\(health.kernelRelease)",
             ])
+        let ready = ContinuousClock.now
+        let report = PodMachineReport(
+            domainName: identity.domainName, qemuPID: qemuPID, fileServerPID: fileServer.first, accelerator: "\(plan.accelerator)",
+            transport: plan.transport.rawValue, claimedFromPool: claimed, size: size,
+            boot: .init(
+                prepare: timing.domainStarted - timing.started, domainStart: domainCreated - timing.domainStarted,
+                agentReady: agentReady - domainCreated, sandbox: ready - agentReady, total: ready - timing.started),
+            readyAt: Int64(time(nil)))
         return .ready(
             PodVM(
                 layout: layout, plan: plan, identity: identity, client: client, qemuPID: qemuPID, network: network,
-                cgroup: setup.cgroup, portForwarder: portForwarder, events: events, logger: logger))
+                cgroup: setup.cgroup, portForwarder: portForwarder, events: events, report: report, logger: logger))
     }
 
     /// The pod's tap: the network's (in the pod's namespace) or a pool VM's unused one (in the host's).
@@ -240,10 +265,9 @@ final class PodVM: PodMachine {
 
     /// QEMU and the pod's virtiofsd join the sandbox's cgroup: the pod's limits bound the VM, and the
     /// node's stats count it. A hierarchy that refuses them is logged; the pod still runs.
-    private static func joinPodCgroup(_ cgroup: PodCgroup?, qemuPID: pid_t, layout: PodLayout, plan: VMPlan, logger: Logger) {
+    private static func joinPodCgroup(_ cgroup: PodCgroup?, processes: [pid_t], logger: Logger) {
         guard let cgroup else { return }
-        let fileServer = plan.configuration.hypervisor.sharedFilesystem == .virtioFS ? VirtiofsdProcess.pids(serving: layout.sharedDirectory) : []
-        for failure in cgroup.join([qemuPID] + fileServer) {
+        for failure in cgroup.join(processes) {
             logger.warning("pod cgroup: the VM's processes could not join it", metadata: ["cgroup": "\(cgroup.path)", "reason": "\(failure)"])
         }
     }
@@ -251,11 +275,8 @@ final class PodVM: PodMachine {
     /// A guest whose virtio-fs server died blocks on its shared file system and never answers
     /// again, so the pod's tasks would hang for good: when the pod's virtiofsd exits, its VM is
     /// destroyed, and the pod's processes end as they do when QEMU dies (status 255, TaskExit).
-    private static func watchFileServer(of domain: String, qemuPID: pid_t, layout: PodLayout, plan: VMPlan, logger: Logger) {
-        guard plan.configuration.hypervisor.sharedFilesystem == .virtioFS,
-            let serverPID = VirtiofsdProcess.pid(serving: layout.sharedDirectory)
-        else { return }
-        let control = plan.control
+    private static func watchFileServer(_ serverPID: pid_t?, of domain: String, qemuPID: pid_t, logger: Logger, control: VMControl) {
+        guard let serverPID else { return }
         QEMUProcess.onExit(of: serverPID) {
             // Only this VM: a domain of that name started later (a reused id) has another QEMU.
             guard QEMUProcess.pid(ofDomain: domain) == qemuPID else { return }

@@ -54,11 +54,17 @@ final class ProcessStdio: Sendable {
     private let containerID: String
     private let execID: String
     private let logger: Logger
+    /// The pod's counters (output bytes copied), when it keeps them.
+    private let statistics: PodStatistics?
     private let stdinClosed = Atomic<Bool>(false)
     private static let chunk = AgentProtocol.maxOutputChunk
 
-    init(paths: StdioPaths, agent: GuestAgent, containerID: String, execID: String, logger: Logger, binaryLogger: BinaryLogger? = nil) {
+    init(
+        paths: StdioPaths, agent: GuestAgent, containerID: String, execID: String, logger: Logger, binaryLogger: BinaryLogger? = nil,
+        statistics: PodStatistics? = nil
+    ) {
         self.paths = paths
+        self.statistics = statistics
         self.binaryLogger = binaryLogger
         self.agent = agent
         self.containerID = containerID
@@ -133,6 +139,7 @@ final class ProcessStdio: Sendable {
             }
             // The guest never gets to send more than asked for; a larger reply is cut, not trusted.
             let data = Array(response.data.prefix(Self.chunk))
+            statistics?.addOutput(stream, bytes: data.count)
             if fd >= 0 && !data.isEmpty {
                 let target = fd
                 if !(await onBlockingThread { (try? writeAll(fd: target, data)) != nil }) {

@@ -13,6 +13,9 @@ struct VMIdentity: Sendable, Equatable, Codable {
     var vsockCID: UInt32?
     /// When the domain started (seconds since the epoch).
     var startedAt: Int64?
+    /// The shared directory the VM's virtiofsd was started on: the one on its command line, where
+    /// root's virtiofsd is found later, also after a pod claimed the warm-pool VM (which renames it).
+    var fileServerSource: String?
 
     static let fileName = "identity.json"
 

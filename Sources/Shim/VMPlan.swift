@@ -58,6 +58,7 @@ struct VMPlan: Sendable {
             ? .virtioFS(hostPath: layout.sharedDirectory, tag: Self.sharedTag, virtiofsd: hypervisor.virtiofsd)
             : .ninep(hostPath: layout.sharedDirectory, tag: Self.sharedTag)
         vm.tap = tap
+        if configuration.agent.debugConsole { vm.kernelCommandLine += " \(AgentProtocol.debugConsoleKernelFlag)" }
         if let size {
             vm.vcpus = size.vcpus
             vm.memoryMiB = size.memoryMiB
@@ -103,6 +104,7 @@ struct VMPlan: Sendable {
         identity.qemuPID = started.qemuPID
         identity.vsockCID = started.vsockCID
         identity.startedAt = Int64(time(nil))
+        if configuration.hypervisor.sharedFilesystem == .virtioFS { identity.fileServerSource = layout.sharedDirectory }
         do { try identity.save(in: layout) } catch {
             try? control.destroy(name: name)
             removeTap()

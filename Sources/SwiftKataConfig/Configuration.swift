@@ -53,6 +53,9 @@ public struct Configuration: Sendable, Equatable {
         public var dialTimeoutMilliseconds = 20_000
         /// Longest wait for one agent call (except the calls that wait for a process by design).
         public var callTimeoutMilliseconds = 30_000
+        /// An operator's shell in the guest's own root (`swiftkata-ctl console`); the agent refuses
+        /// it in a VM booted without it.
+        public var debugConsole = false
     }
 
     /// The shim's own behaviour.

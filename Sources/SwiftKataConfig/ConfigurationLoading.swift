@@ -70,10 +70,11 @@ extension Configuration {
         try reader.boolean("hypervisor", "allow_unconfined_qemu", into: &hypervisor.allowUnconfinedQEMU)
         configuration.hypervisor = hypervisor
 
-        try reader.rejectUnknownKeys(in: "agent", known: ["transport", "dial_timeout_ms", "call_timeout_ms"])
+        try reader.rejectUnknownKeys(in: "agent", known: ["transport", "dial_timeout_ms", "call_timeout_ms", "debug_console"])
         try reader.choice("agent", "transport", into: &configuration.agent.transport)
         try reader.integer("agent", "dial_timeout_ms", into: &configuration.agent.dialTimeoutMilliseconds, range: 100...600_000)
         try reader.integer("agent", "call_timeout_ms", into: &configuration.agent.callTimeoutMilliseconds, range: 100...3_600_000)
+        try reader.boolean("agent", "debug_console", into: &configuration.agent.debugConsole)
 
         try reader.rejectUnknownKeys(in: "runtime", known: ["debug", "guest_seccomp", "state_dir"])
         try reader.boolean("runtime", "debug", into: &configuration.runtime.debug)

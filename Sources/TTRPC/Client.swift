@@ -2,11 +2,16 @@ import Logging
 import NIOCore
 import NIOPosix
 import SwiftProtobuf
+import Synchronization
+
+/// Told of every finished call: its method, how long it took, and whether it failed.
+public typealias TTRPCCallObserver = @Sendable (_ method: String, _ duration: Duration, _ failed: Bool) -> Void
 
 /// A ttrpc client on one connection. Calls may run concurrently; each has its own stream id.
 public final class TTRPCClient: Sendable {
     private let channel: any Channel
     private let handler: NIOLoopBound<TTRPCClientHandler>
+    private let observer = Mutex<TTRPCCallObserver?>(nil)
 
     private init(channel: any Channel, handler: NIOLoopBound<TTRPCClientHandler>) {
         self.channel = channel
@@ -64,6 +69,11 @@ public final class TTRPCClient: Sendable {
         return TTRPCClient(channel: channel, handler: handler)
     }
 
+    /// Reports every call that finishes from now on to `observer` (one observer; a later one replaces it).
+    public func observeCalls(_ observer: @escaping TTRPCCallObserver) {
+        self.observer.withLock { $0 = observer }
+    }
+
     /// Calls `service`.`method` with an encoded request and returns the encoded reply.
     /// - Parameter timeout: sent to the server as `timeout_nano`; the call fails with
     ///   DeadlineExceeded when no reply arrived in time.
@@ -78,10 +88,19 @@ public final class TTRPCClient: Sendable {
             promise: promise, deadline: deadline)
         channel.writeAndFlush(call).whenFailure { error in promise.fail(TTRPCError(.unavailable, "ttrpc: closed: \(error)")) }
         let future = promise.futureResult
-        return try await withTaskCancellationHandler {
-            try await future.get()
-        } onCancel: { [handler, channel] in
-            channel.eventLoop.execute { handler.value.cancel(future) }
+        let observer = self.observer.withLock { $0 }
+        let started = ContinuousClock.now
+        do {
+            let reply = try await withTaskCancellationHandler {
+                try await future.get()
+            } onCancel: { [handler, channel] in
+                channel.eventLoop.execute { handler.value.cancel(future) }
+            }
+            observer?(method, ContinuousClock.now - started, false)
+            return reply
+        } catch {
+            observer?(method, ContinuousClock.now - started, true)
+            throw error
         }
     }
 

@@ -187,7 +187,8 @@ state = "{d}/state"
                 f.write(f'[hypervisor]\nkernel = "{guest[0]}"\nimage = "{guest[1]}"\n'
                         'enable_annotations = ["vcpus", "memory_mib"]\n\n')
             # A warm pool of one: the first pod boots its VM, the next ones claim VMs booted ahead.
-            f.write("[runtime]\ndebug = true\n\n[pool]\nsize = 1\n")
+            # The operators' debug console is on, so test_12k can open it (off by default).
+            f.write("[agent]\ndebug_console = true\n\n[runtime]\ndebug = true\n\n[pool]\nsize = 1\n")
 
     def _build_images(self):
         """The test image (busybox, `sh`) and the pause image (busybox sleeping forever), built in parallel

@@ -10,13 +10,16 @@ pods and checks that nothing is left on the host. Waits poll real signals with d
 Run: make cri-test   (or: /usr/bin/python3 -m unittest discover -v -s Tests/CRI)
 """
 import os
+import pty
 import re
+import select
 import subprocess
 import unittest
 import urllib.request
 import uuid
 
 import grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 import cri_stream
 import cri_subset_pb2 as pb
@@ -33,6 +36,53 @@ HTTPD = ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) (stdout|stderr) ([FP]) (.*)$")
 
 harness = None
+
+
+def ctl_command():
+    return [f"{harness.shim_dir}/swiftkata-ctl", "--config", f"{harness.directory}/configuration.toml"]
+
+
+def scrape_metrics():
+    """One scrape of `swiftkata-ctl serve-metrics` over HTTP, as Prometheus does it."""
+    server = subprocess.Popen(ctl_command()[:1] + ["serve-metrics", "--listen", "127.0.0.1:0"] + ctl_command()[1:],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = server.stdout.readline()
+        port = int(re.fullmatch(r"listening on port (\d+)\n", line).group(1))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            return response.read().decode()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def run_console(pod_id, keys):
+    """`swiftkata-ctl console` on a pseudo-terminal, typing `keys`; its output and exit status."""
+    main, secondary = pty.openpty()
+    console = subprocess.Popen(ctl_command()[:1] + ["console", pod_id] + ctl_command()[1:],
+                               stdin=secondary, stdout=secondary, stderr=secondary, start_new_session=True)
+    os.close(secondary)
+    try:
+        if keys:
+            os.write(main, keys)
+        output = b""
+        while True:
+            ready, _, _ = select.select([main], [], [], 60)
+            if not ready:
+                raise AssertionError(f"the console went quiet: {output!r}")
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # EIO: the console exited and closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        return output.decode(errors="replace"), console.wait(timeout=30)
+    finally:
+        if console.poll() is None:
+            console.kill()
+        os.close(main)
 
 
 def setUpModule():
@@ -570,6 +620,64 @@ class CRIEndToEnd(unittest.TestCase):
             self.assertNotIn("sleep 5678", seen.stdout.decode())
         finally:
             pod.remove()
+
+    @unittest.skipUnless(SWIFTKATA, "swiftkata's operator tools")
+    def test_12k_node_metrics_parse_and_describe_the_running_pods(self):
+        # `swiftkata-ctl serve-metrics` as Prometheus scrapes it, parsed by the Prometheus client's own
+        # text parser: node figures, and each running pod's VM, host processes, guest and agent calls.
+        web, client = self.web(), self.client_pod()
+        families = {family.name: family for family in text_string_to_metric_families(scrape_metrics())}
+
+        def samples(name, **labels):
+            return [sample for family in families.values() for sample in family.samples
+                    if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())]
+
+        def value(name, **labels):
+            found = samples(name, **labels)
+            self.assertEqual(len(found), 1, f"{name} {labels}: {found}")
+            return found[0].value
+
+        self.assertGreaterEqual(value("swiftkata_pods_running"), 2)
+        self.assertEqual(value("swiftkata_pods_unreachable"), 0)
+        self.assertGreaterEqual(value("swiftkata_pods_started_total"), 2)
+        # "client" claimed the VM the pool booted after "web".
+        self.assertGreaterEqual(value("swiftkata_warm_pool_hits_total"), 1)
+        self.assertEqual(len(samples("swiftkata_boot_failures_total")), 5)
+        for pod, claimed in ((web, "false"), (client, "true")):
+            info = value("swiftkata_pod_info", pod=pod.id, namespace="k8s.io", warm_pool=claimed)
+            self.assertEqual(info, 1)
+            self.assertIn(samples("swiftkata_pod_info", pod=pod.id)[0].labels["accelerator"], ("kvm", "tcg"))
+            self.assertGreater(value("swiftkata_pod_boot_seconds", pod=pod.id, phase="total"), 0)
+            self.assertGreater(value("swiftkata_pod_process_pss_bytes", pod=pod.id, process="qemu"), 16 << 20)
+            self.assertGreater(value("swiftkata_pod_process_rss_bytes", pod=pod.id, process="virtiofsd"), 0)
+            self.assertGreater(value("swiftkata_pod_process_cpu_seconds_total", pod=pod.id, process="qemu"), 0)
+            total = value("swiftkata_pod_guest_memory_total_bytes", pod=pod.id)
+            self.assertGreater(total, 64 << 20)
+            self.assertLessEqual(total, value("swiftkata_pod_memory_bytes", pod=pod.id))
+            self.assertGreater(value("swiftkata_pod_guest_memory_used_bytes", pod=pod.id), 0)
+            self.assertGreaterEqual(value("swiftkata_pod_agent_calls_total", pod=pod.id, method="CreateContainer"), 1)
+            self.assertGreater(value("swiftkata_pod_agent_call_seconds_total", pod=pod.id, method="CreateContainer"), 0)
+            # The sleepers' first lines reached containerd's logs.
+            self.assertGreater(value("swiftkata_pod_output_bytes_total", pod=pod.id, stream="stdout"), 0)
+        # Waiting calls are counted but never summed as latency.
+        self.assertEqual(samples("swiftkata_pod_agent_call_seconds_total", pod=web.id, method="WaitProcess"), [])
+
+    @unittest.skipUnless(SWIFTKATA, "swiftkata's operator tools")
+    def test_12l_debug_console_is_a_shell_in_the_guest_root_with_a_tty(self):
+        # `swiftkata-ctl console <pod>` on a terminal: a shell in the VM's own root (PID 1 is the
+        # agent, busybox is there, no container's rootfs), with a TTY, ending with its exit status.
+        web = self.web()
+        output, status = run_console(web.id[:12], b"echo console-$((6*7)); tty; cat /proc/1/comm; exit 3\n")
+        self.assertEqual(status, 3, output)
+        self.assertIn("console-42", output)
+        self.assertRegex(output, r"/dev/pts/\d+")
+        self.assertIn("init", output)
+        # The console's process is gone afterwards: the pod's containers run on, nothing else.
+        listed = harness.client.ListContainers(pb.ListContainersRequest(filter=pb.ContainerFilter(pod_sandbox_id=web.id)))
+        self.assertTrue(all(c.state == pb.CONTAINER_RUNNING for c in listed.containers))
+        missing, status = run_console("no-such-pod", b"")
+        self.assertEqual(status, 1)
+        self.assertIn("no running pod no-such-pod", missing)
 
     def test_13_stop_and_remove_leave_nothing(self):
         pods = [self.web(), self.client_pod()]

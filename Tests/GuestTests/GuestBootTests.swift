@@ -14,6 +14,7 @@ struct GuestBootTests {
         #expect(health.kernelRelease == release)
         #expect(health.kernelRelease.hasSuffix("-swiftkata"))
         #expect(health.uptimeNanos > 0)
+        #expect(health.guestMemoryTotalBytes > 0 && health.guestMemoryUsedBytes <= health.guestMemoryTotalBytes)
         print("agent ready \(elapsed) after QEMU exec; guest uptime \(Double(health.uptimeNanos) / 1e9) s")
 
         // A request without a container id is refused clearly, and the agent keeps serving.
@@ -21,6 +22,12 @@ struct GuestBootTests {
             try await guest.agentClient.createContainer(.init(), timeout: .seconds(10))
         }
         #expect(error?.code == .invalidArgument)
+        // This VM booted without `swiftkata.debug_console=1`: the operator's console does not exist.
+        let refused = await #expect(throws: TTRPCError.self) {
+            try await guest.agentClient.startDebugConsole(.with { $0.consoleID = "c1" }, timeout: .seconds(10))
+        }
+        #expect(refused?.code == .failedPrecondition)
+        #expect(refused?.message.contains("disabled") == true)
         #expect(try await guest.agentClient.health(.init(), timeout: .seconds(10)).apiVersion == AgentProtocol.apiVersion)
         await guest.shutdown()
     }

@@ -39,10 +39,14 @@ actor FakeAgent: Swiftkata_Agent_V1_AgentCalls {
     func fail(_ method: String, with error: TTRPCError) { failures[method] = error }
     func replyWithPID(_ pid: UInt32) { pidOverride = pid }
 
+    /// Told of each call, as a ttrpc connection's observer is (`observeAgentCalls`).
+    nonisolated let observer = CallObserverBox()
+
     private func begin(_ method: String) throws {
         calls.append(method)
-        guard connected else { throw TTRPCError(.unavailable, "the connection is closed") }
-        if let failure = failures[method] { throw failure }
+        let failure = !connected ? TTRPCError(.unavailable, "the connection is closed") : failures[method]
+        observer.notify(method, failed: failure != nil)
+        if let failure { throw failure }
     }
 
     private func newPID() -> UInt32 {
@@ -243,6 +247,12 @@ actor FakeAgent: Swiftkata_Agent_V1_AgentCalls {
         try begin("ClosePortForward")
         return .init()
     }
+
+    /// As an agent whose VM booted without the console flag.
+    func startDebugConsole(_ request: Swiftkata_Agent_V1_StartDebugConsoleRequest) async throws -> Swiftkata_Agent_V1_StartDebugConsoleResponse {
+        try begin("StartDebugConsole")
+        throw TTRPCError(.failedPrecondition, "the debug console is disabled in this VM")
+    }
 }
 
 /// A pod VM in memory around a `FakeAgent`: it can die (as QEMU killed), and counts its destroys.
@@ -284,6 +294,24 @@ final class FakeMachine: PodMachine {
     }
 
     func refillWarmPool(logger: Logger) async {}
+
+    let report = PodMachineReport(
+        domainName: "swiftkata-fake", qemuPID: 4242, fileServerPID: nil, accelerator: "tcg", transport: "virtio-serial",
+        claimedFromPool: false, size: VMSize(vcpus: 1, memoryMiB: 256),
+        boot: .init(
+            prepare: .milliseconds(1), domainStart: .milliseconds(2), agentReady: .milliseconds(3), sandbox: .milliseconds(4), total: .milliseconds(10)),
+        readyAt: 1_700_000_000)
+
+    func observeAgentCalls(_ observer: @escaping TTRPCCallObserver) {
+        fake.observer.set(observer)
+    }
+}
+
+/// The observer a fake agent reports its calls to, set from outside the actor without a hop.
+final class CallObserverBox: Sendable {
+    private let observer = Mutex<TTRPCCallObserver?>(nil)
+    func set(_ new: @escaping TTRPCCallObserver) { observer.withLock { $0 = new } }
+    func notify(_ method: String, failed: Bool) { observer.withLock { $0 }?(method, .zero, failed) }
 }
 
 /// Boots `FakeMachine`s, or fails the boot as the test says.

@@ -31,7 +31,7 @@ final class PodHarness: Sendable {
         // run real ones).
         pod = Pod(
             namespace: "default", configuration: configuration, publisher: events, machines: machines, filesystem: filesystem,
-            startAnchor: { nil }, logger: Logger(label: "test"))
+            startAnchor: { nil }, servesOperators: false, logger: Logger(label: "test"))
         let shutdowns = shutdowns
         service = TaskService(pod: pod, onShutdown: { shutdowns.fire() })
     }

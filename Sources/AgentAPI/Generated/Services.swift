@@ -31,12 +31,15 @@ public protocol Swiftkata_Agent_V1_AgentService: Sendable {
     func writePortForward(_ request: Swiftkata_Agent_V1_WritePortForwardRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_WritePortForwardResponse
     func readPortForward(_ request: Swiftkata_Agent_V1_ReadPortForwardRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_ReadPortForwardResponse
     func closePortForward(_ request: Swiftkata_Agent_V1_ClosePortForwardRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty
+    func startDebugConsole(_ request: Swiftkata_Agent_V1_StartDebugConsoleRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_StartDebugConsoleResponse
 }
 
 /// `swiftkata.agent.v1.Agent` on the wire: its name and its methods, in the order the proto declares them.
 public enum Swiftkata_Agent_V1_AgentWire {
     public static let serviceName = "swiftkata.agent.v1.Agent"
-    public static let methodNames = ["Health", "CreateSandbox", "DestroySandbox", "CreateContainer", "StartContainer", "RemoveContainer", "PauseContainer", "ResumeContainer", "UpdateContainer", "StatsContainer", "ListProcesses", "ExecProcess", "SignalProcess", "WaitProcess", "ResizeTty", "WriteStdin", "CloseStdin", "ReadOutput", "GetOOMEvent", "OpenPortForward", "WritePortForward", "ReadPortForward", "ClosePortForward"]
+    public static let methodNames = ["Health", "CreateSandbox", "DestroySandbox", "CreateContainer", "StartContainer", "RemoveContainer", "PauseContainer", "ResumeContainer", "UpdateContainer", "StatsContainer", "ListProcesses", "ExecProcess", "SignalProcess", "WaitProcess", "ResizeTty", "WriteStdin", "CloseStdin", "ReadOutput", "GetOOMEvent", "OpenPortForward", "WritePortForward", "ReadPortForward", "ClosePortForward", "StartDebugConsole"]
+    /// The methods that wait by design (`no-deadline`): their time is waiting, not latency.
+    public static let waitingMethods: Set<String> = ["WaitProcess", "ReadOutput", "GetOOMEvent", "ReadPortForward"]
 }
 
 extension Swiftkata_Agent_V1_AgentService {
@@ -114,6 +117,9 @@ extension Swiftkata_Agent_V1_AgentService {
         }
         service.addMethod("ClosePortForward") { (request: Swiftkata_Agent_V1_ClosePortForwardRequest, context) in
             try await self.closePortForward(request, context: context)
+        }
+        service.addMethod("StartDebugConsole") { (request: Swiftkata_Agent_V1_StartDebugConsoleRequest, context) in
+            try await self.startDebugConsole(request, context: context)
         }
         return service
     }
@@ -308,6 +314,14 @@ public struct Swiftkata_Agent_V1_AgentClient: Sendable {
             service: "swiftkata.agent.v1.Agent", method: "ClosePortForward", request: request,
             responseType: Google_Protobuf_Empty.self, metadata: metadata, timeout: timeout)
     }
+
+    public func startDebugConsole(
+        _ request: Swiftkata_Agent_V1_StartDebugConsoleRequest, metadata: TTRPCMetadata = [:], timeout: Duration? = nil
+    ) async throws -> Swiftkata_Agent_V1_StartDebugConsoleResponse {
+        try await connection.call(
+            service: "swiftkata.agent.v1.Agent", method: "StartDebugConsole", request: request,
+            responseType: Swiftkata_Agent_V1_StartDebugConsoleResponse.self, metadata: metadata, timeout: timeout)
+    }
 }
 
 /// The calls a client makes to `swiftkata.agent.v1.Agent`, without transport details: what tests fake.
@@ -336,6 +350,7 @@ public protocol Swiftkata_Agent_V1_AgentCalls: Sendable {
     func writePortForward(_ request: Swiftkata_Agent_V1_WritePortForwardRequest) async throws -> Swiftkata_Agent_V1_WritePortForwardResponse
     func readPortForward(_ request: Swiftkata_Agent_V1_ReadPortForwardRequest) async throws -> Swiftkata_Agent_V1_ReadPortForwardResponse
     func closePortForward(_ request: Swiftkata_Agent_V1_ClosePortForwardRequest) async throws -> Google_Protobuf_Empty
+    func startDebugConsole(_ request: Swiftkata_Agent_V1_StartDebugConsoleRequest) async throws -> Swiftkata_Agent_V1_StartDebugConsoleResponse
 }
 
 /// `swiftkata.agent.v1.Agent` over a ttrpc connection. Every call carries `callTimeout` as its deadline, but
@@ -484,5 +499,11 @@ public struct Swiftkata_Agent_V1_AgentSession: Swiftkata_Agent_V1_AgentCalls {
         try await connection.call(
             service: "swiftkata.agent.v1.Agent", method: "ClosePortForward", request: request,
             responseType: Google_Protobuf_Empty.self, timeout: callTimeout)
+    }
+
+    public func startDebugConsole(_ request: Swiftkata_Agent_V1_StartDebugConsoleRequest) async throws -> Swiftkata_Agent_V1_StartDebugConsoleResponse {
+        try await connection.call(
+            service: "swiftkata.agent.v1.Agent", method: "StartDebugConsole", request: request,
+            responseType: Swiftkata_Agent_V1_StartDebugConsoleResponse.self, timeout: callTimeout)
     }
 }

@@ -142,6 +142,9 @@ public nonisolated struct Swiftkata_Agent_V1_HealthResponse: Sendable {
   /// Memory the guest kernel has in use (MemTotal - MemAvailable), bytes.
   public var guestMemoryUsedBytes: UInt64 = 0
 
+  /// The guest kernel's MemTotal, bytes.
+  public var guestMemoryTotalBytes: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -840,6 +843,38 @@ public nonisolated struct Swiftkata_Agent_V1_ClosePortForwardRequest: Sendable {
   public init() {}
 }
 
+public nonisolated struct Swiftkata_Agent_V1_StartDebugConsoleRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// [A-Za-z0-9_.-]{1,64}; the console's process becomes container "@console-<console_id>".
+  public var consoleID: String = String()
+
+  public var rows: UInt32 = 0
+
+  public var columns: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Swiftkata_Agent_V1_StartDebugConsoleResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var pid: UInt32 = 0
+
+  /// "@console-<console_id>": never a container's id (those cannot start with "@").
+  public var containerID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "swiftkata.agent.v1"
@@ -873,7 +908,7 @@ nonisolated extension Swiftkata_Agent_V1_HealthRequest: SwiftProtobuf.Message, S
 
 nonisolated extension Swiftkata_Agent_V1_HealthResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HealthResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}api_version\0\u{3}agent_version\0\u{3}kernel_release\0\u{3}uptime_nanos\0\u{3}agent_rss_bytes\0\u{3}guest_memory_used_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}api_version\0\u{3}agent_version\0\u{3}kernel_release\0\u{3}uptime_nanos\0\u{3}agent_rss_bytes\0\u{3}guest_memory_used_bytes\0\u{3}guest_memory_total_bytes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -887,6 +922,7 @@ nonisolated extension Swiftkata_Agent_V1_HealthResponse: SwiftProtobuf.Message, 
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.uptimeNanos) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.agentRssBytes) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.guestMemoryUsedBytes) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.guestMemoryTotalBytes) }()
       default: break
       }
     }
@@ -911,6 +947,9 @@ nonisolated extension Swiftkata_Agent_V1_HealthResponse: SwiftProtobuf.Message, 
     if self.guestMemoryUsedBytes != 0 {
       try visitor.visitSingularUInt64Field(value: self.guestMemoryUsedBytes, fieldNumber: 6)
     }
+    if self.guestMemoryTotalBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.guestMemoryTotalBytes, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -921,6 +960,7 @@ nonisolated extension Swiftkata_Agent_V1_HealthResponse: SwiftProtobuf.Message, 
     if lhs.uptimeNanos != rhs.uptimeNanos {return false}
     if lhs.agentRssBytes != rhs.agentRssBytes {return false}
     if lhs.guestMemoryUsedBytes != rhs.guestMemoryUsedBytes {return false}
+    if lhs.guestMemoryTotalBytes != rhs.guestMemoryTotalBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2476,6 +2516,81 @@ nonisolated extension Swiftkata_Agent_V1_ClosePortForwardRequest: SwiftProtobuf.
   public static func ==(lhs: Swiftkata_Agent_V1_ClosePortForwardRequest, rhs: Swiftkata_Agent_V1_ClosePortForwardRequest) -> Bool {
     if lhs.connectionID != rhs.connectionID {return false}
     if lhs.writeOnly != rhs.writeOnly {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Swiftkata_Agent_V1_StartDebugConsoleRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StartDebugConsoleRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}console_id\0\u{1}rows\0\u{1}columns\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.consoleID) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.rows) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.columns) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.consoleID.isEmpty {
+      try visitor.visitSingularStringField(value: self.consoleID, fieldNumber: 1)
+    }
+    if self.rows != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rows, fieldNumber: 2)
+    }
+    if self.columns != 0 {
+      try visitor.visitSingularUInt32Field(value: self.columns, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Swiftkata_Agent_V1_StartDebugConsoleRequest, rhs: Swiftkata_Agent_V1_StartDebugConsoleRequest) -> Bool {
+    if lhs.consoleID != rhs.consoleID {return false}
+    if lhs.rows != rhs.rows {return false}
+    if lhs.columns != rhs.columns {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Swiftkata_Agent_V1_StartDebugConsoleResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StartDebugConsoleResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pid\0\u{3}container_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.pid) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.containerID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.pid != 0 {
+      try visitor.visitSingularUInt32Field(value: self.pid, fieldNumber: 1)
+    }
+    if !self.containerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.containerID, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Swiftkata_Agent_V1_StartDebugConsoleResponse, rhs: Swiftkata_Agent_V1_StartDebugConsoleResponse) -> Bool {
+    if lhs.pid != rhs.pid {return false}
+    if lhs.containerID != rhs.containerID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

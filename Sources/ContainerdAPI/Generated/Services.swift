@@ -29,6 +29,8 @@ public protocol Containerd_Task_V2_TaskService: Sendable {
 public enum Containerd_Task_V2_TaskWire {
     public static let serviceName = "containerd.task.v2.Task"
     public static let methodNames = ["State", "Create", "Start", "Delete", "Pids", "Pause", "Resume", "Checkpoint", "Kill", "Exec", "ResizePty", "CloseIO", "Update", "Wait", "Stats", "Connect", "Shutdown"]
+    /// The methods that wait by design (`no-deadline`): their time is waiting, not latency.
+    public static let waitingMethods: Set<String> = []
 }
 
 extension Containerd_Task_V2_TaskService {
@@ -245,6 +247,8 @@ public protocol Containerd_Services_Events_Ttrpc_V1_EventsService: Sendable {
 public enum Containerd_Services_Events_Ttrpc_V1_EventsWire {
     public static let serviceName = "containerd.services.events.ttrpc.v1.Events"
     public static let methodNames = ["Forward"]
+    /// The methods that wait by design (`no-deadline`): their time is waiting, not latency.
+    public static let waitingMethods: Set<String> = []
 }
 
 extension Containerd_Services_Events_Ttrpc_V1_EventsService {

@@ -34,6 +34,7 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
         response.agentRssBytes = (status["VmRSS"] ?? 0) * 1024
         let meminfo = procKilobytes("/proc/meminfo")
         response.guestMemoryUsedBytes = ((meminfo["MemTotal"] ?? 0) - min(meminfo["MemTotal"] ?? 0, meminfo["MemAvailable"] ?? 0)) * 1024
+        response.guestMemoryTotalBytes = (meminfo["MemTotal"] ?? 0) * 1024
         return response
     }
 
@@ -322,5 +323,16 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
     func closePortForward(_ request: Swiftkata_Agent_V1_ClosePortForwardRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
         try await portForwards.close(request.connectionID, writeOnly: request.writeOnly)
         return Google_Protobuf_Empty()
+    }
+
+    func startDebugConsole(
+        _ request: Swiftkata_Agent_V1_StartDebugConsoleRequest, context: TTRPCCallContext
+    ) async throws -> Swiftkata_Agent_V1_StartDebugConsoleResponse {
+        let (pid, containerID) = try await containers.startDebugConsole(
+            consoleID: request.consoleID, rows: UInt16(clamping: request.rows), columns: UInt16(clamping: request.columns))
+        var response = Swiftkata_Agent_V1_StartDebugConsoleResponse()
+        response.pid = UInt32(pid)
+        response.containerID = containerID
+        return response
     }
 }

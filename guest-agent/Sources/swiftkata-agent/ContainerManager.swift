@@ -249,6 +249,44 @@ actor ContainerManager {
         return created.pid
     }
 
+    /// Starts an operator's shell in the guest's root (`DebugConsole`), kept as container
+    /// `@console-<consoleID>` in a cgroup of its own: the process and stdio calls reach it as they
+    /// reach a container's init, and `remove` ends it with everything it started.
+    func startDebugConsole(consoleID: String, rows: UInt16, columns: UInt16) async throws -> (pid: pid_t, containerID: String) {
+        guard DebugConsole.isEnabled() else {
+            throw ManagerError(
+                code: .failedPrecondition,
+                description: "the debug console is disabled in this VM (the host's configuration sets agent.debug_console = false)")
+        }
+        guard consoleID.utf8.count <= 64 else { throw ManagerError(code: .invalid, description: "console id longer than 64 bytes") }
+        try Self.validateID(consoleID, what: "console id")
+        let id = DebugConsole.containerID(for: consoleID)
+        guard containers[id] == nil else { throw ManagerError(code: .alreadyExists, description: "console \(consoleID): already exists") }
+        let cgroup = try Cgroup.create(for: id)
+        let started: (pid: pid_t, master: CInt)
+        do {
+            started = try DebugConsole.start(rows: rows, columns: columns)
+        } catch {
+            cgroup.remove()
+            throw ManagerError(code: .failedPrecondition, description: error.description)
+        }
+        reaper.childSpawned()
+        _ = try? cgroup.write("cgroup.procs", "\(started.pid)")
+        let io: ProcessIO
+        do { io = try await ProcessIO.terminal(master: started.master) } catch {
+            kill(started.pid, SIGKILL)
+            cgroup.remove()
+            throw ManagerError(code: .internalError, description: "debug console: \(error)")
+        }
+        let container = Container(
+            id: id, cgroup: cgroup, initProcess: Process(pid: started.pid, io: io, created: .init(pid: started.pid, startFD: -1, statusFD: -1)),
+            seccompFilter: nil)
+        container.started = true
+        containers[id] = container
+        logger.notice("debug console started", metadata: ["console": "\(consoleID)", "pid": "\(started.pid)"])
+        return (started.pid, id)
+    }
+
     func process(id: String, execID: String) throws -> Process {
         let container = try lookup(id)
         if execID.isEmpty { return container.initProcess }
