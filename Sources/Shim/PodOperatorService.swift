@@ -143,7 +143,9 @@ struct PodOperatorService: Swiftkata_Operator_V1_PodOperatorService {
         }
     }
 
-    func closeConsole(_ request: Swiftkata_Operator_V1_CloseConsoleRequest, context: TTRPCCallContext) async throws -> Swiftkata_Operator_V1_CloseConsoleResponse {
+    func closeConsole(
+        _ request: Swiftkata_Operator_V1_CloseConsoleRequest, context: TTRPCCallContext
+    ) async throws -> Swiftkata_Operator_V1_CloseConsoleResponse {
         let (agent, containerID) = try await console(request.consoleID)
         await pod.closedConsole(request.consoleID)
         _ = try? await agent.call("ending the debug console") { agent in

@@ -63,8 +63,10 @@ public enum MetricsExposition {
                 name: "swiftkata_pod_process_pss_bytes", labels: processLabels,
                 help: "Proportional set size of the pod VM's host processes (shared pages split among their users)."
             ).set(to: Double(usage.pssBytes))
-            registry.counter(name: "swiftkata_pod_process_cpu_seconds_total", labels: processLabels, help: "User and system CPU time of the pod VM's host processes.")
-                .increment(by: usage.cpuSeconds)
+            registry.counter(
+                name: "swiftkata_pod_process_cpu_seconds_total", labels: processLabels, help: "User and system CPU time of the pod VM's host processes."
+            )
+            .increment(by: usage.cpuSeconds)
         }
         if description.guestAnswered {
             registry.gauge(name: "swiftkata_pod_guest_memory_used_bytes", labels: labels, help: "Memory the guest kernel has in use (MemTotal - MemAvailable).")
@@ -89,8 +91,10 @@ public enum MetricsExposition {
             }
         }
         for (stream, bytes) in [("stdout", description.stdoutBytes), ("stderr", description.stderrBytes)] {
-            registry.counter(name: "swiftkata_pod_output_bytes_total", labels: labels + [("stream", stream)], help: "Container output copied to containerd, by stream.")
-                .increment(by: Int64(clamping: bytes))
+            registry.counter(
+                name: "swiftkata_pod_output_bytes_total", labels: labels + [("stream", stream)], help: "Container output copied to containerd, by stream."
+            )
+            .increment(by: Int64(clamping: bytes))
         }
     }
 }

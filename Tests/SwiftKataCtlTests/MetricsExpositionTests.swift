@@ -41,6 +41,8 @@ struct MetricsExpositionTests {
         let text = MetricsExposition.render(snapshot)
         #expect(text.contains(#"swiftkata_pod_process_pss_bytes{pod="b",namespace="k8s.io",process="qemu"}"#))
         #expect(text.contains(#"swiftkata_pod_agent_call_seconds_total{pod="a",namespace="k8s.io",method="CreateContainer"} 0.15"#))
-        #expect(!text.contains(#"method="WaitProcess"} 0"#) || !text.contains("swiftkata_pod_agent_call_seconds_total{pod=\"a\",namespace=\"k8s.io\",method=\"WaitProcess\"}"))
+        #expect(
+            !text.contains(#"method="WaitProcess"} 0"#)
+                || !text.contains("swiftkata_pod_agent_call_seconds_total{pod=\"a\",namespace=\"k8s.io\",method=\"WaitProcess\"}"))
     }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 
 @testable import SwiftKataCtl
@@ -27,5 +28,3 @@ struct ProcessUsageTests {
         #expect(usage.rssBytes > 0 && usage.pssBytes > 0)
     }
 }
-
-import Glibc
