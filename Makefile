@@ -7,7 +7,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_CORPUS ?= $(FUZZ_SCRATCH)/corpus
 
 .PHONY: run install uninstall build test unit-test cri-test guest fuzz-smoke fuzz bench bench-ttrpc bench-boot bench-hypervisor go-peer generate lint format soak
-GUEST_ENV = SWIFTKATA_KERNEL=$$(tail -n1 .build/guest-kernel.path) SWIFTKATA_IMAGE=$$(tail -n1 .build/guest-image.path)
+GUEST_ENV = SWIFTKATA_KERNEL=$$(tail -n1 .build/guest-kernel.path) SWIFTKATA_IMAGE=$$(tail -n1 .build/guest-image.path) \
+    SWIFTKATA_HOSTILE_IMAGE=$$(tail -n1 .build/hostile-image.path)
 
 ## The README's first command: install everything, then run a container in a VM.
 run: install
@@ -27,11 +28,13 @@ build:
 go-peer:
 	Tests/Interop/build-peer.sh .build/interop
 
-## Guest kernel (cached by its inputs under /var/cache/swiftkata) and guest image (initrd with the agent).
+## Guest kernel (cached by its inputs under /var/cache/swiftkata) and guest image (initrd with the agent);
+## also the hostile-guest tests' image (a test-only agent that attacks the host; never installed).
 guest:
 	@mkdir -p .build
 	guest-kernel-config/build.sh > .build/guest-kernel.path
 	guest-agent/build-image.sh > .build/guest-image.path
+	SWIFTKATA_AGENT_PRODUCT=swiftkata-hostile-agent guest-agent/build-image.sh > .build/hostile-image.path
 
 ## The whole suite: C spawner tests (root, on the host), unit, interop and guest tests (real kernel +
 ## agent under QEMU), then a short libFuzzer run.
@@ -64,6 +67,7 @@ cri-test: guest
 	$(SWIFT) build --product swiftkata-vm
 	$(SWIFT) build --product swiftkata-anchor
 	$(SWIFT) build --product swiftkata-ctl
+	$(SWIFT) build --product swiftkata-check
 	$(GUEST_ENV) /usr/bin/python3 -B -m unittest discover -v -s Tests/CRI
 
 ## Soak (Tests/CRI/test_soak.py; CI runs a short form with the CRI suite): 500 sequential

@@ -30,6 +30,11 @@ public struct HostEnvironment: Sendable {
     /// Whether libvirt's QEMU user may open `path` read-write, by the file's owner, group and mode
     /// and that user's groups; nil when there is no such user or file.
     public var qemuUserCanOpen: @Sendable (_ path: String) -> Bool? = { _ in true }
+    /// The running containerd's CRI status (conditions, and each handler's runtime type from its
+    /// effective configuration), asked over `socketPath`.
+    public var criStatus: @Sendable (_ socketPath: String) -> Result<CRIRuntimeStatus, HostProbeError> = { _ in
+        .failure(HostProbeError("not asked"))
+    }
 
     public init(
         readFile: @escaping @Sendable (String, Int) -> [UInt8]?,

@@ -44,6 +44,7 @@ extension HostEnvironment {
             environment: environment)
         host.listDirectory = { path in access(path, R_OK | X_OK) == 0 ? directoryEntries(path) : nil }
         host.qemuUserCanOpen = { path in userMayReadAndWrite(QEMUUser.name, path) }
+        host.criStatus = { socket in CRIStatusClient.status(socketPath: socket) }
         return host
     }
 }

@@ -80,10 +80,48 @@ extension HostChecks {
         }
     }
 
+    /// The CRI handler as the running containerd reports it (its CRI status, as `crictl info` asks);
+    /// the configuration file only when containerd cannot be asked.
     func containerdRuntime() -> CheckResult {
         let path = options.containerdConfigurationPath
         let table = "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.\(SwiftKataNames.criHandler)]"
         let register = "make install (registers it), or add \(table) with runtime_type = \"\(SwiftKataNames.runtimeType)\" to \(path) and restart containerd"
+        var unasked = "containerd is not running"
+        if host.acceptsConnections(options.containerdSocketPath) {
+            switch host.criStatus(options.containerdSocketPath) {
+            case .success(let status):
+                return runtimeAsReported(status, configurationPath: path, fix: register, table: table)
+            case .failure(let error):
+                unasked = "containerd's CRI status did not answer: \(error)"
+            }
+        }
+        return runtimeFromFile(path: path, table: table, register: register, note: " (read from the file: \(unasked))")
+    }
+
+    private func runtimeAsReported(_ status: CRIRuntimeStatus, configurationPath path: String, fix register: String, table: String) -> CheckResult {
+        let handler = SwiftKataNames.criHandler
+        switch status.runtimeTypes[handler] {
+        case SwiftKataNames.runtimeType:
+            return .pass("containerd-runtime", "the running containerd's CRI plugin has handler \(handler) running \(SwiftKataNames.runtimeType)")
+        case nil:
+            let inFile = host.readText(path).map { ContainerdRuntimeRegistration(scanning: $0).handler } ?? .missing
+            if case .present = inFile {
+                return .warn(
+                    "containerd-runtime", "\(path) names CRI handler \(handler), but the running containerd has not loaded it",
+                    fix: "restart containerd (`systemctl restart containerd`)")
+            }
+            return .warn(
+                "containerd-runtime",
+                "the running containerd has no CRI handler \(handler) (handlers: \(status.runtimeTypes.keys.sorted().joined(separator: ", "))): Kubernetes cannot select swiftkata",
+                fix: register)
+        case let other?:
+            return .fail(
+                "containerd-runtime", "the running containerd's CRI handler \(handler) runs \"\(other)\", not \"\(SwiftKataNames.runtimeType)\"",
+                fix: "set runtime_type = \"\(SwiftKataNames.runtimeType)\" under \(table) in \(path) and restart containerd")
+        }
+    }
+
+    private func runtimeFromFile(path: String, table: String, register: String, note: String) -> CheckResult {
         guard let text = host.readText(path) else {
             let found = host.canAccess(path, []) ? "\(path) is not readable" : "no \(path)"
             return .warn(
@@ -103,7 +141,7 @@ extension HostChecks {
                 "\(path) has no CRI runtime handler \(SwiftKataNames.criHandler): Kubernetes cannot select swiftkata (ctr --runtime \(SwiftKataNames.runtimeType) still works)",
                 fix: register)
         case .present(let type) where type == SwiftKataNames.runtimeType:
-            return .pass("containerd-runtime", "\(path): CRI handler \(SwiftKataNames.criHandler) runs \(SwiftKataNames.runtimeType)")
+            return .pass("containerd-runtime", "\(path): CRI handler \(SwiftKataNames.criHandler) runs \(SwiftKataNames.runtimeType)\(note)")
         case .present(let type):
             return .fail(
                 "containerd-runtime",

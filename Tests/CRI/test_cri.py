@@ -9,11 +9,14 @@ pods and checks that nothing is left on the host. Waits poll real signals with d
 
 Run: make cri-test   (or: /usr/bin/python3 -m unittest discover -v -s Tests/CRI)
 """
+import grp
+import json
 import os
 import pty
 import re
 import select
 import subprocess
+import time
 import unittest
 import urllib.request
 import uuid
@@ -25,7 +28,7 @@ import cri_stream
 import cri_subset_pb2 as pb
 import host_state
 from polling import wait_for
-from private_containerd import BUSYBOX_IMAGE, PAUSE_COMMAND, PAUSE_IMAGE, PrivateContainerd
+from private_containerd import BUSYBOX_IMAGE, PAUSE_COMMAND, PAUSE_IMAGE, REPO_ROOT, PrivateContainerd
 
 HANDLER = os.environ.get("CRI_RUNTIME_HANDLER", "kata-runtime")
 SWIFTKATA = HANDLER != "runc"
@@ -40,6 +43,27 @@ harness = None
 
 def ctl_command():
     return [f"{harness.shim_dir}/swiftkata-ctl", "--config", f"{harness.directory}/configuration.toml"]
+
+
+def host_check(name):
+    """One check of `swiftkata-check --json` (this run's configuration and containerd)."""
+    result = subprocess.run(
+        [f"{harness.shim_dir}/swiftkata-check", "--json", "--config", f"{harness.directory}/configuration.toml",
+         "--containerd-socket", harness.socket], capture_output=True, text=True, timeout=120)
+    return {check["name"]: check for check in json.loads(result.stdout)["checks"]}[name]
+
+
+def libvirt_capability_cache():
+    """libvirt's cached QEMU capabilities, by file: their modification times (a re-probe rewrites them)."""
+    directory = "/var/cache/libvirt/qemu/capabilities"
+    return {name: os.stat(f"{directory}/{name}").st_mtime_ns for name in os.listdir(directory)} if os.path.isdir(directory) else {}
+
+
+def booting_pool_vms():
+    """Warm-pool VMs whose domain is still starting (`.booting-<entry>` directories)."""
+    pool = host_state.POOL_DIRECTORY
+    keys = [key for key in os.listdir(pool) if not key.startswith(".")] if os.path.isdir(pool) else []
+    return [entry for key in keys for entry in os.listdir(f"{pool}/{key}") if entry.startswith(".booting-")]
 
 
 def scrape_metrics():
@@ -678,6 +702,64 @@ class CRIEndToEnd(unittest.TestCase):
         missing, status = run_console("no-such-pod", b"")
         self.assertEqual(status, 1)
         self.assertIn("no running pod no-such-pod", missing)
+
+    @unittest.skipUnless(SWIFTKATA, "swiftkata's host check")
+    def test_12m_swiftkata_check_asks_the_running_containerd_for_the_handler(self):
+        # The handler as containerd's CRI plugin reports it (its verbose Status, as `crictl info`
+        # reads it), not as a file says: with a configuration path that does not exist, it still passes.
+        result = subprocess.run(
+            [f"{harness.shim_dir}/swiftkata-check", "--json", "--config", f"{harness.directory}/configuration.toml",
+             "--containerd-socket", harness.socket, "--containerd-config", "/nonexistent/containerd.toml"],
+            capture_output=True, text=True, timeout=120)
+        checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+        runtime = checks["containerd-runtime"]
+        self.assertEqual(runtime["status"], "pass", runtime)
+        self.assertIn("running containerd", runtime["detail"])
+        self.assertEqual(checks["containerd-cri"]["status"], "pass", checks["containerd-cri"])
+
+    @unittest.skipUnless(SWIFTKATA and os.path.exists("/dev/kvm"), "a host with /dev/kvm, under swiftkata")
+    def test_12n_a_fresh_hosts_root_only_dev_kvm_is_fixed_by_the_install_step(self):
+        # A fresh host where no udev ran has /dev/kvm root:root 0600: libvirt's QEMU user cannot open
+        # it, and libvirt then re-probes QEMU at every domain start (about 10 s per pod). The install
+        # step (packaging/kvm-device.sh, which `make install` runs) must fix it, swiftkata-check must
+        # tell the two states apart, and a pod started afterwards must not make libvirt re-probe.
+        # No warm-pool VM may boot while /dev/kvm is root-only (that start would re-probe).
+        wait_for(lambda: not booting_pool_vms(), 120, "the warm pool's refill")
+        saved = os.stat("/dev/kvm")
+        pod = None
+        try:
+            os.chown("/dev/kvm", 0, 0)
+            os.chmod("/dev/kvm", 0o600)
+            self.assertNotEqual(host_check("kvm-device")["status"], "pass")
+            fixed = subprocess.run([f"{REPO_ROOT}/packaging/kvm-device.sh"], capture_output=True, text=True, timeout=60)
+            self.assertEqual(fixed.returncode, 0, fixed.stderr)
+            self.assertIn("/dev/kvm is now root:kvm 660", fixed.stdout)
+            now = os.stat("/dev/kvm")
+            self.assertEqual(now.st_gid, grp.getgrnam("kvm").gr_gid)
+            self.assertEqual(now.st_mode & 0o777, 0o660)
+            self.assertEqual(host_check("kvm-device")["status"], "pass")
+            # While /dev/kvm was root-only, every libvirt call re-probed QEMU (≈ 0.5 s each, the check
+            # above made a storm of them): let the last one finish before taking libvirt's cache as is.
+            settled = {}
+            def cache_settled():
+                now = libvirt_capability_cache()
+                stable = now == settled.get("last")
+                settled["last"] = now
+                return stable
+            wait_for(cache_settled, 30, "libvirt's capability cache to settle", interval=1.0)
+            capabilities = libvirt_capability_cache()
+            self.assertTrue(capabilities, "libvirt has cached QEMU's capabilities")
+            # A pod sized apart from the pool boots a domain of its own (it claims no pool VM).
+            pod = Pod("fresh-host", annotations={"io.swiftkata.hypervisor.memory_mib": "320"})
+            began = time.monotonic()
+            pod.run_container("sleeper", ["sleep", "3600"])
+            self.assertEqual(libvirt_capability_cache(), capabilities,
+                             f"libvirt re-probed QEMU for the pod (it started in {time.monotonic() - began:.1f} s)")
+        finally:
+            os.chown("/dev/kvm", saved.st_uid, saved.st_gid)
+            os.chmod("/dev/kvm", saved.st_mode & 0o7777)
+            if pod is not None:
+                pod.remove()
 
     def test_13_stop_and_remove_leave_nothing(self):
         pods = [self.web(), self.client_pod()]

@@ -41,6 +41,8 @@ struct FakeHost {
     var environment = ["PATH": "/usr/local/bin:/usr/bin"]
     /// Files libvirt's QEMU user may not open (a fresh host's root-only /dev/kvm).
     var closedToQEMU: Set<String> = []
+    /// What the running containerd's CRI status says (default: it cannot be asked).
+    var cri: Result<CRIRuntimeStatus, HostProbeError> = .failure(HostProbeError("unimplemented"))
     /// The `fresh` flag of every KVM probe.
     let probes = ProbeLog()
 
@@ -88,6 +90,8 @@ struct FakeHost {
         host.listDirectory = { directories[$0] }
         let closedToQEMU = closedToQEMU
         host.qemuUserCanOpen = { !closedToQEMU.contains($0) }
+        let cri = cri
+        host.criStatus = { _ in cri }
         return host
     }
 
