@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "swiftkata-vm", targets: ["swiftkata-vm"]),
         .executable(name: "swiftkata-anchor", targets: ["swiftkata-anchor"]),
         .executable(name: "swiftkata-ctl", targets: ["swiftkata-ctl"]),
+        .executable(name: "swiftkata-hostile-agent", targets: ["swiftkata-hostile-agent"]),
         .executable(name: "ttrpc-bench", targets: ["TTRPCBench"]),
         .executable(name: "hypervisor-bench", targets: ["HypervisorBench"]),
         .executable(name: "ttrpc-fuzz", targets: ["TTRPCFuzz"]),
@@ -102,11 +103,23 @@ let package = Package(
             name: "CGuestSys",
             path: "guest-agent/Sources/CGuestSys"
         ),
+        // What every guest-side PID 1 needs: the essential mounts, and serving the agent API on the
+        // VM's vsock or virtio-serial port (the agent, and the test-only hostile agent).
+        .target(
+            name: "GuestAgentCore",
+            dependencies: [
+                "TTRPC", "AgentAPI", "CGuestSys", "CLinuxSys", "SwiftKataOS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "guest-agent/Sources/GuestAgentCore",
+            swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
+        ),
         // The guest agent: PID 1 in the pod's VM. Kept free of full Foundation (no ICU in the image).
         .executableTarget(
             name: "swiftkata-agent",
             dependencies: [
-                "TTRPC", "AgentAPI", "AgentRuntime", "CContainerSpawn", "CGuestSys", "CLinuxSys", "SwiftKataOS",
+                "TTRPC", "AgentAPI", "AgentRuntime", "CContainerSpawn", "CGuestSys", "CLinuxSys", "SwiftKataOS", "GuestAgentCore",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -242,6 +255,19 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Benchmarks/HypervisorBench"
+        ),
+        // Test-only: a guest agent that attacks the host (lies, floods, oversized replies), booted
+        // by the hostile-guest end-to-end tests from an image of its own; never installed.
+        .executableTarget(
+            name: "swiftkata-hostile-agent",
+            dependencies: [
+                "GuestAgentCore", "TTRPC", "AgentAPI", "SwiftKataOS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/HostileAgent",
+            swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
         ),
         .executableTarget(
             name: "TTRPCFuzz",

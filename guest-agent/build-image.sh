@@ -16,6 +16,8 @@
 # where key = sha256(agent binary, this script, busybox). Prints the root file system's path as the last line.
 #
 # SWIFTKATA_AGENT_SCRATCH=<dir> builds the agent in that SwiftPM scratch path instead of .build.
+# SWIFTKATA_AGENT_PRODUCT=swiftkata-hostile-agent builds the hostile-guest tests' image instead (a
+# test-only agent that attacks the host; never installed).
 #
 # Usage: guest-agent/build-image.sh [--print-path]
 set -euo pipefail
@@ -25,11 +27,12 @@ cache=${SWIFTKATA_CACHE:-/var/cache/swiftkata}
 log() { printf 'build-image: %s\n' "$*" >&2; }
 
 cd "$root"
-log "building swiftkata-agent (release, static Swift stdlib)"
+product=${SWIFTKATA_AGENT_PRODUCT:-swiftkata-agent}
+log "building $product (release, static Swift stdlib)"
 scratch=()
 if [[ -n "${SWIFTKATA_AGENT_SCRATCH:-}" ]]; then scratch=(--scratch-path "$SWIFTKATA_AGENT_SCRATCH"); fi
-swift build "${scratch[@]}" -c release --product swiftkata-agent --static-swift-stdlib >&2
-agent=$(swift build "${scratch[@]}" -c release --product swiftkata-agent --static-swift-stdlib --show-bin-path)/swiftkata-agent
+swift build "${scratch[@]}" -c release --product "$product" --static-swift-stdlib >&2
+agent=$(swift build "${scratch[@]}" -c release --product "$product" --static-swift-stdlib --show-bin-path)/$product
 
 # busybox (Debian's busybox-static) is the operator's debug console in the guest's own root
 # (`swiftkata-ctl console`); containers never see that root.
@@ -51,7 +54,7 @@ fi
 
 # The agent must not pull in full Foundation (ICU data would add ~30 MB to every pod's boot).
 if ldd "$agent" | grep -qiE 'libFoundation|libicu' || nm "$agent" 2>/dev/null | grep -q 'icudt[0-9]*_dat'; then
-    log "swiftkata-agent links Foundation/ICU; the guest agent must use FoundationEssentials or none"
+    log "$product links Foundation/ICU; the guest agent must use FoundationEssentials or none"
     exit 1
 fi
 

@@ -1,6 +1,7 @@
 import AgentAPI
 import CGuestSys
 import Glibc
+import GuestAgentCore
 import Logging
 import NIOCore
 import NIOPosix

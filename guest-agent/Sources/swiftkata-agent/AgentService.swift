@@ -2,6 +2,7 @@ import AgentAPI
 import AgentRuntime
 import FoundationEssentials
 import Glibc
+import GuestAgentCore
 import Logging
 import NIOCore
 import SwiftKataOS

@@ -1,6 +1,7 @@
 import AgentRuntime
 import CGuestSys
 import Glibc
+import GuestAgentCore
 import SwiftKataOS
 import TTRPC
 

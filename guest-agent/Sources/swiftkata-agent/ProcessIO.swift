@@ -1,6 +1,7 @@
 import CContainerSpawn
 import CLinuxSys
 import Glibc
+import GuestAgentCore
 import NIOCore
 import NIOPosix
 

@@ -2,6 +2,7 @@ import AgentRuntime
 import CContainerSpawn
 import CLinuxSys
 import Glibc
+import GuestAgentCore
 
 /// Calls the C spawner (`sk_spawn`) for a spawn plan. No Swift runs in the child: all strings and
 /// arrays are laid out in C memory here, before the clone.

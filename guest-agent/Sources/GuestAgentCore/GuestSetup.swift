@@ -2,11 +2,11 @@ import Glibc
 import SwiftKataOS
 
 /// The file systems PID 1 mounts before anything else runs.
-enum GuestSetup {
-    struct MountError: Error, CustomStringConvertible {
+public enum GuestSetup {
+    public struct MountError: Error, CustomStringConvertible {
         var target: String
         var errno: Int32
-        var description: String { "mount \(target): \(String(cString: strerror(errno)))" }
+        public var description: String { "mount \(target): \(String(cString: strerror(errno)))" }
     }
 
     private struct Entry {
@@ -31,7 +31,7 @@ enum GuestSetup {
     ]
 
     /// Mounts /proc, /sys, /dev, /dev/pts, /dev/shm, /run, /tmp and the cgroup v2 hierarchy.
-    static func mountEssentials() throws {
+    public static func mountEssentials() throws {
         for entry in entries {
             mkdir(entry.target, 0o755)
             let result =
@@ -58,7 +58,7 @@ enum GuestSetup {
 
 extension String {
     /// The NUL-terminated message a C helper wrote into `buffer`.
-    init(cMessage buffer: [CChar]) {
+    public init(cMessage buffer: [CChar]) {
         self.init(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -9,9 +9,9 @@ import TTRPC
 
 /// Where the agent listens: vsock port 1024 when the VM has a vsock device, otherwise the
 /// virtio-serial port named `io.swiftkata.agent`.
-enum AgentTransport {
+public enum AgentTransport {
     /// Serves until the VM goes away. Never returns: PID 1 must not exit.
-    static func serveForever(server: TTRPCServer, logger: Logger) async -> Never {
+    public static func serveForever(server: TTRPCServer, logger: Logger) async -> Never {
         if hasVirtioDevice(id: virtioVsockDeviceID) {
             let listener = linux_vsock_listen(AgentProtocol.vsockPort, 16)
             if listener >= 0 {
@@ -160,7 +160,7 @@ enum AgentTransport {
 }
 
 extension String {
-    var trimmingTrailingNewlines: String {
+    public var trimmingTrailingNewlines: String {
         var result = self
         while result.last == "\n" { result.removeLast() }
         return result
