@@ -23,6 +23,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1196,6 +1198,96 @@ static void test_m_refusals(void) {
     end();
 }
 
+
+/// Drops CAP_SYS_PTRACE from this process's effective and permitted sets (and its bounding set).
+static int drop_ptrace_capability(void) {
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) < 0) return -1;
+    data[CAP_SYS_PTRACE / 32].effective &= ~(1u << (CAP_SYS_PTRACE % 32));
+    data[CAP_SYS_PTRACE / 32].permitted &= ~(1u << (CAP_SYS_PTRACE % 32));
+    prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0);
+    return (int)syscall(SYS_capset, &header, data);
+}
+
+/// errno of PTRACE_SEIZE on pid (0: attached, then detached again).
+static int try_ptrace(pid_t pid) {
+    if (ptrace(PTRACE_SEIZE, pid, 0, 0) != 0) return errno;
+    ptrace(PTRACE_DETACH, pid, 0, 0);
+    return 0;
+}
+
+static void test_q_not_dumpable_until_exec(void) {
+    begin("q: until exec, the child cannot be ptraced without CAP_SYS_PTRACE (not dumpable)");
+    int results[2];
+    if (pipe2(results, O_CLOEXEC) < 0) die("pipe");
+    pid_t helper = fork();
+    if (helper == 0) {
+        // The helper spawns the container (its own child, as Yama's ptrace_scope 1 would want), a
+        // root process with no capabilities, then gives up CAP_SYS_PTRACE and attaches: while the
+        // child waits for start, before and after exec, and to a plain child of its own (control).
+        const char *argv[] = {"sleep", "30", NULL};
+        sk_spawn_config cfg = base_config(argv);
+        cfg.cap_bounding = cfg.cap_effective = cfg.cap_permitted = 0;
+        int start[2];
+        if (pipe2(start, O_CLOEXEC) < 0) _exit(10);
+        cfg.start_fd = start[0];
+        pid_t pid = -1;
+        int status_fd = -1;
+        char err[512];
+        int outcome[3] = {-1, -1, -1};
+        if (sk_spawn(&cfg, &pid, &status_fd, err, sizeof(err)) != 0) _exit(11);
+        close(start[0]);
+        int ready[2];
+        if (pipe2(ready, O_CLOEXEC) < 0) _exit(15);
+        pid_t plain = fork();
+        if (plain == 0) {
+            // As the container: root with no capabilities, but dumpable.
+            struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+            struct __user_cap_data_struct none[2];
+            memset(none, 0, sizeof(none));
+            syscall(SYS_capset, &header, none);
+            close(ready[1]);
+            pause();
+            _exit(0);
+        }
+        close(ready[1]);
+        char byte;
+        while (read(ready[0], &byte, 1) < 0 && errno == EINTR) {
+        }
+        close(ready[0]);
+        if (drop_ptrace_capability() != 0) _exit(12);
+        outcome[0] = try_ptrace(pid);
+        outcome[1] = try_ptrace(plain);
+        if (sk_start(start[1], status_fd, err, sizeof(err)) != 0) _exit(13);
+        char path[64], exe[256] = "";
+        snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+        for (int i = 0; i < 200 && strstr(exe, "busybox") == NULL; i++) {
+            ssize_t n = readlink(path, exe, sizeof(exe) - 1);
+            exe[n > 0 ? n : 0] = '\0';
+            usleep(10 * 1000);
+        }
+        outcome[2] = try_ptrace(pid);
+        kill(pid, SIGKILL);
+        kill(plain, SIGKILL);
+        waitpid(pid, NULL, 0);
+        waitpid(plain, NULL, 0);
+        if (write(results[1], outcome, sizeof(outcome)) != (ssize_t)sizeof(outcome)) _exit(14);
+        _exit(0);
+    }
+    close(results[1]);
+    int outcome[3] = {-1, -1, -1};
+    ssize_t got = read(results[0], outcome, sizeof(outcome));
+    close(results[0]);
+    int ws = 0;
+    waitpid(helper, &ws, 0);
+    check(got == (ssize_t)sizeof(outcome) && exited_with(ws, 0), "helper failed (status 0x%x)", ws);
+    check(outcome[0] == EPERM, "attaching to the child waiting for start: errno %d, not EPERM", outcome[0]);
+    check(outcome[1] == 0, "control: attaching to a plain child failed with errno %d", outcome[1]);
+    check(outcome[2] == 0, "after exec the container process should be dumpable again: errno %d", outcome[2]);
+    end();
+}
+
 int main(int argc, char **argv) {
     escape_helper = argc > 1 ? argv[1] : NULL;
     if (geteuid() != 0) {
@@ -1227,6 +1319,7 @@ int main(int argc, char **argv) {
     test_p_join_namespaces(0);
     test_p_join_namespaces(1);
     test_p3_join_refusals();
+    test_q_not_dumpable_until_exec();
     test_n_escape("chroot");
     test_n_escape("setns");
     reap_strays();
