@@ -46,8 +46,11 @@ install_file() {  # install_file MODE SOURCE DESTINATION
 }
 install_file 0755 .build/release/containerd-shim-swiftkata-v2 /usr/local/bin/containerd-shim-swiftkata-v2
 install_file 0755 .build/release/swiftkata-check /usr/local/bin/swiftkata-check
-# Operators' tool: metrics (serve-metrics), the debug console, the pod list.
+# Operators' tool: metrics (serve-metrics), the debug console, the pod list; the metrics endpoint's
+# unit is installed but not enabled.
 install_file 0755 .build/release/swiftkata-ctl /usr/local/bin/swiftkata-ctl
+install_file 0644 packaging/swiftkata-metrics.service /etc/systemd/system/swiftkata-metrics.service
+[[ -d /run/systemd/system ]] && systemctl daemon-reload
 # The shim drives libvirt through this helper, found next to the shim.
 install_file 0755 .build/release/swiftkata-vm /usr/local/bin/swiftkata-vm
 # Stands for each container that joins a pod (its task pid), found next to the shim.

@@ -25,12 +25,4 @@ if [[ $(stat -c %G /dev/kvm) != kvm ]] || (( (0$(stat -c %a /dev/kvm) & 060) != 
     chgrp kvm /dev/kvm
     chmod g+rw /dev/kvm
     log "/dev/kvm is now $(stat -c '%U:%G %a' /dev/kvm) (was root-only: no udev rule had run)"
-    # libvirt may hold QEMU capabilities it probed while its QEMU user could not open /dev/kvm; they
-    # are invalid now, and the next domain start would re-probe QEMU (about 10 s). Asking for the
-    # domain capabilities here takes that re-probe now, during the install, not at the first pod.
-    if command -v virsh >/dev/null && virsh -c qemu:///system version >/dev/null 2>&1; then
-        started=$(date +%s%N)
-        for type in kvm qemu; do virsh -c qemu:///system domcapabilities --virttype "$type" >/dev/null 2>&1 || true; done
-        log "libvirt's QEMU capabilities revalidated in $(( ($(date +%s%N) - started) / 1000000 )) ms"
-    fi
 fi

@@ -35,6 +35,9 @@ while read -r kind path; do
     case $kind in
         file)
             [[ $path == /etc/containerd/config.toml ]] && restart_containerd=1
+            if [[ $path == *.service && -d /run/systemd/system ]]; then
+                systemctl disable --now "$(basename "$path")" >/dev/null 2>&1 || true
+            fi
             rm -f "$path" && log "removed $path" ;;
         directory) directories+=("$path") ;;
         containerd-block|containerd-merge)
