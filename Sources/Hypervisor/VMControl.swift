@@ -79,7 +79,12 @@ public struct VMControl: Sendable {
             throw Failure(description: "\(error)")
         }
         guard result.status == 0 else {
-            let message = result.standardError.split(separator: "\n").last.map(String.init) ?? "exit status \(result.status)"
+            let operation = "\(Self.helperName) \(arguments.first ?? "")"
+            // A helper killed by a signal (128 + n) said nothing: name it, and the signal.
+            if result.status > 128, result.standardError.isEmpty {
+                throw Failure(description: "\(operation) was killed by signal \(result.status - 128)")
+            }
+            let message = result.standardError.split(separator: "\n").last.map(String.init) ?? "\(operation): exit status \(result.status)"
             throw Failure(description: message)
         }
         return result.standardOutput

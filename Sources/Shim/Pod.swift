@@ -85,6 +85,11 @@ actor Pod {
         vmBoot = boot
         do {
             let booted = try await boot.value
+            // Shut down while the VM booted (containerd deleted the pod meanwhile): it goes at once.
+            if shuttingDown {
+                await booted.destroy()
+                throw ShimError.unavailable("pod \(wanted.podID) was shut down while its VM booted")
+            }
             vm = booted
             let statistics = statistics
             booted.observeAgentCalls { method, duration, failed in statistics.recordAgentCall(method: method, duration: duration, failed: failed) }
@@ -243,6 +248,12 @@ actor Pod {
         await operatorListener?.close()
         operatorListener = nil
         for container in containers.values { await container.anchor?.stop() }
+        // A VM still booting (the shutdown came in the middle of the first Create) is waited for and
+        // destroyed: otherwise it would come up after this process is gone, with nobody to end it.
+        if vm == nil, let vmBoot, let booted = try? await vmBoot.value {
+            logger.warning("shutdown during the VM's boot: destroying the VM", metadata: ["domain": "\(booted.domainName)"])
+            await booted.destroy()
+        }
         if let vm {
             await vm.destroy()
         }

@@ -10,7 +10,7 @@ import Testing
 /// Part of `ShimEndToEndTests`: its leftover checks assume no other pod of the test namespace runs.
 extension ShimEndToEndTests {
     /// A configuration booting the hostile image with `attack`.
-    private func hostileConfiguration(_ attack: String) throws -> String {
+    func hostileConfiguration(_ attack: String) throws -> String {
         let environment = ProcessInfo.processInfo.environment
         let image = try #require(
             environment["SWIFTKATA_HOSTILE_IMAGE"].flatMap { $0.isEmpty ? nil : $0 },
@@ -23,7 +23,7 @@ extension ShimEndToEndTests {
         return path
     }
 
-    private func runHostile(_ id: String, _ attack: String, detached: Bool = true) throws -> (status: Int32, output: String) {
+    func runHostile(_ id: String, _ attack: String, detached: Bool = true) throws -> (status: Int32, output: String) {
         let config = try hostileConfiguration(attack)
         return containerd.ctr(
             ["run"] + (detached ? ["-d"] : ["--rm"]) + [

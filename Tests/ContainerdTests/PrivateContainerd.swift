@@ -123,6 +123,57 @@ final class PrivateContainerd: Sendable {
         return Self.launchContainerd(directory: directory, socket: socket, configPath: configPath)
     }
 
+    /// Kills containerd with SIGKILL (a crash, not a stop) and starts it again on the same state.
+    func killAndRestartContainerd() -> String? {
+        let pid = containerdPID.withLock { $0 }
+        guard pid > 0 else { return "containerd is not running" }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        try? FileManager.default.removeItem(atPath: socket)
+        return Self.launchContainerd(directory: directory, socket: socket, configPath: configPath)
+    }
+
+    /// Starts libvirtd again after a test killed it, the way this host runs it (systemd, or
+    /// `.ci/run`'s `tini -s -- libvirtd`), and waits until it answers.
+    static func restartLibvirtd() -> String? {
+        if FileManager.default.fileExists(atPath: "/run/systemd/system") {
+            let result = run("/bin/systemctl", ["restart", "libvirtd"])
+            if result.status != 0 { return "systemctl restart libvirtd: \(result.output)" }
+        } else {
+            _ = run("/usr/bin/pkill", ["-x", "libvirtd"])
+            _ = run("/bin/sh", ["-c", "for i in $(seq 100); do pgrep -x libvirtd >/dev/null || exit 0; sleep 0.1; done; exit 1"])
+            _ = run(
+                "/bin/bash",
+                [
+                    "-c",
+                    "\(closeInheritedDescriptors) mkdir -p /var/log/swiftkata; setsid nohup tini -s -- libvirtd >>/var/log/swiftkata/libvirtd.log 2>&1 < /dev/null &",
+                ])
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while run("/usr/bin/virsh", ["-c", "qemu:///system", "version"]).status != 0 {
+            guard Date() < deadline else { return "libvirtd did not come back within 30 s" }
+            usleep(100_000)
+        }
+        return nil
+    }
+
+    /// bash words (dash refuses descriptors above 9) that close every descriptor above stderr: a daemon started from a test must not
+    /// keep the socket Foundation's `Process` watches for its child's end (the wait never ends).
+    private static let closeInheritedDescriptors =
+        #"for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-" 2>/dev/null; done;"#
+
+    /// Starts virtlogd again after a test killed it (systemd, or `virtlogd -d`).
+    static func startVirtlogd() -> String? {
+        // A killed virtlogd may linger as a zombie until PID 1 reaps it: only a live one counts.
+        if run("/usr/bin/pgrep", ["-x", "-r", "R,S,D", "virtlogd"]).status == 0 { return nil }
+        let result =
+            FileManager.default.fileExists(atPath: "/run/systemd/system")
+            ? run("/bin/systemctl", ["restart", "virtlogd"])
+            : run("/bin/bash", ["-c", "\(closeInheritedDescriptors) exec /usr/sbin/virtlogd -d < /dev/null > /dev/null 2>&1"])
+        return result.status == 0 ? nil : "starting virtlogd: \(result.output)"
+    }
+
     /// Where the shim of container `id` listens: containerd's `/run/containerd/s/<sha256 of
     /// "<containerd address>/<namespace>/<id>">` (a pod's later containers use the sandbox's).
     func shimSocket(_ id: String) -> String {

@@ -59,6 +59,8 @@ enum Attack: String, Sendable {
     case oversized
     /// Writes 12 MiB to the serial console while containers "run".
     case consoleFlood = "console-flood"
+    /// PID 1 exits right after the container started: the guest kernel panics (and the VM ends).
+    case die
     /// Behaves (for the control case).
     case none
 
@@ -121,7 +123,15 @@ struct HostileService: Swiftkata_Agent_V1_AgentService {
     func startContainer(
         _ request: Swiftkata_Agent_V1_StartContainerRequest, context: TTRPCCallContext
     ) async throws -> Swiftkata_Agent_V1_StartContainerResponse {
-        .with { $0.pid = attack == .lyingPID ? 0 : Self.pretendPID }
+        if attack == .die {
+            // After this reply is on its way: PID 1's exit panics the guest kernel.
+            Task.detached {
+                try? await Task.sleep(for: .milliseconds(300))
+                consoleLine("hostile agent: PID 1 exits now")
+                exit(1)
+            }
+        }
+        return .with { $0.pid = attack == .lyingPID ? 0 : Self.pretendPID }
     }
 
     func removeContainer(_ request: Swiftkata_Agent_V1_RemoveContainerRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { .init() }
