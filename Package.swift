@@ -316,6 +316,10 @@ let package = Package(
             dependencies: ["Shim", "ContainerdAPI", "TTRPC", "SwiftKataConfig", "AgentAPI", "OperatorAPI", "SwiftKataOS"]
         ),
         .testTarget(
+            name: "AgentClientTests",
+            dependencies: ["AgentClient"]
+        ),
+        .testTarget(
             name: "SwiftKataCtlTests",
             dependencies: ["SwiftKataCtl", "OperatorAPI", "SwiftKataOS"]
         ),

@@ -38,7 +38,7 @@ public enum AgentReadiness {
 
     /// Waits for the agent at `socketPath` and closes the connection again.
     public static func waitForHealth(
-        socketPath: String, deadline: ContinuousClock.Instant, isAlive: @Sendable () -> Bool = { true }
+        socketPath: String, deadline: ContinuousClock.Instant, isAlive: @escaping @Sendable () -> Bool = { true }
     ) async -> Result<Swiftkata_Agent_V1_HealthResponse, NotReady> {
         switch await connect(.unixSocket(socketPath), deadline: deadline, isAlive: isAlive) {
         case .success(let (client, health)):
@@ -49,17 +49,28 @@ public enum AgentReadiness {
         }
     }
 
-    /// Dials `endpoint` until the agent answers Health, and returns that connection for further calls.
+    /// Dials `endpoint` until the agent answers Health or `deadline` passes.
     /// - Parameter isAlive: checked between attempts; a VM that died ends the wait at once.
     public static func connect(
-        _ endpoint: Endpoint, deadline: ContinuousClock.Instant, isAlive: @Sendable () -> Bool = { true }
+        _ endpoint: Endpoint, deadline: ContinuousClock.Instant, isAlive: @escaping @Sendable () -> Bool = { true }
     ) async -> Result<(TTRPCClient, Swiftkata_Agent_V1_HealthResponse), NotReady> {
+        await connect(endpoint, watch: .deadline(deadline, isAlive: isAlive))
+    }
+
+    /// Dials `endpoint` until the agent answers Health, and returns that connection for further calls;
+    /// `watch` decides when the VM has failed (dead, stalled, or over its limit).
+    public static func connect(
+        _ endpoint: Endpoint, watch: BootWatch
+    ) async -> Result<(TTRPCClient, Swiftkata_Agent_V1_HealthResponse), NotReady> {
+        var judge = BootWatch.Judge(watch, started: ContinuousClock.now)
         var client: TTRPCClient?
         var lastError: (any Error)?
-        while ContinuousClock.now < deadline {
-            guard isAlive() else {
+        while true {
+            let now = ContinuousClock.now
+            if let verdict = judge.verdict(at: now) {
                 if let client { await client.close() }
-                return .failure(NotReady(description: "the VM stopped before its agent answered"))
+                let detail = client == nil ? "no agent reachable at \(endpoint)" : "no agent answer (\(lastError.map { "\($0)" } ?? "timed out"))"
+                return .failure(NotReady(description: "\(verdict); \(detail)"))
             }
             guard let connected = client else {
                 client = try? await endpoint.dial()
@@ -69,7 +80,7 @@ public enum AgentReadiness {
             }
             // Requests written before the agent opened its port wait in the socket; a call that timed
             // out leaves a late reply the client drops, so retrying on one connection is safe.
-            let remaining = deadline - ContinuousClock.now
+            let remaining = judge.remaining(at: ContinuousClock.now)
             do {
                 let health = try await Swiftkata_Agent_V1_AgentClient(connected).health(.init(), timeout: min(remaining, .seconds(2)))
                 return .success((connected, health))
@@ -81,11 +92,5 @@ public enum AgentReadiness {
                 }
             }
         }
-        if let client { await client.close() }
-        return .failure(
-            NotReady(
-                description: client == nil
-                    ? "no agent reachable at \(endpoint)"
-                    : "no agent answer (\(lastError.map { "\($0)" } ?? "timed out"))"))
     }
 }

@@ -190,7 +190,10 @@ final class PodVM: PodMachine {
             throw .internalError("the pod VM \(identity.domainName) has no vsock context id")
         }
         let domainCreated = ContinuousClock.now
-        let connected = await AgentReadiness.connect(endpoint, deadline: deadline, isAlive: { kill(qemuPID, 0) == 0 })
+        let watch = BootWatch.qemu(
+            pid: qemuPID, console: layout.consoleLog, limit: max(.zero, deadline - ContinuousClock.now),
+            stall: .milliseconds(plan.configuration.agent.bootStallMilliseconds))
+        let connected = await AgentReadiness.connect(endpoint, watch: watch)
         guard case .success(let (client, health)) = connected else {
             let reason = if case .failure(let error) = connected { error.description } else { "" }
             let console = layout.consoleTail()

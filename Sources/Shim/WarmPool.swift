@@ -126,8 +126,10 @@ struct WarmPool: Sendable {
     private func awaitAgent(of identity: VMIdentity, layout: PodLayout, since started: ContinuousClock.Instant) async -> String? {
         guard let endpoint = plan.agentEndpoint(of: identity, in: layout) else { return "no vsock context id" }
         let pid = identity.qemuPID ?? 0
-        let deadline = started + .milliseconds(plan.configuration.agent.dialTimeoutMilliseconds)
-        switch await AgentReadiness.connect(endpoint, deadline: deadline, isAlive: { pid > 0 && kill(pid, 0) == 0 }) {
+        let agent = plan.configuration.agent
+        let limit = started + .milliseconds(agent.dialTimeoutMilliseconds) - ContinuousClock.now
+        let watch = BootWatch.qemu(pid: pid, console: layout.consoleLog, limit: max(.zero, limit), stall: .milliseconds(agent.bootStallMilliseconds))
+        switch await AgentReadiness.connect(endpoint, watch: watch) {
         case .success(let (client, _)):
             await client.close()
             return nil

@@ -49,8 +49,11 @@ public struct Configuration: Sendable, Equatable {
     /// How the shim reaches the guest agent.
     public struct AgentSection: Sendable, Equatable {
         public var transport = AgentTransportSetting.auto
-        /// From domain creation to the agent's first answer.
-        public var dialTimeoutMilliseconds = 20_000
+        /// From domain creation to the agent's first answer, at most, however the VM progresses.
+        public var dialTimeoutMilliseconds = 60_000
+        /// A booting VM that makes no progress this long (QEMU uses no CPU time, the console stays
+        /// silent) has failed.
+        public var bootStallMilliseconds = 5_000
         /// Longest wait for one agent call (except the calls that wait for a process by design).
         public var callTimeoutMilliseconds = 30_000
         /// An operator's shell in the guest's own root (`swiftkata-ctl console`); the agent refuses

@@ -16,6 +16,7 @@ extension Configuration {
             ("hypervisor.libvirt_cpu_readback", quoted(h.libvirtCPUReadback.rawValue)),
             ("hypervisor.allow_unconfined_qemu", "\(h.allowUnconfinedQEMU)"),
             ("agent.transport", quoted(agent.transport.rawValue)), ("agent.dial_timeout_ms", "\(agent.dialTimeoutMilliseconds)"),
+            ("agent.boot_stall_ms", "\(agent.bootStallMilliseconds)"),
             ("agent.call_timeout_ms", "\(agent.callTimeoutMilliseconds)"), ("agent.debug_console", "\(agent.debugConsole)"),
             ("runtime.debug", "\(runtime.debug)"), ("runtime.guest_seccomp", "\(runtime.guestSeccomp)"),
             ("runtime.state_dir", quoted(runtime.stateDirectory)), ("pool.size", "\(pool.size)"),

@@ -70,9 +70,10 @@ extension Configuration {
         try reader.boolean("hypervisor", "allow_unconfined_qemu", into: &hypervisor.allowUnconfinedQEMU)
         configuration.hypervisor = hypervisor
 
-        try reader.rejectUnknownKeys(in: "agent", known: ["transport", "dial_timeout_ms", "call_timeout_ms", "debug_console"])
+        try reader.rejectUnknownKeys(in: "agent", known: ["transport", "dial_timeout_ms", "boot_stall_ms", "call_timeout_ms", "debug_console"])
         try reader.choice("agent", "transport", into: &configuration.agent.transport)
         try reader.integer("agent", "dial_timeout_ms", into: &configuration.agent.dialTimeoutMilliseconds, range: 100...600_000)
+        try reader.integer("agent", "boot_stall_ms", into: &configuration.agent.bootStallMilliseconds, range: 100...600_000)
         try reader.integer("agent", "call_timeout_ms", into: &configuration.agent.callTimeoutMilliseconds, range: 100...3_600_000)
         try reader.boolean("agent", "debug_console", into: &configuration.agent.debugConsole)
 

@@ -65,8 +65,15 @@ def restart_libvirtd():
     if os.path.isdir("/run/systemd/system"):
         subprocess.run(["systemctl", "restart", "libvirtd"], check=True, timeout=60)
     else:
+        # Only live processes count: one killed earlier may linger as a zombie where PID 1 does not reap.
+        def gone():
+            return subprocess.run(["pgrep", "-x", "-r", "R,S,D", "libvirtd"], capture_output=True).returncode != 0
         subprocess.run(["pkill", "-x", "libvirtd"])
-        wait_for(lambda: subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True).returncode != 0, 30, "libvirtd to exit")
+        try:
+            wait_for(gone, 10, "libvirtd to exit")
+        except Exception:
+            subprocess.run(["pkill", "-9", "-x", "libvirtd"])
+            wait_for(gone, 10, "libvirtd to exit after SIGKILL")
         log = open("/var/log/swiftkata/libvirtd.log", "ab")
         subprocess.Popen(["tini", "-s", "--", "libvirtd"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         log.close()

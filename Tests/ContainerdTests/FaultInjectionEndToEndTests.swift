@@ -37,7 +37,7 @@ extension ShimEndToEndTests {
         try #require(started.status == 0, "\(started.output)")
         defer { removeContainer(id) }
         #expect(PrivateContainerd.run("/usr/bin/pkill", ["-9", "-x", "libvirtd"]).status == 0)
-        #expect(pollUntil(timeout: 10) { PrivateContainerd.run("/usr/bin/pgrep", ["-x", "libvirtd"]).status != 0 })
+        #expect(pollUntil(timeout: 10) { PrivateContainerd.run("/usr/bin/pgrep", ["-x", "-r", "R,S,D", "libvirtd"]).status != 0 })
         var restarted = false
         defer { if !restarted { _ = PrivateContainerd.restartLibvirtd() } }
 
@@ -181,5 +181,19 @@ extension ShimEndToEndTests {
             "left in the state directory: \(left)")
         #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
         #expect(!(PrivateContainerd.run("/usr/bin/virsh", ["-c", "qemu:///system", "list", "--name"]).output.contains("fault-full")))
+    }
+
+    /// A VM whose guest boots and then never answers (its PID 1 idles): the boot is failed once the
+    /// VM stops making progress (boot_stall_ms, 5 s), not after the whole dial limit (60 s), with a
+    /// message that says so, and nothing is left.
+    @Test func aBootThatStopsProgressingFailsAtTheStallNotTheLimit() throws {
+        let began = Date()
+        let result = try runHostile("fault-hang", "hang", detached: false)
+        let waited = Date().timeIntervalSince(began)
+        containerd.ctr(["container", "rm", "fault-hang"])
+        #expect(result.status != 0)
+        #expect(result.output.contains("made no progress"), "\(result.output)")
+        #expect(waited < 40, "the stalled boot was failed after \(waited) s")
+        #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
     }
 }

@@ -141,8 +141,13 @@ final class PrivateContainerd: Sendable {
             let result = run("/bin/systemctl", ["restart", "libvirtd"])
             if result.status != 0 { return "systemctl restart libvirtd: \(result.output)" }
         } else {
+            // Only live processes count: a killed one may linger as a zombie where PID 1 does not reap.
             _ = run("/usr/bin/pkill", ["-x", "libvirtd"])
-            _ = run("/bin/sh", ["-c", "for i in $(seq 100); do pgrep -x libvirtd >/dev/null || exit 0; sleep 0.1; done; exit 1"])
+            let gone = "for i in $(seq 100); do pgrep -x -r R,S,D libvirtd >/dev/null || exit 0; sleep 0.1; done; exit 1"
+            if run("/bin/sh", ["-c", gone]).status != 0 {
+                _ = run("/usr/bin/pkill", ["-9", "-x", "libvirtd"])
+                _ = run("/bin/sh", ["-c", gone])
+            }
             _ = run(
                 "/bin/bash",
                 [

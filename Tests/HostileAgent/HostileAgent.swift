@@ -21,6 +21,9 @@ struct HostileAgent {
         let attack = Attack(commandLine: readText("/proc/cmdline") ?? "")
         consoleLine("hostile agent: attack \(attack.rawValue)")
         if attack == .consoleFlood { startConsoleFlood() }
+        if attack == .hang {
+            while true { try? await Task.sleep(for: .seconds(3600)) }
+        }
         let service = HostileService(attack: attack, state: PretendContainers())
         await AgentTransport.serveForever(server: TTRPCServer(services: [service.serviceDefinition], logger: logger), logger: logger)
     }
@@ -61,6 +64,8 @@ enum Attack: String, Sendable {
     case consoleFlood = "console-flood"
     /// PID 1 exits right after the container started: the guest kernel panics (and the VM ends).
     case die
+    /// PID 1 never serves: the guest boots, then idles for good (QEMU alive, no progress).
+    case hang
     /// Behaves (for the control case).
     case none
 
