@@ -1,4 +1,5 @@
 import CLibvirt
+import Glibc
 
 /// What a libvirt connection reports about itself, for diagnostics (swiftkata-check).
 public struct LibvirtVersions: Sendable, Equatable {
@@ -33,5 +34,16 @@ extension LibvirtConnection {
             driver: String(cString: type),
             libvirt: LibvirtVersions.format(libraryVersion),
             hypervisor: hypervisorVersion == 0 ? nil : LibvirtVersions.format(hypervisorVersion))
+    }
+}
+
+extension LibvirtConnection {
+    /// Asks for the domain capabilities of `emulator` (TCG, type "qemu"): libvirt looks its cached
+    /// QEMU capabilities up, re-probing QEMU first when it finds them invalid.
+    public func lookUpDomainCapabilities(emulator: String) throws(LibvirtError) {
+        guard let xml = virConnectGetDomainCapabilities(connection, emulator, nil, nil, "qemu", 0) else {
+            throw LibvirtError.last("reading the domain capabilities of \(emulator)")
+        }
+        free(xml)
     }
 }

@@ -61,6 +61,7 @@ public struct HostCheck: Sendable {
         let (vsock, transport) = checks.vhostVsock()
         results.append(vsock)
         results.append(checks.libvirt())
+        results.append(checks.libvirtCapabilities())
         results.append(checks.virtlogd())
         results.append(checks.virtiofsd())
         results.append(checks.guestKernel())

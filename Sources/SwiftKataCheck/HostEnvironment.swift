@@ -30,6 +30,9 @@ public struct HostEnvironment: Sendable {
     /// Whether libvirt's QEMU user may open `path` read-write, by the file's owner, group and mode
     /// and that user's groups; nil when there is no such user or file.
     public var qemuUserCanOpen: @Sendable (_ path: String) -> Bool? = { _ in true }
+    /// Whether libvirt keeps its cached QEMU capabilities for `emulator` across two lookups (false:
+    /// it re-probes QEMU every time, which costs every domain start seconds).
+    public var libvirtCapabilitiesStable: @Sendable (_ uri: String, _ emulator: String) -> Result<Bool, HostProbeError> = { _, _ in .success(true) }
     /// The running containerd's CRI status (conditions, and each handler's runtime type from its
     /// effective configuration), asked over `socketPath`.
     public var criStatus: @Sendable (_ socketPath: String) -> Result<CRIRuntimeStatus, HostProbeError> = { _ in

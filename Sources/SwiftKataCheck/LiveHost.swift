@@ -45,6 +45,7 @@ extension HostEnvironment {
         host.listDirectory = { path in access(path, R_OK | X_OK) == 0 ? directoryEntries(path) : nil }
         host.qemuUserCanOpen = { path in userMayReadAndWrite(QEMUUser.name, path) }
         host.criStatus = { socket in CRIStatusClient.status(socketPath: socket) }
+        host.libvirtCapabilitiesStable = { uri, emulator in libvirtCapabilityCacheIsStable(uri: uri, emulator: emulator) }
         return host
     }
 }
@@ -84,5 +85,29 @@ func forgetProbeResultsOfThisBoot(in directory: String) {
     else { return }
     for name in directoryEntries(directory) where name.hasPrefix("\(bootID)-") {
         unlink("\(directory)/\(name)")
+    }
+}
+
+/// Looks QEMU's capabilities up twice through libvirt; libvirt's cache files changing on the second
+/// lookup mean it found them invalid again right after a probe (a re-probe at every domain start).
+/// Only for the system instance, whose cache is `/var/cache/libvirt/qemu/capabilities`.
+@Sendable func libvirtCapabilityCacheIsStable(uri: String, emulator: String) -> Result<Bool, HostProbeError> {
+    let cache = "/var/cache/libvirt/qemu/capabilities"
+    func modificationTimes() -> [String: Int] {
+        var times: [String: Int] = [:]
+        for name in directoryEntries(cache) {
+            var info = stat()
+            if lstat("\(cache)/\(name)", &info) == 0 { times[name] = info.st_mtim.tv_sec * 1_000_000_000 + info.st_mtim.tv_nsec }
+        }
+        return times
+    }
+    do throws(LibvirtError) {
+        let connection = try LibvirtConnection(uri: uri)
+        try connection.lookUpDomainCapabilities(emulator: emulator)  // a first re-probe may be due (an upgrade)
+        let before = modificationTimes()
+        try connection.lookUpDomainCapabilities(emulator: emulator)
+        return .success(before == modificationTimes())
+    } catch {
+        return .failure(HostProbeError(error.description))
     }
 }

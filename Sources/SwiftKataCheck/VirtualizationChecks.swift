@@ -32,6 +32,27 @@ extension HostChecks {
         return .warn("kvm-device", "no /dev/kvm: pods use TCG (slow)", fix: kvmModuleFix)
     }
 
+    /// libvirt keeps its cached QEMU capabilities: otherwise every domain start re-probes QEMU (about
+    /// 0.5 s, 10 s under TCG with KVM present), as on a fresh host whose /dev/kvm libvirt's QEMU user
+    /// could not open when libvirtd started.
+    func libvirtCapabilities() -> CheckResult {
+        let hypervisor = configuration.hypervisor
+        guard hypervisor.libvirtURI == "qemu:///system" else {
+            return .pass("libvirt-capabilities", "not checked for \(hypervisor.libvirtURI) (its cache is the session user's)")
+        }
+        switch host.libvirtCapabilitiesStable(hypervisor.libvirtURI, hypervisor.emulator) {
+        case .success(true):
+            return .pass("libvirt-capabilities", "libvirt keeps its cached capabilities of \(hypervisor.emulator)")
+        case .success(false):
+            return .fail(
+                "libvirt-capabilities",
+                "libvirt re-probes \(hypervisor.emulator) at every lookup: each pod start waits for it (seconds)",
+                fix: "let libvirt's QEMU user open /dev/kvm (packaging/kvm-device.sh), then restart libvirtd")
+        case .failure(let error):
+            return .warn("libvirt-capabilities", "not checked: \(error.message)", fix: "start libvirtd, then run swiftkata-check again")
+        }
+    }
+
     /// `modprobe` for this CPU's KVM module.
     var kvmModuleFix: String {
         let vendor = host.readText("/proc/cpuinfo", limit: 8 << 20).map(CPUInfo.init(parsing:))?.vendor

@@ -129,4 +129,15 @@ import Testing
         #expect(decoded.runtimeTypes == ["kata-runtime": "io.containerd.swiftkata.v2"])
         #expect(CRIStatusClient.decodeStatus([0x12, 0x40]) == nil)  // cut short
     }
+
+    @Test func aLibvirtThatReprobesAtEveryLookupFailsWithTheFix() async {
+        var host = FakeHost()
+        #expect(await host.report().check(named: "libvirt-capabilities")?.status == .pass)
+        host.capabilitiesStable = .success(false)
+        let unstable = await host.report().check(named: "libvirt-capabilities")
+        #expect(unstable?.status == .fail)
+        #expect(unstable?.fix.contains("kvm-device.sh") == true)
+        host.capabilitiesStable = .failure(HostProbeError("no libvirtd"))
+        #expect(await host.report().check(named: "libvirt-capabilities")?.status == .warn)
+    }
 }

@@ -158,7 +158,7 @@ import Testing
         #expect(check?.status == .fail)
         #expect(check?.detail.hasPrefix("/tmp/c.toml:2: hypervisor.accelerator: \"fast\" is not one of") == true, "\(check?.detail ?? "")")
         #expect(check?.fix.hasPrefix("edit /tmp/c.toml line 2 (hypervisor.accelerator)") == true)
-        #expect(report.checks.count == 21 && report.check(named: "guest-kernel")?.status == .pass)
+        #expect(report.checks.count == 22 && report.check(named: "guest-kernel")?.status == .pass)
         #expect(report.summary == "pods cannot run: 1 check failed (configuration)")
     }
 
@@ -267,7 +267,7 @@ import Testing
         var host = FakeHost()
         host.readWrite.remove("/dev/vhost-vsock")
         let lines = await host.report().humanReadable.split(separator: "\n")
-        #expect(lines.count == 22)
+        #expect(lines.count == 23)
         #expect(lines.contains { $0.hasPrefix("WARN  vhost-vsock") && $0.hasSuffix("— fix: modprobe vhost_vsock") })
         #expect(lines.last == "pods can run: accelerator kvm, agent transport virtio-serial (1 warning)")
     }

@@ -41,6 +41,8 @@ struct FakeHost {
     var environment = ["PATH": "/usr/local/bin:/usr/bin"]
     /// Files libvirt's QEMU user may not open (a fresh host's root-only /dev/kvm).
     var closedToQEMU: Set<String> = []
+    /// Whether libvirt keeps its cached QEMU capabilities.
+    var capabilitiesStable: Result<Bool, HostProbeError> = .success(true)
     /// What the running containerd's CRI status says (default: it cannot be asked).
     var cri: Result<CRIRuntimeStatus, HostProbeError> = .failure(HostProbeError("unimplemented"))
     /// The `fresh` flag of every KVM probe.
@@ -92,6 +94,8 @@ struct FakeHost {
         host.qemuUserCanOpen = { !closedToQEMU.contains($0) }
         let cri = cri
         host.criStatus = { _ in cri }
+        let capabilitiesStable = capabilitiesStable
+        host.libvirtCapabilitiesStable = { _, _ in capabilitiesStable }
         return host
     }
 
