@@ -196,4 +196,21 @@ extension ShimEndToEndTests {
         #expect(waited < 40, "the stalled boot was failed after \(waited) s")
         #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
     }
+
+    /// A pod asking for more memory than the host has: refused before any VM starts, naming the
+    /// limit (the host's memory), and nothing is left. (An over-committed host that runs out later
+    /// kills QEMU: `killedQEMUStopsTheTaskWith255`.)
+    @Test func aPodLargerThanTheHostsMemoryIsRefusedBeforeItsVMStarts() throws {
+        var text = try String(contentsOfFile: containerd.configPath, encoding: .utf8)
+        text = text.replacingOccurrences(of: "[hypervisor]\n", with: "[hypervisor]\nenable_annotations = [\"memory_mib\"]\n")
+        let config = "\(containerd.directory)/configuration-sized.toml"
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let result = containerd.runContainer(
+            "fault-too-big", ["true"], options: ["--runtime-config-path", config, "--annotation", "io.swiftkata.hypervisor.memory_mib=\(64 << 20)"])
+        containerd.ctr(["container", "rm", "fault-too-big"])
+        #expect(result.status != 0)
+        #expect(result.output.contains("the host's memory"), "\(result.output)")
+        #expect(containerd.domainName(of: "fault-too-big") == nil)
+        #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
+    }
 }
