@@ -148,16 +148,22 @@ class Soak(unittest.TestCase):
 
     def test_2_concurrent_pods(self):
         def load():
-            pods, errors = [None] * CONCURRENT, []
+            pods, errors, seconds = [None] * CONCURRENT, [], [None] * CONCURRENT
 
             def start(index):
+                began = time.monotonic()
                 try:
                     pods[index] = run_pod(f"soak-pod-{index}")
+                    seconds[index] = time.monotonic() - began
                 except Exception as error:  # noqa: BLE001 - reported below, all of them
                     errors.append(f"pod {index}: {error}")
             run_all(start, CONCURRENT)
             try:
                 self.assertEqual(errors, [])
+                # Start time of each pod (sandbox + container running) under the concurrency.
+                ordered = sorted(seconds)
+                p50, p95 = ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, (len(ordered) * 95 + 99) // 100 - 1)]
+                print(f"\n[soak] {CONCURRENT} pods at once: start p50 {p50:.1f} s, p95 {p95:.1f} s, max {ordered[-1]:.1f} s", flush=True)
                 for pod in pods:
                     self.assertEqual(exec_sync(pod[1], ["hostname"]).exit_code, 0)
             finally:
