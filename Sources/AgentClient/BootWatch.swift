@@ -51,7 +51,7 @@ public struct BootWatch: Sendable {
         BootWatch(
             limit: limit, stall: stall, isAlive: { pid > 0 && kill(pid, 0) == 0 },
             progress: {
-                guard let cpu = QEMUProcess.cpuMilliseconds(pid: pid) else { return nil }
+                guard let cpu = ProcessCPUTime.milliseconds(pid: pid) else { return nil }
                 var info = stat()
                 return Progress(cpuMilliseconds: cpu, consoleBytes: lstat(console, &info) == 0 ? Int64(info.st_size) : -1)
             })

@@ -23,17 +23,6 @@ public enum QEMUProcess {
         return pid_t(text.filter(\.isNumber))
     }
 
-    /// The CPU time (user and system, all threads) process `pid` has used, in milliseconds; nil when
-    /// it is gone.
-    public static func cpuMilliseconds(pid: pid_t) -> UInt64? {
-        guard let stat = readText("/proc/\(pid)/stat", limit: 4096), let close = stat.lastIndex(of: ")") else { return nil }
-        // After the command name (which may hold spaces): utime and stime are fields 14 and 15.
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 12, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }
-        let ticks = UInt64(max(1, sysconf(Int32(_SC_CLK_TCK))))
-        return (user + system) * 1000 / ticks
-    }
-
     /// Calls `exited` from a helper thread when process `pid` ends (pidfd, so never a reused pid);
     /// false when the process is already gone.
     @discardableResult

@@ -13,20 +13,18 @@ public struct ProcessUsage: Sendable, Equatable {
         guard pid > 0, let rollup = readText("/proc/\(pid)/smaps_rollup", limit: 16384),
             let stat = readText("/proc/\(pid)/stat", limit: 4096)
         else { return nil }
-        return parse(smapsRollup: rollup, stat: stat, ticksPerSecond: Double(sysconf(Int32(_SC_CLK_TCK))))
+        return parse(smapsRollup: rollup, stat: stat)
     }
 
-    static func parse(smapsRollup: String, stat: String, ticksPerSecond: Double) -> ProcessUsage? {
+    static func parse(smapsRollup: String, stat: String, ticksPerSecond: Int = ProcessCPUTime.clockTicksPerSecond) -> ProcessUsage? {
         var kilobytes: [String: UInt64] = [:]
         for line in smapsRollup.split(separator: "\n") {
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             if fields.count >= 2, fields[0].hasSuffix(":"), let value = UInt64(fields[1]) { kilobytes[String(fields[0].dropLast())] = value }
         }
-        // The command name (field 2) may hold spaces and parentheses: fields count from the last ")".
-        guard let rss = kilobytes["Rss"], let pss = kilobytes["Pss"], let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // After the name: state is field 3, utime field 14 and stime field 15 (indices 11 and 12 here).
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]), ticksPerSecond > 0 else { return nil }
-        return ProcessUsage(rssBytes: rss * 1024, pssBytes: pss * 1024, cpuSeconds: (user + system) / ticksPerSecond)
+        guard let rss = kilobytes["Rss"], let pss = kilobytes["Pss"],
+            let cpu = ProcessCPUTime.milliseconds(statLine: stat, ticksPerSecond: ticksPerSecond)
+        else { return nil }
+        return ProcessUsage(rssBytes: rss * 1024, pssBytes: pss * 1024, cpuSeconds: Double(cpu) / 1000)
     }
 }

@@ -1,6 +1,7 @@
 import AgentAPI
 import Foundation
 import Hypervisor
+import SwiftKataOS
 import TTRPC
 import TTRPCTestSupport
 
@@ -130,16 +131,10 @@ final class QEMUGuest: Sendable {
 
     /// CPU time QEMU has used so far (utime + stime from /proc/<pid>/stat).
     func qemuCPUTime() throws -> Duration {
-        let path = "/proc/\(process.processIdentifier)/stat"
-        let stat = try String(contentsOfFile: path, encoding: .utf8)
-        // The fields after "(comm)": state is field 3, utime field 14, stime field 15.
-        guard let end = stat.lastIndex(of: ")") else { throw Failure(description: "cannot parse \(path)") }
-        let fields = stat[stat.index(after: end)...].split(separator: " ")
-        guard fields.count > 12, let utime = Int(fields[11]), let stime = Int(fields[12]) else {
-            throw Failure(description: "cannot parse \(path)")
+        guard let milliseconds = ProcessCPUTime.milliseconds(pid: process.processIdentifier) else {
+            throw Failure(description: "cannot read /proc/\(process.processIdentifier)/stat")
         }
-        let ticksPerSecond = sysconf(Int32(_SC_CLK_TCK))
-        return .milliseconds((utime + stime) * 1000 / ticksPerSecond)
+        return .milliseconds(Int64(milliseconds))
     }
 
     func shutdown() async {
