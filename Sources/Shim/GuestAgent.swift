@@ -37,13 +37,13 @@ struct GuestAgent: Sendable {
     static let maxListedProcesses = 16384
 
     /// The processes of container `id`, decoded entry by entry and no further than the bound: never
-    /// millions of entries first.
+    /// millions of entries first. An entry with a pid Linux cannot have is the guest's lie, left out.
     func listProcesses(id: String) async throws(ShimError) -> [Swiftkata_Agent_V1_ProcessInfo] {
         try await call("listing processes of container \(id)") { agent in
             let reply = try await agent.listProcesses(.with { $0.containerID = id })
             return try ProtoRepeatedField.firstEntries(of: 1, in: reply, limit: Self.maxListedProcesses).map { entry in
                 try Swiftkata_Agent_V1_ProcessInfo(serializedBuffer: entry)
-            }
+            }.filter { (1...Self.maxGuestPID).contains($0.pid) }
         }
     }
 }

@@ -380,8 +380,6 @@ extension Pod {
         var response = Containerd_Task_V2_PidsResponse()
         // Bounded so the reply stays far below ttrpc's 4 MiB limit whatever the guest says.
         for info in processes {  // at most GuestAgent.maxListedProcesses
-            // A pid Linux cannot have is the guest's lie: left out, not passed on to containerd.
-            guard (1...GuestAgent.maxGuestPID).contains(info.pid) else { continue }
             var entry = Containerd_V1_Types_ProcessInfo()
             entry.pid = info.pid
             let execID = String(info.execID.prefix(128))

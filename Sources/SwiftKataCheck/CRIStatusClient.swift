@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import SwiftKataOS
 
 /// What the running containerd's CRI plugin says of itself (`runtime.v1.RuntimeService/Status` with
 /// verbose set, the call `crictl info` makes): its conditions, and its effective configuration, from
@@ -160,14 +161,7 @@ enum CRIStatusClient {
     }
 
     private static func send(_ fd: CInt, _ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return false }
-            offset += written
-        }
-        return true
+        (try? writeAll(fd: fd, bytes)) != nil
     }
 
     private static func readExactly(_ fd: CInt, _ count: Int) -> [UInt8]? {

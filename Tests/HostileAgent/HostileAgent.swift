@@ -244,12 +244,6 @@ struct HostileService: Swiftkata_Agent_V1_AgentService {
     }
 }
 
-/// One line on the console (fd 2), for the test's view of the guest.
-func consoleLine(_ text: String) {
-    let bytes = Array((text + "\n").utf8)
-    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-}
-
 /// A detached thread for blocking work (the console flood).
 enum Thread {
     static func start(_ body: @escaping @Sendable () -> Void) {

@@ -65,9 +65,3 @@ struct AgentMain {
         }
     }
 }
-
-/// Writes one line to the console (fd 2) before logging is set up.
-func consoleLine(_ text: String) {
-    let bytes = Array((text + "\n").utf8)
-    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-}
