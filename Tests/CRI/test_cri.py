@@ -45,12 +45,17 @@ def ctl_command():
     return [f"{harness.shim_dir}/swiftkata-ctl", "--config", f"{harness.directory}/configuration.toml"]
 
 
-def host_check(name):
-    """One check of `swiftkata-check --json` (this run's configuration and containerd)."""
+def host_checks(*options):
+    """`swiftkata-check --json` with this run's configuration and containerd: each check by name."""
     result = subprocess.run(
         [f"{harness.shim_dir}/swiftkata-check", "--json", "--config", f"{harness.directory}/configuration.toml",
-         "--containerd-socket", harness.socket], capture_output=True, text=True, timeout=120)
-    return {check["name"]: check for check in json.loads(result.stdout)["checks"]}[name]
+         "--containerd-socket", harness.socket, *options], capture_output=True, text=True, timeout=120)
+    return {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+
+
+def host_check(name):
+    """One check of `swiftkata-check --json` (this run's configuration and containerd)."""
+    return host_checks()[name]
 
 
 def libvirt_capability_cache():
@@ -729,11 +734,7 @@ class CRIEndToEnd(unittest.TestCase):
     def test_12m_swiftkata_check_asks_the_running_containerd_for_the_handler(self):
         # The handler as containerd's CRI plugin reports it (its verbose Status, as `crictl info`
         # reads it), not as a file says: with a configuration path that does not exist, it still passes.
-        result = subprocess.run(
-            [f"{harness.shim_dir}/swiftkata-check", "--json", "--config", f"{harness.directory}/configuration.toml",
-             "--containerd-socket", harness.socket, "--containerd-config", "/nonexistent/containerd.toml"],
-            capture_output=True, text=True, timeout=120)
-        checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+        checks = host_checks("--containerd-config", "/nonexistent/containerd.toml")
         runtime = checks["containerd-runtime"]
         self.assertEqual(runtime["status"], "pass", runtime)
         self.assertIn("running containerd", runtime["detail"])

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 
 /// What goes wrong in production, through containerd: a guest that stops answering, a container the
@@ -7,7 +6,7 @@ import Testing
 /// `ShimEndToEndTests` (serialized with it: its leftover checks assume no other pod runs).
 extension ShimEndToEndTests {
     /// A configuration next to the test's own with `lines` added to `table`.
-    private func configuration(named name: String, table: String, lines: String) throws -> String {
+    func configuration(named name: String, table: String, lines: String) throws -> String {
         let path = "\(containerd.directory)/configuration-\(name).toml"
         var text = try String(contentsOfFile: containerd.configPath, encoding: .utf8)
         text += text.contains("[\(table)]\n") ? "" : "\n[\(table)]\n"
@@ -46,31 +45,15 @@ extension ShimEndToEndTests {
 
     @Test func oomKillIsPublishedAsTaskOOM() throws {
         // `ctr events` prints every event of this containerd; the OOM must be among them.
-        let events = Process()
-        events.executableURL = URL(fileURLWithPath: "/usr/bin/ctr")
-        events.arguments = ["--address", containerd.socket, "events"]
-        let output = Pipe()
-        events.standardOutput = output
-        events.standardError = output
-        try events.run()
-        defer { if events.isRunning { events.terminate() } }
-        let collected = Mutex(Data())
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let chunk = handle.availableData
-            collected.withLock { $0.append(chunk) }
-        }
+        let events = try EventRecorder(socket: containerd.socket)
 
         // A shell doubling a string until the 32 MiB memory limit ends it.
         let result = containerd.runContainer(
             "oom", ["sh", "-c", "a=0123456789abcdef; while :; do a=$a$a; done"],
             options: ["--memory-limit", "\(32 << 20)"])
         #expect(result.status == 137, "\(result.output)")
-        var seen = ""
-        _ = pollUntil(timeout: 10, every: 0.05) {
-            seen = String(decoding: collected.withLock { $0 }, as: UTF8.self)
-            return seen.contains("/tasks/oom")
-        }
-        output.fileHandleForReading.readabilityHandler = nil
+        _ = pollUntil(timeout: 10, every: 0.05) { events.text.contains("/tasks/oom") }
+        let seen = events.stop()
         let oomLines = seen.split(separator: "\n").filter { $0.contains("/tasks/oom") }
         // "… swiftkata-test /tasks/oom {"container_id":"oom"}"
         #expect(oomLines.contains { $0.contains(containerd.namespace) && $0.contains("\"container_id\":\"oom\"") }, "events seen:\n\(seen)")

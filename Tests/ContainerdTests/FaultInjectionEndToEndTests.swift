@@ -80,15 +80,7 @@ extension ShimEndToEndTests {
     /// half-booted VM from the identity the shim saved first, and nothing is left.
     @Test func theShimKilledWhileItsVMBootsLeavesNothing() throws {
         let id = "fault-boot-shim"
-        let run = Process()
-        run.executableURL = URL(fileURLWithPath: "/usr/bin/ctr")
-        run.arguments = [
-            "--address", containerd.socket, "-n", containerd.namespace, "run", "-d", "--runtime", "io.containerd.swiftkata.v2", containerd.imageRef, id,
-            "sleep", "1000",
-        ]
-        run.standardOutput = FileHandle.nullDevice
-        run.standardError = FileHandle.nullDevice
-        try run.run()
+        let run = try containerd.ctrInBackground(["run", "-d", "--runtime", "io.containerd.swiftkata.v2", containerd.imageRef, id, "sleep", "1000"])
         defer { removeContainer(id) }
         // The domain exists: the VM is booting.
         #expect(pollUntil(timeout: 30, every: 0.02) { containerd.domainName(of: id) != nil }, "the VM never started booting")
@@ -106,16 +98,8 @@ extension ShimEndToEndTests {
     /// naming the helper, and no domain, tap or directory is left.
     @Test func theLibvirtHelperKilledMidDomainStartLeavesNothing() throws {
         let id = "fault-helper"
-        let run = Process()
-        run.executableURL = URL(fileURLWithPath: "/usr/bin/ctr")
-        run.arguments = [
-            "--address", containerd.socket, "-n", containerd.namespace, "run", "--rm", "--runtime", "io.containerd.swiftkata.v2", containerd.imageRef, id,
-            "true",
-        ]
         let output = Pipe()
-        run.standardOutput = output
-        run.standardError = output
-        try run.run()
+        let run = try containerd.ctrInBackground(["run", "--rm", "--runtime", "io.containerd.swiftkata.v2", containerd.imageRef, id, "true"], output: output)
         defer { removeContainer(id) }
         var killed = false
         _ = pollUntil(timeout: 30, every: 0.005) {
@@ -139,15 +123,7 @@ extension ShimEndToEndTests {
     /// and removing the task and container afterwards (what the kubelet or a user does) leaves nothing.
     @Test func containerdKilledDuringACreate() throws {
         let id = "fault-containerd"
-        let run = Process()
-        run.executableURL = URL(fileURLWithPath: "/usr/bin/ctr")
-        run.arguments = [
-            "--address", containerd.socket, "-n", containerd.namespace, "run", "-d", "--runtime", "io.containerd.swiftkata.v2", containerd.imageRef, id,
-            "sleep", "1000",
-        ]
-        run.standardOutput = FileHandle.nullDevice
-        run.standardError = FileHandle.nullDevice
-        try run.run()
+        let run = try containerd.ctrInBackground(["run", "-d", "--runtime", "io.containerd.swiftkata.v2", containerd.imageRef, id, "sleep", "1000"])
         #expect(pollUntil(timeout: 30, every: 0.02) { containerd.domainName(of: id) != nil }, "the VM never started booting")
         if let error = containerd.killAndRestartContainerd() { Issue.record(Comment(rawValue: error)) }
         run.waitUntilExit()
@@ -167,10 +143,7 @@ extension ShimEndToEndTests {
         defer { _ = PrivateContainerd.run("/bin/umount", ["-l", state]) }
         // Fill it: nothing more fits.
         _ = PrivateContainerd.run("/bin/dd", ["if=/dev/zero", "of=\(state)/filler", "bs=64k", "count=64"])
-        var text = try String(contentsOfFile: containerd.configPath, encoding: .utf8)
-        text = text.replacingOccurrences(of: "[runtime]\n", with: "[runtime]\nstate_dir = \"\(state)\"\n")
-        let config = "\(containerd.directory)/configuration-full-state.toml"
-        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try configuration(named: "full-state", table: "runtime", lines: "state_dir = \"\(state)\"")
         let result = containerd.runContainer("fault-full", ["true"], options: ["--runtime-config-path", config])
         containerd.ctr(["container", "rm", "fault-full"])
         #expect(result.status != 0)
@@ -201,10 +174,7 @@ extension ShimEndToEndTests {
     /// limit (the host's memory), and nothing is left. (An over-committed host that runs out later
     /// kills QEMU: `killedQEMUStopsTheTaskWith255`.)
     @Test func aPodLargerThanTheHostsMemoryIsRefusedBeforeItsVMStarts() throws {
-        var text = try String(contentsOfFile: containerd.configPath, encoding: .utf8)
-        text = text.replacingOccurrences(of: "[hypervisor]\n", with: "[hypervisor]\nenable_annotations = [\"memory_mib\"]\n")
-        let config = "\(containerd.directory)/configuration-sized.toml"
-        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try configuration(named: "sized", table: "hypervisor", lines: "enable_annotations = [\"memory_mib\"]")
         let result = containerd.runContainer(
             "fault-too-big", ["true"], options: ["--runtime-config-path", config, "--annotation", "io.swiftkata.hypervisor.memory_mib=\(64 << 20)"])
         containerd.ctr(["container", "rm", "fault-too-big"])

@@ -192,6 +192,23 @@ final class PrivateContainerd: Sendable {
         Self.run("/usr/bin/ctr", ["--address", socket, "-n", namespace] + arguments, stdin: stdin, timeout: timeout)
     }
 
+    /// `ctr --address … -n swiftkata-test <arguments>`, started and not waited for (a test acts while
+    /// it runs); its output goes to `output`, or nowhere.
+    func ctrInBackground(_ arguments: [String], output: Pipe? = nil) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/ctr")
+        process.arguments = ["--address", socket, "-n", namespace] + arguments
+        if let output {
+            process.standardOutput = output
+            process.standardError = output
+        } else {
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+        }
+        try process.run()
+        return process
+    }
+
     /// `ctr run --rm --runtime io.containerd.swiftkata.v2 <image> <id> <command…>`.
     /// The running libvirt domain of pod `id`: `swiftkata-<namespace>-<id>-<16 hex digits>`.
     func domainName(of id: String) -> String? {
