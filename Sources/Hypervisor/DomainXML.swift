@@ -19,24 +19,39 @@ public enum DomainXML {
         xml += "    </swiftkata:pod>\n"
         xml += "  </metadata>\n"
         xml += "  <memory unit='MiB'>\(vm.memoryMiB)</memory>\n"
+        let hotplugMemoryMiB = vm.hotplug?.deviceMiB(bootMemoryMiB: vm.memoryMiB) ?? 0
+        if hotplugMemoryMiB > 0 {
+            // virtio-mem takes no DIMM slot, but libvirt wants the ceiling stated with one.
+            xml += "  <maxMemory slots='1' unit='MiB'>\(vm.memoryMiB + hotplugMemoryMiB)</maxMemory>\n"
+        }
         if case .virtioFS = vm.sharedFilesystem {
             // virtiofsd maps guest memory: it must be shared, memfd-backed.
             xml += "  <memoryBacking>\n    <source type='memfd'/>\n    <access mode='shared'/>\n  </memoryBacking>\n"
         }
-        xml += "  <vcpu>\(vm.vcpus)</vcpu>\n"
+        // A VM that grows has all its vCPUs from the start; the guest onlines `vcpus` of them.
+        xml += "  <vcpu>\(vm.vcpuThreads)</vcpu>\n"
         xml += "  <os>\n"
         xml += "    <type arch='x86_64' machine='\(escape(vm.machine))'>hvm</type>\n"
         xml += "    <kernel>\(escape(vm.kernel))</kernel>\n"
         if case .initrd(let path) = vm.image { xml += "    <initrd>\(escape(path))</initrd>\n" }
-        xml += "    <cmdline>\(escape(vm.image.kernelCommandLine(vm.kernelCommandLine)))</cmdline>\n"
+        xml += "    <cmdline>\(escape(vm.image.kernelCommandLine(vm.fullKernelCommandLine)))</cmdline>\n"
         xml += "  </os>\n"
         xml += "  <features>\n    <acpi/>\n"
-        if vm.accelerator == .tcg, let cache = vm.translationCacheMiB {
+        if vm.accelerator == .tcg, let cache = vm.effectiveTranslationCacheMiB {
             xml += "    <tcg>\n      <tb-cache unit='MiB'>\(cache)</tb-cache>\n    </tcg>\n"
         }
         xml += "  </features>\n"
         // KVM: the host CPU as is; TCG: everything QEMU can emulate (RDRAND seeds the guest's entropy).
-        xml += vm.accelerator == .kvm ? "  <cpu mode='host-passthrough'/>\n" : "  <cpu mode='maximum'/>\n"
+        let cpuMode = vm.accelerator == .kvm ? "host-passthrough" : "maximum"
+        if hotplugMemoryMiB > 0 {
+            // Memory devices belong to a NUMA node: one node holds every vCPU and the boot memory.
+            let lastCPU = vm.vcpuThreads - 1
+            xml += "  <cpu mode='\(cpuMode)'>\n    <numa>\n"
+            xml += "      <cell id='0' cpus='0-\(lastCPU)' memory='\(vm.memoryMiB)' unit='MiB'/>\n"
+            xml += "    </numa>\n  </cpu>\n"
+        } else {
+            xml += "  <cpu mode='\(cpuMode)'/>\n"
+        }
         xml += "  <clock offset='utc'/>\n"
         xml += "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n  <on_crash>destroy</on_crash>\n"
         xml += "  <devices>\n"
@@ -87,6 +102,14 @@ public enum DomainXML {
             xml += "      <model type='virtio'/>\n"
             xml += "    </interface>\n"
         }
+        if hotplugMemoryMiB > 0 {
+            // Plugged in 2 MiB blocks as the pod grows; unplugged blocks go back to the host.
+            xml += "    <memory model='virtio-mem'>\n      <target>\n"
+            xml += "        <size unit='MiB'>\(hotplugMemoryMiB)</size>\n        <node>0</node>\n"
+            xml += "        <block unit='MiB'>\(VMDescription.Hotplug.blockMiB)</block>\n"
+            xml += "        <requested unit='MiB'>0</requested>\n"
+            xml += "      </target>\n    </memory>\n"
+        }
         xml += "    <rng model='virtio'>\n      <backend model='random'>/dev/urandom</backend>\n    </rng>\n"
         xml += vm.freePageReporting ? "    <memballoon model='virtio' freePageReporting='on'/>\n" : "    <memballoon model='none'/>\n"
         xml += "  </devices>\n"
@@ -105,6 +128,14 @@ public enum DomainXML {
         else { throw .invalid(field: "pod id", reason: "\"\(id.prefix(80))\" is not [A-Za-z0-9_.-]{1,64}") }
         guard (1...64).contains(vm.vcpus) else { throw .invalid(field: "vcpus", reason: "\(vm.vcpus) is outside 1...64") }
         guard (64...1_048_576).contains(vm.memoryMiB) else { throw .invalid(field: "memory", reason: "\(vm.memoryMiB) MiB is outside 64 MiB...1 TiB") }
+        if let hotplug = vm.hotplug {
+            guard (vm.vcpus...64).contains(hotplug.maxVCPUs) else {
+                throw .invalid(field: "hotplug vcpus", reason: "\(hotplug.maxVCPUs) is outside \(vm.vcpus)...64")
+            }
+            guard (vm.memoryMiB...1_048_576).contains(hotplug.maxMemoryMiB) else {
+                throw .invalid(field: "hotplug memory", reason: "\(hotplug.maxMemoryMiB) MiB is outside \(vm.memoryMiB) MiB...1 TiB")
+            }
+        }
         if let cache = vm.translationCacheMiB, !(1...4096).contains(cache) {
             throw .invalid(field: "translation cache", reason: "\(cache) MiB is outside 1...4096 MiB")
         }

@@ -5,6 +5,9 @@
 public enum QEMUCommandLine {
     public static func arguments(for vm: VMDescription) throws(VMDescriptionError) -> [String] {
         try DomainXML.validate(vm)
+        if vm.hotplug != nil {
+            throw .invalid(field: "hotplug", reason: "a VM that grows needs libvirt (it resizes the running domain)")
+        }
         var accel = vm.accelerator == .kvm ? "kvm" : "tcg"
         if vm.accelerator == .tcg, let cache = vm.translationCacheMiB { accel += ",tb-size=\(cache)" }
         var arguments = [

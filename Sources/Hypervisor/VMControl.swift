@@ -51,15 +51,30 @@ public struct VMControl: Sendable {
     /// the helper on its stdin: no file anyone else could change between writing and reading.
     public func create(name: String, xml: String) throws(Failure) -> Started {
         let output = try run(["create", "--uri", uri, "--name", name, "--xml", "-"], standardInput: Array(xml.utf8))
+        let fields = Self.fields(output)
+        guard let pidText = fields["qemu_pid"], let pid = pid_t(pidText), pid > 0 else {
+            throw Failure(description: "\(Self.helperName) create printed no QEMU pid: \(output.prefix(200))")
+        }
+        return Started(qemuPID: pid, vsockCID: fields["vsock_cid"].flatMap { UInt32($0) })
+    }
+
+    /// Asks the running domain's guest to have `pluggedMiB` of its virtio-mem device plugged; the
+    /// guest plugs or unplugs blocks towards it on its own.
+    public func resize(name: String, pluggedMiB: Int) throws(Failure) {
+        let output = try run(["resize", "--uri", uri, "--name", name, "--plugged-mib", "\(pluggedMiB)"])
+        guard Self.fields(output)["plugged_mib"].flatMap({ Int($0) }) == pluggedMiB else {
+            throw Failure(description: "\(Self.helperName) resize printed no size: \(output.prefix(200))")
+        }
+    }
+
+    /// `key=value` pairs of the helper's output.
+    private static func fields(_ output: String) -> [Substring: Substring] {
         var fields: [Substring: Substring] = [:]
         for pair in output.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
             let parts = pair.split(separator: "=", maxSplits: 1)
             if parts.count == 2 { fields[parts[0]] = parts[1] }
         }
-        guard let pidText = fields["qemu_pid"], let pid = pid_t(pidText), pid > 0 else {
-            throw Failure(description: "\(Self.helperName) create printed no QEMU pid: \(output.prefix(200))")
-        }
-        return Started(qemuPID: pid, vsockCID: fields["vsock_cid"].flatMap { UInt32($0) })
+        return fields
     }
 
     /// Destroys the domain `name` and removes libvirt's logs of it; a domain that does not exist is

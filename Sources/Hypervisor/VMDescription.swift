@@ -76,6 +76,50 @@ public struct VMDescription: Sendable, Equatable {
     /// TCG only: the size of QEMU's translated-code cache (nil: QEMU's default, up to 1 GiB).
     public var translationCacheMiB: Int?
     public var cpuReadback = CPUReadbackSetting.cpuidWords
+    /// How far the running VM may grow (vCPU hotplug, virtio-mem); nil: it stays at its boot size.
+    public var hotplug: Hotplug?
+
+    /// QEMU's vCPUs: all the VM may ever have. The guest boots `vcpus` of them (`maxcpus=`) and the
+    /// agent onlines more as the pod grows. (ACPI vCPU hotplug is not used: under TCG, QEMU 7.2
+    /// aborts when it starts a vCPU thread after the translation cache's regions are used up.)
+    public var vcpuThreads: Int { max(vcpus, hotplug?.maxVCPUs ?? vcpus) }
+
+    /// The kernel command line with what growth needs: the vCPUs to boot, and hot-plugged memory
+    /// onlined to ZONE_MOVABLE while the kernel's own memory suffices, so it can be unplugged again.
+    public var fullKernelCommandLine: String {
+        guard hotplug != nil else { return kernelCommandLine }
+        return "\(kernelCommandLine) maxcpus=\(vcpus) memory_hotplug.online_policy=auto-movable"
+    }
+
+    /// TCG's cache with room for the vCPUs the guest has not onlined: each vCPU thread holds one
+    /// 2 MiB region of it from its start, and an untouched region costs the host nothing.
+    public var effectiveTranslationCacheMiB: Int? {
+        translationCacheMiB.map { $0 + 2 * (vcpuThreads - vcpus) }
+    }
+
+    /// The ceiling of a VM that grows while it runs: vCPUs up to `maxVCPUs` (ACPI CPU hotplug) and
+    /// memory up to `maxMemoryMiB` (boot memory plus one virtio-mem device of the difference, which
+    /// costs the host nothing until the guest plugs it).
+    public struct Hotplug: Sendable, Equatable {
+        public var maxVCPUs: Int
+        public var maxMemoryMiB: Int
+        public init(maxVCPUs: Int, maxMemoryMiB: Int) {
+            self.maxVCPUs = maxVCPUs
+            self.maxMemoryMiB = maxMemoryMiB
+        }
+
+        /// virtio-mem's plug granularity (the device's block size).
+        public static let blockMiB = 2
+        /// The guest's memory hotplug unit (Linux's memory block on x86-64): the device's size is a
+        /// multiple of it.
+        public static let sectionMiB = 128
+
+        /// The virtio-mem device's size for a VM booted with `bootMemoryMiB`: what is left up to the
+        /// ceiling, in whole guest memory blocks (0: no device).
+        public func deviceMiB(bootMemoryMiB: Int) -> Int {
+            max(0, (maxMemoryMiB - bootMemoryMiB) / Self.sectionMiB * Self.sectionMiB)
+        }
+    }
 
     public init(
         owner: Owner, accelerator: Accelerator, kernel: String, image: GuestImage, kernelCommandLine: String,

@@ -110,6 +110,9 @@ struct BundleSpec: Sendable {
 
     var rootPath: String? { json["root"]?["path"]?.stringValue }
 
+    /// The container's CPU and memory limits (`linux.resources`), which its pod's VM must hold.
+    var limits: ContainerLimits { ContainerLimits(resources: json["linux"]?["resources"]) }
+
     var terminal: Bool { json["process"]?["terminal"]?.boolValue ?? false }
 
     /// The spec as the agent gets it: the root is the container's directory in the shared file system,

@@ -25,6 +25,8 @@ actor Pod {
     /// The VM, once booted; concurrent Creates share one boot.
     private var vmBoot: Task<any PodMachine, any Error>?
     private(set) var vm: (any PodMachine)?
+    /// The VM's size now: its boot size, then what hotplug made of it (`Pod+Resize`).
+    var vmSize: VMSize?
     private(set) var layout: PodLayout?
     private var vmGone = false
     private var shuttingDown = false
@@ -91,6 +93,7 @@ actor Pod {
                 throw ShimError.unavailable("pod \(wanted.podID) was shut down while its VM booted")
             }
             vm = booted
+            vmSize = booted.report.size
             let statistics = statistics
             booted.observeAgentCalls { method, duration, failed in statistics.recordAgentCall(method: method, duration: duration, failed: failed) }
             watch(booted)

@@ -30,6 +30,11 @@ protocol PodMachine: AnyObject, Sendable {
     var report: PodMachineReport { get }
     /// Reports each agent call that finishes from now on (the pod's statistics).
     func observeAgentCalls(_ observer: @escaping TTRPCCallObserver)
+    /// How far the running VM can grow (nil: it keeps the size it booted with, `report.size`).
+    var hotplugCeiling: VMSize? { get }
+    /// Resizes the running VM from `current` to `size` (at least its boot size, at most the
+    /// ceiling) and returns what the guest has once it took the change, or stopped waiting for it.
+    func resize(from current: VMSize, to size: VMSize) async throws(ShimError) -> VMSize
 }
 
 /// A running pod VM as operators see it: its processes, how it was started and how long that took.

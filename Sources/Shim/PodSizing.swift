@@ -59,20 +59,46 @@ enum PodSizing {
             key.hasPrefix(overridePrefix) && !hypervisor.enableAnnotations.contains(String(key.dropFirst(overridePrefix.count)))
         }.sorted()
 
-        // vCPUs may outnumber the host's CPUs (as a limit may exceed the node's), not the guest kernel's.
-        let maxVCPUs = hypervisor.maxVCPUs > 0 ? min(hypervisor.maxVCPUs, guestKernelCPUs) : guestKernelCPUs
-        let maxMemory = hypervisor.maxMemoryMiB > 0 ? hypervisor.maxMemoryMiB : host.memoryMiB
-        if size.vcpus > maxVCPUs {
+        try checkWithinMaximum(size, hypervisor: hypervisor, host: host, subject: "the pod needs")
+        return (size, ignored)
+    }
+
+    /// The largest VM: the configured maximum, else the guest kernel's CPUs and the host's memory.
+    /// vCPUs may outnumber the host's CPUs (as a limit may exceed the node's), not the guest kernel's.
+    static func maximum(hypervisor: Configuration.HypervisorSection, host: Host) -> VMSize {
+        VMSize(
+            vcpus: hypervisor.maxVCPUs > 0 ? min(hypervisor.maxVCPUs, guestKernelCPUs) : guestKernelCPUs,
+            memoryMiB: hypervisor.maxMemoryMiB > 0 ? hypervisor.maxMemoryMiB : host.memoryMiB)
+    }
+
+    /// The size a running VM needs for its containers' summed limits: the configured base plus the
+    /// sum (CPUs rounded up), never below the size it booted with. Above the maximum it fails,
+    /// naming the limit, and nothing changes.
+    static func target(
+        boot: VMSize, containers: ContainerLimits, hypervisor: Configuration.HypervisorSection, host: Host
+    ) throws(ShimError) -> VMSize {
+        let needed = VMSize(
+            vcpus: hypervisor.vcpus + Int((containers.cpuMillis + 999) / 1000),
+            memoryMiB: hypervisor.memoryMiB + Int((containers.memoryBytes + (1 << 20) - 1) >> 20))
+        let size = VMSize(vcpus: max(boot.vcpus, needed.vcpus), memoryMiB: max(boot.memoryMiB, needed.memoryMiB))
+        try checkWithinMaximum(size, hypervisor: hypervisor, host: host, subject: "the pod's containers need")
+        return size
+    }
+
+    private static func checkWithinMaximum(
+        _ size: VMSize, hypervisor: Configuration.HypervisorSection, host: Host, subject: String
+    ) throws(ShimError) {
+        let maximum = maximum(hypervisor: hypervisor, host: host)
+        if size.vcpus > maximum.vcpus {
             let limit =
                 hypervisor.maxVCPUs > 0 && hypervisor.maxVCPUs <= guestKernelCPUs
-                ? "hypervisor.max_vcpus (\(maxVCPUs))" : "the guest kernel's \(guestKernelCPUs) CPUs"
-            throw .failedPrecondition("the pod needs a VM of \(size.vcpus) vCPUs, above \(limit); lower the pod's CPU limits or raise the maximum")
+                ? "hypervisor.max_vcpus (\(maximum.vcpus))" : "the guest kernel's \(guestKernelCPUs) CPUs"
+            throw .failedPrecondition("\(subject) a VM of \(size.vcpus) vCPUs, above \(limit); lower the pod's CPU limits or raise the maximum")
         }
-        if size.memoryMiB > maxMemory {
-            let limit = "hypervisor.max_memory_mib (\(maxMemory) MiB\(hypervisor.maxMemoryMiB == 0 ? ": the host's memory" : ""))"
-            throw .failedPrecondition("the pod needs a VM of \(size.memoryMiB) MiB, above \(limit); lower the pod's memory limits or raise the maximum")
+        if size.memoryMiB > maximum.memoryMiB {
+            let limit = "hypervisor.max_memory_mib (\(maximum.memoryMiB) MiB\(hypervisor.maxMemoryMiB == 0 ? ": the host's memory" : ""))"
+            throw .failedPrecondition("\(subject) a VM of \(size.memoryMiB) MiB, above \(limit); lower the pod's memory limits or raise the maximum")
         }
-        return (size, ignored)
     }
 
     /// CPUs the guest kernel supports (CONFIG_NR_CPUS in guest-kernel-config/fragments/base.config).

@@ -78,6 +78,9 @@ extension Pod {
             record.networkNamespace = vm.networkRecord?.namespacePath
             record.networkInterface = vm.networkRecord?.interface
             try record.save(bundle: request.bundle)
+            // The VM grows first if the container's limits need more than it has.
+            container.limits = spec.limits
+            try await fitVM(reason: "creating container \(id)")
             let sharing = ContinuousClock.now
             let guestSpec = try shareFilesystems(
                 of: id, spec: spec, rootfs: request.rootfs, bundle: request.bundle, layout: wanted,
@@ -106,7 +109,7 @@ extension Pod {
             await container.anchor?.stop()
             containers[id] = nil
             unshare(id, layout: wanted)
-            if isEmpty && record.ownsVM { await shutdownVM() }
+            if isEmpty && record.ownsVM { await shutdownVM() } else { await shrinkVMIfPossible(reason: "container \(id) failed to be created") }
             logger.error("create failed", metadata: ["container": "\(id)", "error": "\(error)"])
             throw error
         }
@@ -329,6 +332,10 @@ extension Pod {
         event.exitedAt = response.exitedAt
         await publisher.publish(topic: ContainerdNames.Topic.taskDelete, event: event, typeName: "TaskDelete")
         logger.info("container deleted", metadata: ["container": "\(id)", "exit_status": "\(response.exitStatus)"])
+        if !containers.isEmpty, !container.limits.isEmpty {
+            // The memory it held goes back to the host, after containerd has its answer.
+            Task { await self.shrinkVMIfPossible(reason: "container \(id) was deleted") }
+        }
         return response
     }
 
@@ -417,16 +424,41 @@ extension Pod {
     }
 
     func update(id: String, resources: Google_Protobuf_Any) async throws(ShimError) {
-        _ = try container(id)
+        let container = try container(id)
         guard resources.typeURL.hasSuffix("runtime-spec/1/LinuxResources") else {
             throw .invalidArgument("resources type \(resources.typeURL) (expected \(ContainerdNames.TypeURL.ociLinuxResources))")
         }
-        _ = try await runningVM().agent.call("updating container \(id)") { agent in
-            try await agent.updateContainer(
-                .with {
-                    $0.containerID = id
-                    $0.resources = resources.value
-                })
+        let previous = container.limits
+        let limits: ContainerLimits
+        do { limits = ContainerLimits(resources: try JSONValue.decode(Array(resources.value))) } catch {
+            throw .invalidArgument("the resources of container \(id) do not parse as JSON: \(error)")
         }
+        // Growth comes before the guest applies limits that need it; a shrink after, once they hold.
+        container.limits = limits
+        let growsFirst: Bool
+        do { growsFirst = try needsGrowth() } catch {
+            container.limits = previous
+            throw error
+        }
+        if growsFirst {
+            do { try await fitVM(reason: "updating container \(id)") } catch {
+                container.limits = previous
+                throw error
+            }
+        }
+        do {
+            _ = try await runningVM().agent.call("updating container \(id)") { agent in
+                try await agent.updateContainer(
+                    .with {
+                        $0.containerID = id
+                        $0.resources = resources.value
+                    })
+            }
+        } catch {
+            container.limits = previous
+            await shrinkVMIfPossible(reason: "the update of container \(id) failed")
+            throw error
+        }
+        if !growsFirst { await shrinkVMIfPossible(reason: "container \(id) was updated") }
     }
 }

@@ -52,6 +52,16 @@ final class PodVM: PodMachine {
         client.observeCalls(observer)
     }
 
+    var hotplugCeiling: VMSize? {
+        let hypervisor = plan.configuration.hypervisor
+        return hypervisor.hotplug ? PodSizing.maximum(hypervisor: hypervisor, host: .current) : nil
+    }
+
+    func resize(from current: VMSize, to size: VMSize) async throws(ShimError) -> VMSize {
+        try await PodResize(control: plan.control, domainName: domainName, boot: report.size, agent: agent, logger: logger)
+            .apply(from: current, to: size)
+    }
+
     private init(
         layout: PodLayout, plan: VMPlan, identity: VMIdentity, client: TTRPCClient, qemuPID: pid_t, network: PodNetwork?,
         cgroup: PodCgroup?, portForwarder: PortForwarder?, events: AsyncStream<DomainLifecycleEvent>, report: PodMachineReport,

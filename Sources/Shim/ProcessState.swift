@@ -59,6 +59,8 @@ final class ContainerState {
     let rootfs: [Containerd_Types_Mount]
     /// The host process whose pid stands for this container (containers that joined a running pod).
     var anchor: ContainerAnchor?
+    /// Its CPU and memory limits, which the pod's VM holds.
+    var limits = ContainerLimits()
 
     init(id: String, bundle: String, initProcess: ProcessState, rootfs: [Containerd_Types_Mount]) {
         self.id = id

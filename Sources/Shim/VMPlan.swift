@@ -63,6 +63,10 @@ struct VMPlan: Sendable {
             vm.vcpus = size.vcpus
             vm.memoryMiB = size.memoryMiB
         }
+        if hypervisor.hotplug {
+            let maximum = PodSizing.maximum(hypervisor: hypervisor, host: .current)
+            vm.hotplug = .init(maxVCPUs: max(maximum.vcpus, vm.vcpus), maxMemoryMiB: max(maximum.memoryMiB, vm.memoryMiB))
+        }
         return vm
     }
 

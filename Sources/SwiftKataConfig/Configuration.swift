@@ -14,6 +14,9 @@ public struct Configuration: Sendable, Equatable {
         /// memory). A pod asking for more fails to start, saying so.
         public var maxVCPUs = 0
         public var maxMemoryMiB = 0
+        /// A running VM grows with its containers' limits (vCPU hotplug, virtio-mem) up to the
+        /// maximum, and shrinks back when they are lowered. Off: it keeps its boot size.
+        public var hotplug = true
         /// Pod annotations `io.swiftkata.hypervisor.<name>` that may set this pod's VM size, by name
         /// (`vcpus`, `memory_mib`; Kata's `enable_annotations`). Any other annotation is ignored.
         public var enableAnnotations: [String] = []

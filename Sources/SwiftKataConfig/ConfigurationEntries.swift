@@ -8,6 +8,7 @@ extension Configuration {
             ("hypervisor.libvirt_uri", quoted(h.libvirtURI)), ("hypervisor.accelerator", quoted(h.accelerator.rawValue)),
             ("hypervisor.machine", quoted(h.machine)), ("hypervisor.vcpus", "\(h.vcpus)"), ("hypervisor.memory_mib", "\(h.memoryMiB)"),
             ("hypervisor.max_vcpus", "\(h.maxVCPUs)"), ("hypervisor.max_memory_mib", "\(h.maxMemoryMiB)"),
+            ("hypervisor.hotplug", "\(h.hotplug)"),
             ("hypervisor.enable_annotations", "[\(h.enableAnnotations.map(quoted).joined(separator: ", "))]"),
             ("hypervisor.kernel", quoted(h.kernel)), ("hypervisor.image", quoted(h.image)),
             ("hypervisor.kernel_params", quoted(h.kernelParameters)), ("hypervisor.shared_fs", quoted(h.sharedFilesystem.rawValue)),

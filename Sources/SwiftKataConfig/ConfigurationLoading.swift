@@ -35,7 +35,7 @@ extension Configuration {
         try reader.rejectUnknownKeys(in: "", known: [])
 
         let hypervisorKeys = [
-            "libvirt_uri", "accelerator", "machine", "vcpus", "memory_mib", "max_vcpus", "max_memory_mib", "enable_annotations", "kernel", "image",
+            "libvirt_uri", "accelerator", "machine", "vcpus", "memory_mib", "max_vcpus", "max_memory_mib", "hotplug", "enable_annotations", "kernel", "image",
             "kernel_params", "shared_fs", "virtiofsd", "emulator",
             "free_page_reporting", "tcg_translation_cache_mib", "libvirt_cpu_readback", "allow_unconfined_qemu",
         ]
@@ -49,6 +49,7 @@ extension Configuration {
         try reader.integer("hypervisor", "memory_mib", into: &hypervisor.memoryMiB, range: 64...65536)
         try reader.integer("hypervisor", "max_vcpus", into: &hypervisor.maxVCPUs, range: 0...256)
         try reader.integer("hypervisor", "max_memory_mib", into: &hypervisor.maxMemoryMiB, range: 0...1_048_576)
+        try reader.boolean("hypervisor", "hotplug", into: &hypervisor.hotplug)
         try reader.strings(
             "hypervisor", "enable_annotations", into: &hypervisor.enableAnnotations,
             allowed: Configuration.HypervisorSection.annotatableSettings)

@@ -10,6 +10,9 @@ import SwiftKataOS
 //       destroys a stale domain of that name, creates the transient domain from FILE (- reads the
 //       XML from stdin, as the shim passes it), prints
 //       `qemu_pid=N vsock_cid=M` (vsock_cid=none without a vsock device)
+//   swiftkata-vm resize --uri URI --name NAME --plugged-mib M
+//       asks the running domain's guest to have M MiB of its virtio-mem device plugged (the guest
+//       plugs or unplugs blocks on its own; the agent waits for it); prints `plugged_mib=M`
 //   swiftkata-vm destroy --uri URI --name NAME
 //       destroys the domain (a missing one is success), then removes libvirt's log files of the
 //       domain (`DomainLogs`)
@@ -34,7 +37,11 @@ func option(_ name: String, in arguments: [String]) -> String? {
 }
 
 let arguments = Array(CommandLine.arguments.dropFirst())
-guard let command = arguments.first else { fail("usage: swiftkata-vm create --uri URI --name NAME --xml FILE | destroy --uri URI --name NAME") }
+guard let command = arguments.first else {
+    fail(
+        "usage: swiftkata-vm create --uri URI --name NAME --xml FILE | resize --uri URI --name NAME --plugged-mib M | destroy --uri URI --name NAME"
+    )
+}
 let uri = option("--uri", in: arguments) ?? "qemu:///system"
 let libvirt: LibvirtConnection
 do { libvirt = try LibvirtConnection(uri: uri) } catch { fail("libvirt at \(uri) (is libvirtd running?): \(error.message)") }
@@ -69,6 +76,16 @@ case "destroy":
     if let directory = DomainLogs.directory(uri: uri) {
         for failure in DomainLogs.remove(domain: name, in: directory) { FileHandle.standardError("removing a log of \(name): \(failure)") }
     }
+case "resize":
+    guard let name = option("--name", in: arguments), let plugged = option("--plugged-mib", in: arguments).flatMap({ Int($0) }),
+        (0...(1 << 20)).contains(plugged)
+    else { fail("resize: --name NAME and --plugged-mib 0...1048576 are required") }
+    do {
+        guard let memory = try libvirt.hotplugMemory(ofDomain: name) else { fail("resizing \(name): it was started without hot-pluggable memory") }
+        guard plugged <= memory.sizeMiB else { fail("resizing \(name): \(plugged) MiB is more than its \(memory.sizeMiB) MiB of hot-pluggable memory") }
+        if memory.requestedMiB != plugged { try libvirt.requestHotplugMemory(plugged, ofDomain: name) }
+        print("plugged_mib=\(plugged)")
+    } catch { fail("resizing \(name): \(error.message)") }
 default:
-    fail("unknown command \(command): create or destroy")
+    fail("unknown command \(command): create, resize or destroy")
 }

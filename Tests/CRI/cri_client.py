@@ -22,6 +22,7 @@ _METHODS = {
         ("RemoveContainer", pb.RemoveContainerRequest, pb.RemoveContainerResponse),
         ("ListContainers", pb.ListContainersRequest, pb.ListContainersResponse),
         ("ContainerStatus", pb.ContainerStatusRequest, pb.ContainerStatusResponse),
+        ("UpdateContainerResources", pb.UpdateContainerResourcesRequest, pb.UpdateContainerResourcesResponse),
         ("ExecSync", pb.ExecSyncRequest, pb.ExecSyncResponse),
         ("Exec", pb.ExecRequest, pb.ExecResponse),
         ("Attach", pb.AttachRequest, pb.AttachResponse),

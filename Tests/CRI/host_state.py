@@ -86,6 +86,15 @@ def qemu_pids(pod_id, domain=None):
     return [pid for pid, _, command_line in processes() if marker in command_line and "qemu" in command_line]
 
 
+def pss_bytes(pid):
+    """The process's proportional set size (smaps_rollup), bytes."""
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def cgroup_of(pid, controller):
     """The cgroup of `pid` in the v1 hierarchy of `controller` ("" for the v2 one)."""
     with open(f"/proc/{pid}/cgroup") as f:

@@ -15,6 +15,7 @@ import os
 import pty
 import re
 import select
+import sys
 import subprocess
 import time
 import unittest
@@ -624,17 +625,58 @@ class CRIEndToEnd(unittest.TestCase):
         # The shim tears the VM down after it answered Shutdown: the cgroups go moments later.
         wait_for(lambda: host_state.cgroups_named(sized.id) == [], 10, "the pod's cgroups removed with it")
         if SWIFTKATA:
-            # The same limits in a VM of the base size (256 MiB) cannot be used: what sizing fixes.
-            small = Pod("unsized")
-            try:
-                worker = small.run_container("worker", ["sleep", "3600"], resources=limits)
-                self.assertNotEqual(exec_sync(worker, allocate).exit_code, 0)
-            finally:
-                small.remove()
             # A VM above the configured maximum is refused, naming the limit.
             with self.assertRaises(grpc.RpcError) as refused:
                 Pod("toobig", annotations={"io.swiftkata.hypervisor.vcpus": "64"})
             self.assertIn("vCPUs", refused.exception.details())
+
+    def test_12o_the_vm_grows_with_its_containers_limits_and_gives_memory_back(self):
+        # No pod-level size (containerd 1.6 passes none): the VM boots at the base size and grows by
+        # hotplug when a container's limits need more, then shrinks when they are lowered. Under runc
+        # the node's own CPUs and memory serve, and the same checks hold.
+        def limits(memory_mib):
+            return pb.LinuxContainerResources(cpu_period=100000, cpu_quota=200000, memory_limit_in_bytes=memory_mib << 20)
+
+        def guest_memory_mib(container):
+            meminfo = exec_sync(container, ["cat", "/proc/meminfo"]).stdout.decode()
+            return int(meminfo.split("MemTotal:")[1].split()[0]) >> 10
+
+        def allocates(container, mebibytes):
+            return exec_sync(container, ["dd", "if=/dev/zero", "of=/dev/null", f"bs={mebibytes}M", "count=1"], timeout=60).exit_code == 0
+
+        pod = Pod("growing")
+        try:
+            worker = pod.run_container("worker", ["sleep", "3600"], resources=limits(768))
+            cpus = exec_sync(worker, ["nproc"]).stdout.decode().strip()
+            self.assertGreaterEqual(int(cpus), 2)
+            if SWIFTKATA:
+                self.assertEqual(cpus, "3")  # the base vCPU and two hot-added ones
+                self.assertGreater(guest_memory_mib(worker), 768 + 128)
+            self.assertTrue(allocates(worker, 600), "600 MiB within a 768 MiB limit")
+            self.assertFalse(allocates(worker, 900), "900 MiB above a 768 MiB limit")
+
+            harness.client.UpdateContainerResources(pb.UpdateContainerResourcesRequest(container_id=worker, linux=limits(1024)))
+            self.assertTrue(allocates(worker, 900), "900 MiB once the limit is 1 GiB")
+            if SWIFTKATA:
+                grown = guest_memory_mib(worker)
+                self.assertGreater(grown, 1024 + 128)
+                # What the guest touched is host memory until it goes back. Page cache (a file read
+                # through the shared file system) stays in use, unlike a finished process's pages.
+                exec_sync(worker, ["dd", "if=/dev/zero", "of=/tmp/cache", "bs=1M", "count=400"], timeout=60)
+                qemu = host_state.qemu_pids(pod.id)[0]
+                before = host_state.pss_bytes(qemu)
+
+            harness.client.UpdateContainerResources(pb.UpdateContainerResourcesRequest(container_id=worker, linux=limits(128)))
+            self.assertFalse(allocates(worker, 600), "600 MiB above a 128 MiB limit")
+            if SWIFTKATA:
+                # The VM shrank back towards the base plus 128 MiB, and the host got the memory back.
+                wait_for(lambda: guest_memory_mib(worker) < grown - 512, 30, "the guest gave hot-plugged memory back")
+                wait_for(lambda: host_state.pss_bytes(qemu) < before - (256 << 20), 30,
+                         f"QEMU's PSS dropped by 256 MiB from {before >> 20} MiB")
+                print(f"\n  QEMU PSS {before >> 20} MiB -> {host_state.pss_bytes(qemu) >> 20} MiB after the shrink",
+                      file=sys.stderr)
+        finally:
+            pod.remove()
 
     def test_12i_host_to_container_propagation_carries_existing_submounts(self):
         # A HostToContainer volume shows what is mounted below its source when the container starts

@@ -233,6 +233,15 @@ struct HostileService: Swiftkata_Agent_V1_AgentService {
         throw TTRPCError(.unimplemented, "no port forwarding")
     }
     func closePortForward(_ request: Swiftkata_Agent_V1_ClosePortForwardRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { .init() }
+    func adjustResources(
+        _ request: Swiftkata_Agent_V1_AdjustResourcesRequest, context: TTRPCCallContext
+    ) async throws -> Swiftkata_Agent_V1_AdjustResourcesResponse {
+        // Claims far more than it was given: the host must not believe it.
+        .with {
+            $0.onlineVcpus = 4096
+            $0.pluggedMemoryBytes = .max
+        }
+    }
     func startDebugConsole(
         _ request: Swiftkata_Agent_V1_StartDebugConsoleRequest, context: TTRPCCallContext
     ) async throws -> Swiftkata_Agent_V1_StartDebugConsoleResponse {

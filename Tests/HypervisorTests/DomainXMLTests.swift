@@ -31,7 +31,13 @@ struct DomainXMLTests {
         kvmPlain.translationCacheMiB = 32  // ignored: KVM has no translation cache
         kvmPlain.cpuReadback = .perFeature
         kvmPlain.image = .initrd(path: "/usr/share/swiftkata/swiftkata-initrd.img")
-        return [("tcg-9p-serial", tcg9p), ("tcg-virtiofs-vsock-tap", tcgVirtiofsNet), ("kvm-q35-vsock", kvmPlain)]
+        // A VM that grows: 8 vCPU threads with 1 booted, 256 MiB plus a virtio-mem device up to 4 GiB.
+        var tcgGrowing = tcgVirtiofsNet
+        tcgGrowing.hotplug = .init(maxVCPUs: 8, maxMemoryMiB: 4096)
+        return [
+            ("tcg-9p-serial", tcg9p), ("tcg-virtiofs-vsock-tap", tcgVirtiofsNet), ("kvm-q35-vsock", kvmPlain),
+            ("tcg-virtiofs-hotplug", tcgGrowing),
+        ]
     }()
 
     @Test(arguments: cases.map(\.0))
@@ -57,6 +63,25 @@ struct DomainXMLTests {
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         validate.waitUntilExit()
         #expect(validate.terminationStatus == 0, "\(text)")
+    }
+
+    @Test func aGrowingVMBootsItsSizeOfItsVCPUsAndKeepsTCGsCacheForTheBootedOnes() throws {
+        var vm = Self.base(.tcg, channel: .vsock)
+        vm.vcpus = 2
+        vm.memoryMiB = 300
+        vm.translationCacheMiB = 32
+        vm.hotplug = .init(maxVCPUs: 8, maxMemoryMiB: 1000)
+        let xml = try DomainXML.render(vm)
+        #expect(xml.contains("<vcpu>8</vcpu>"))
+        #expect(xml.contains(" maxcpus=2 memory_hotplug.online_policy=auto-movable "))
+        #expect(xml.contains("<tb-cache unit='MiB'>44</tb-cache>"), "32 MiB plus a 2 MiB region for each of 6 offline vCPUs")
+        // The device is whole 128 MiB guest memory blocks: 700 MiB → 640.
+        #expect(xml.contains("<size unit='MiB'>640</size>"))
+        #expect(xml.contains("<maxMemory slots='1' unit='MiB'>940</maxMemory>"))
+        #expect(throws: VMDescriptionError.self) {
+            vm.hotplug = .init(maxVCPUs: 1, maxMemoryMiB: 1000)
+            _ = try DomainXML.render(vm)
+        }
     }
 
     @Test func textIsEscaped() throws {

@@ -149,6 +149,18 @@ actor FakeAgent: Swiftkata_Agent_V1_AgentCalls {
         return .init()
     }
 
+    /// Hot-added resources the guest does not take (a guest without the drivers, or one too busy).
+    private var takesNoResources = false
+    func refuseHotplug() { takesNoResources = true }
+
+    func adjustResources(_ request: Swiftkata_Agent_V1_AdjustResourcesRequest) async throws -> Swiftkata_Agent_V1_AdjustResourcesResponse {
+        try begin("AdjustResources")
+        return .with {
+            $0.onlineVcpus = takesNoResources ? 1 : request.vcpus
+            $0.pluggedMemoryBytes = takesNoResources ? 0 : request.pluggedMemoryBytes
+        }
+    }
+
     func statsContainer(_ request: Swiftkata_Agent_V1_StatsContainerRequest) async throws -> Swiftkata_Agent_V1_StatsContainerResponse {
         try begin("StatsContainer")
         return .with { $0.cgroup.memoryCurrent = 1 << 20 }
@@ -264,7 +276,7 @@ final class FakeMachine: PodMachine {
     let networkRecord: (namespacePath: String, interface: String)? = nil
     let events: AsyncStream<DomainLifecycleEvent>
     private let lifecycle: AsyncStream<DomainLifecycleEvent>.Continuation
-    private let state = Mutex((connected: true, destroyed: 0))
+    private let state = Mutex((connected: true, destroyed: 0, resizes: [VMSize]()))
 
     init(agentFailures: [String: TTRPCError] = [:]) {
         fake = FakeAgent(failures: agentFailures)
@@ -304,6 +316,15 @@ final class FakeMachine: PodMachine {
 
     func observeAgentCalls(_ observer: @escaping TTRPCCallObserver) {
         fake.observer.set(observer)
+    }
+
+    let hotplugCeiling: VMSize? = VMSize(vcpus: 8, memoryMiB: 4096)
+    /// The sizes the VM was resized to, in order.
+    var resizes: [VMSize] { state.withLock { $0.resizes } }
+
+    func resize(from current: VMSize, to size: VMSize) async throws(ShimError) -> VMSize {
+        state.withLock { $0.resizes.append(size) }
+        return try await PodResize.adjustGuest(agent, to: size, boot: report.size)
     }
 }
 

@@ -41,12 +41,17 @@ final class PodHarness: Sendable {
     func context(_ method: String) -> TTRPCCallContext { TTRPCCallContext(service: "containerd.task.v2.Task", method: method) }
 
     /// Writes a bundle for container `id` and returns its Create request; stdout goes to a file.
-    func createRequest(_ id: String, annotations: [String: String] = [:]) throws -> Containerd_Task_V2_CreateTaskRequest {
+    func createRequest(
+        _ id: String, annotations: [String: String] = [:], resources: [String: Any] = [:]
+    ) throws -> Containerd_Task_V2_CreateTaskRequest {
         let bundle = directory.appendingPathComponent("bundles/\(id)")
         try FileManager.default.createDirectory(at: bundle, withIntermediateDirectories: true)
         let spec: [String: Any] = [
             "ociVersion": "1.1.0", "process": ["args": ["/bin/sh"], "cwd": "/"], "root": ["path": "rootfs"],
-            "annotations": annotations, "linux": ["namespaces": [["type": "pid"], ["type": "ipc"], ["type": "uts"], ["type": "mount"], ["type": "network"]]],
+            "annotations": annotations,
+            "linux": [
+                "namespaces": [["type": "pid"], ["type": "ipc"], ["type": "uts"], ["type": "mount"], ["type": "network"]], "resources": resources,
+            ],
         ]
         try JSONSerialization.data(withJSONObject: spec).write(to: bundle.appendingPathComponent("config.json"))
         return .with {
@@ -70,8 +75,8 @@ final class PodHarness: Sendable {
         return path
     }
 
-    func create(_ id: String, annotations: [String: String] = [:]) async throws -> UInt32 {
-        try await service.create(try createRequest(id, annotations: annotations), context: context("Create")).pid
+    func create(_ id: String, annotations: [String: String] = [:], resources: [String: Any] = [:]) async throws -> UInt32 {
+        try await service.create(try createRequest(id, annotations: annotations, resources: resources), context: context("Create")).pid
     }
 
     func start(_ id: String, exec: String = "") async throws {

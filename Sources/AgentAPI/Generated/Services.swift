@@ -32,12 +32,13 @@ public protocol Swiftkata_Agent_V1_AgentService: Sendable {
     func readPortForward(_ request: Swiftkata_Agent_V1_ReadPortForwardRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_ReadPortForwardResponse
     func closePortForward(_ request: Swiftkata_Agent_V1_ClosePortForwardRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty
     func startDebugConsole(_ request: Swiftkata_Agent_V1_StartDebugConsoleRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_StartDebugConsoleResponse
+    func adjustResources(_ request: Swiftkata_Agent_V1_AdjustResourcesRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_AdjustResourcesResponse
 }
 
 /// `swiftkata.agent.v1.Agent` on the wire: its name and its methods, in the order the proto declares them.
 public enum Swiftkata_Agent_V1_AgentWire {
     public static let serviceName = "swiftkata.agent.v1.Agent"
-    public static let methodNames = ["Health", "CreateSandbox", "DestroySandbox", "CreateContainer", "StartContainer", "RemoveContainer", "PauseContainer", "ResumeContainer", "UpdateContainer", "StatsContainer", "ListProcesses", "ExecProcess", "SignalProcess", "WaitProcess", "ResizeTty", "WriteStdin", "CloseStdin", "ReadOutput", "GetOOMEvent", "OpenPortForward", "WritePortForward", "ReadPortForward", "ClosePortForward", "StartDebugConsole"]
+    public static let methodNames = ["Health", "CreateSandbox", "DestroySandbox", "CreateContainer", "StartContainer", "RemoveContainer", "PauseContainer", "ResumeContainer", "UpdateContainer", "StatsContainer", "ListProcesses", "ExecProcess", "SignalProcess", "WaitProcess", "ResizeTty", "WriteStdin", "CloseStdin", "ReadOutput", "GetOOMEvent", "OpenPortForward", "WritePortForward", "ReadPortForward", "ClosePortForward", "StartDebugConsole", "AdjustResources"]
     /// The methods that wait by design (`no-deadline`): their time is waiting, not latency.
     public static let waitingMethods: Set<String> = ["WaitProcess", "ReadOutput", "GetOOMEvent", "ReadPortForward"]
 }
@@ -120,6 +121,9 @@ extension Swiftkata_Agent_V1_AgentService {
         }
         service.addMethod("StartDebugConsole") { (request: Swiftkata_Agent_V1_StartDebugConsoleRequest, context) in
             try await self.startDebugConsole(request, context: context)
+        }
+        service.addMethod("AdjustResources") { (request: Swiftkata_Agent_V1_AdjustResourcesRequest, context) in
+            try await self.adjustResources(request, context: context)
         }
         return service
     }
@@ -322,6 +326,14 @@ public struct Swiftkata_Agent_V1_AgentClient: Sendable {
             service: "swiftkata.agent.v1.Agent", method: "StartDebugConsole", request: request,
             responseType: Swiftkata_Agent_V1_StartDebugConsoleResponse.self, metadata: metadata, timeout: timeout)
     }
+
+    public func adjustResources(
+        _ request: Swiftkata_Agent_V1_AdjustResourcesRequest, metadata: TTRPCMetadata = [:], timeout: Duration? = nil
+    ) async throws -> Swiftkata_Agent_V1_AdjustResourcesResponse {
+        try await connection.call(
+            service: "swiftkata.agent.v1.Agent", method: "AdjustResources", request: request,
+            responseType: Swiftkata_Agent_V1_AdjustResourcesResponse.self, metadata: metadata, timeout: timeout)
+    }
 }
 
 /// The calls a client makes to `swiftkata.agent.v1.Agent`, without transport details: what tests fake.
@@ -351,6 +363,7 @@ public protocol Swiftkata_Agent_V1_AgentCalls: Sendable {
     func readPortForward(_ request: Swiftkata_Agent_V1_ReadPortForwardRequest) async throws -> Swiftkata_Agent_V1_ReadPortForwardResponse
     func closePortForward(_ request: Swiftkata_Agent_V1_ClosePortForwardRequest) async throws -> Google_Protobuf_Empty
     func startDebugConsole(_ request: Swiftkata_Agent_V1_StartDebugConsoleRequest) async throws -> Swiftkata_Agent_V1_StartDebugConsoleResponse
+    func adjustResources(_ request: Swiftkata_Agent_V1_AdjustResourcesRequest) async throws -> Swiftkata_Agent_V1_AdjustResourcesResponse
 }
 
 /// `swiftkata.agent.v1.Agent` over a ttrpc connection. Every call carries `callTimeout` as its deadline, but
@@ -505,5 +518,11 @@ public struct Swiftkata_Agent_V1_AgentSession: Swiftkata_Agent_V1_AgentCalls {
         try await connection.call(
             service: "swiftkata.agent.v1.Agent", method: "StartDebugConsole", request: request,
             responseType: Swiftkata_Agent_V1_StartDebugConsoleResponse.self, timeout: callTimeout)
+    }
+
+    public func adjustResources(_ request: Swiftkata_Agent_V1_AdjustResourcesRequest) async throws -> Swiftkata_Agent_V1_AdjustResourcesResponse {
+        try await connection.call(
+            service: "swiftkata.agent.v1.Agent", method: "AdjustResources", request: request,
+            responseType: Swiftkata_Agent_V1_AdjustResourcesResponse.self, timeout: callTimeout)
     }
 }

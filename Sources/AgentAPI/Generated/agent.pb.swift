@@ -110,6 +110,41 @@ public nonisolated enum Swiftkata_Agent_V1_OutputStream: SwiftProtobuf.Enum, Swi
 
 }
 
+public nonisolated struct Swiftkata_Agent_V1_AdjustResourcesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// vCPUs the VM has now; hot-added ones that are offline are onlined.
+  public var vcpus: UInt32 = 0
+
+  /// Memory the host asked the guest's virtio-mem device to have plugged, bytes (0: none).
+  public var pluggedMemoryBytes: UInt64 = 0
+
+  /// How long to wait for the guest to reach both, at most 60000.
+  public var timeoutMs: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Swiftkata_Agent_V1_AdjustResourcesResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// vCPUs online in the guest.
+  public var onlineVcpus: UInt32 = 0
+
+  /// Memory the guest has from hotplug (MemTotal now minus MemTotal at boot), bytes.
+  public var pluggedMemoryBytes: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Swiftkata_Agent_V1_HealthRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -885,6 +920,81 @@ nonisolated extension Swiftkata_Agent_V1_SharedFilesystemType: SwiftProtobuf._Pr
 
 nonisolated extension Swiftkata_Agent_V1_OutputStream: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OUTPUT_STREAM_STDOUT\0\u{1}OUTPUT_STREAM_STDERR\0")
+}
+
+nonisolated extension Swiftkata_Agent_V1_AdjustResourcesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AdjustResourcesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vcpus\0\u{3}plugged_memory_bytes\0\u{3}timeout_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.vcpus) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.pluggedMemoryBytes) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.timeoutMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.vcpus != 0 {
+      try visitor.visitSingularUInt32Field(value: self.vcpus, fieldNumber: 1)
+    }
+    if self.pluggedMemoryBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.pluggedMemoryBytes, fieldNumber: 2)
+    }
+    if self.timeoutMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.timeoutMs, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Swiftkata_Agent_V1_AdjustResourcesRequest, rhs: Swiftkata_Agent_V1_AdjustResourcesRequest) -> Bool {
+    if lhs.vcpus != rhs.vcpus {return false}
+    if lhs.pluggedMemoryBytes != rhs.pluggedMemoryBytes {return false}
+    if lhs.timeoutMs != rhs.timeoutMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Swiftkata_Agent_V1_AdjustResourcesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AdjustResourcesResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}online_vcpus\0\u{3}plugged_memory_bytes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.onlineVcpus) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.pluggedMemoryBytes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.onlineVcpus != 0 {
+      try visitor.visitSingularUInt32Field(value: self.onlineVcpus, fieldNumber: 1)
+    }
+    if self.pluggedMemoryBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.pluggedMemoryBytes, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Swiftkata_Agent_V1_AdjustResourcesResponse, rhs: Swiftkata_Agent_V1_AdjustResourcesResponse) -> Bool {
+    if lhs.onlineVcpus != rhs.onlineVcpus {return false}
+    if lhs.pluggedMemoryBytes != rhs.pluggedMemoryBytes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
 }
 
 nonisolated extension Swiftkata_Agent_V1_HealthRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -15,6 +15,8 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
     let reaper: Reaper
     let containers: ContainerManager
     let portForwards = PortForwards()
+    /// Made when the service is, at the agent's start: before anything was hot-plugged.
+    let resources = GuestResources()
     let logger: Logger
 
     static let version = "0.1.0"
@@ -324,6 +326,29 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
     func closePortForward(_ request: Swiftkata_Agent_V1_ClosePortForwardRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
         try await portForwards.close(request.connectionID, writeOnly: request.writeOnly)
         return Google_Protobuf_Empty()
+    }
+
+    func adjustResources(
+        _ request: Swiftkata_Agent_V1_AdjustResourcesRequest, context: TTRPCCallContext
+    ) async throws -> Swiftkata_Agent_V1_AdjustResourcesResponse {
+        guard (1...GuestResources.maxCPUs).contains(Int(request.vcpus)) else {
+            throw AgentError(code: .invalid, description: "vcpus \(request.vcpus) is outside 1...\(GuestResources.maxCPUs)")
+        }
+        guard request.pluggedMemoryBytes <= UInt64(1) << 50 else {
+            throw AgentError(code: .invalid, description: "plugged memory \(request.pluggedMemoryBytes) is above 1 PiB")
+        }
+        let timeout = Duration.milliseconds(min(request.timeoutMs, 60_000))
+        let reached = await resources.adjust(vcpus: Int(request.vcpus), pluggedBytes: request.pluggedMemoryBytes, timeout: timeout)
+        logger.info(
+            "resources adjusted",
+            metadata: [
+                "vcpus": "\(reached.onlineVCPUs)/\(request.vcpus)",
+                "plugged_mib": "\(reached.pluggedBytes >> 20)/\(request.pluggedMemoryBytes >> 20)",
+            ])
+        return .with {
+            $0.onlineVcpus = UInt32(reached.onlineVCPUs)
+            $0.pluggedMemoryBytes = reached.pluggedBytes
+        }
     }
 
     func startDebugConsole(
