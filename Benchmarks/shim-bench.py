@@ -226,23 +226,16 @@ def main():
             containerd.ctr("task", "rm", "-f", "bench-sized-idle", check=False)
             containerd.ctr("container", "rm", "bench-sized-idle", check=False)
 
-        # growth: a container's memory limit raised by 512 MiB while it runs (`ctr task update`); in
-        # the VM a virtio-mem hot-add the guest has plugged before the update returns
+        # growth: a container with a 512 MiB memory limit in a VM of the base size; the VM hot-adds
+        # 512 MiB (virtio-mem) before the guest creates the container. Against the same run without a
+        # limit, the difference is the hot-add as a pod start sees it.
         hot_add = {}
         for runtime in ["runc", "swiftkata"]:
             times = []
             for n in range(args.runs):
-                cid = f"bench-{runtime}-grow-{n}"
-                containerd.ctr("run", "-d", *runtime_flag(runtime), REF, cid, "sleep", "3600")
-                try:
-                    start = time.monotonic()
-                    containerd.ctr("task", "update", "--memory-limit", str(512 << 20), cid)
-                    times.append(time.monotonic() - start)
-                finally:
-                    containerd.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
-                    time.sleep(0.5)
-                    containerd.ctr("task", "rm", "-f", cid, check=False)
-                    containerd.ctr("container", "rm", cid, check=False)
+                start = time.monotonic()
+                containerd.ctr("run", "--rm", *runtime_flag(runtime), "--memory-limit", str(512 << 20), REF, f"bench-{runtime}-grow-{n}", "true")
+                times.append(time.monotonic() - start)
             hot_add[runtime] = times
 
         # what a VM that can grow costs at boot (vCPU threads, the virtio-mem device) against one
@@ -299,9 +292,10 @@ def main():
         s = median_ms(sized)
         print(f"{'ctr run --rm true, 2 vCPU 1 GiB VM (ms)':<44}{r:>12.0f}{s:>12.0f}{b:>12.0f}{s / k:>9.2f}x  (vs the base VM)")
         print(f"{'host PSS, idle pod, 1 GiB VM (MiB)':<44}{'':>12}{sized_pss / 1024:>12.1f}{'':>12}{sized_pss / max(total, 1):>9.2f}x  (vs 256 MiB)")
-        hr, hk = median_ms(hot_add["runc"]), median_ms(hot_add["swiftkata"])
-        print(f"{'ctr task update +512 MiB memory (ms)':<44}{hr:>12.0f}{hk:>12.0f}{'':>12}{hk / hr:>9.1f}x  (VM: virtio-mem hot-add)")
         f, g = median_ms(fixed), median_ms(growable)
+        hr, hk = median_ms(hot_add["runc"]), median_ms(hot_add["swiftkata"])
+        print(f"{'ctr run --rm true, 512 MiB limit (ms)':<44}{hr:>12.0f}{hk:>12.0f}{'':>12}{hk / hr:>9.1f}x")
+        print(f"{'  the 512 MiB hot-add in it (ms)':<44}{hr - r:>12.0f}{hk - g:>12.0f}{'':>12}{'(vs no limit)':>10}")
         print(f"{'ctr run --rm true, hotplug off / on (ms)':<44}{'':>12}{f:>6.0f} / {g:.0f}{'':>6}{g / f:>9.2f}x  (boot cost of growth)")
         p = median_ms(pooled)
         print(f"{'ctr run --rm true, warm pool of 1 (ms)':<44}{r:>12.0f}{p:>12.0f}{b:>12.0f}{p / r:>9.1f}x")

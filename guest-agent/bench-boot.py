@@ -12,7 +12,7 @@ Usage: bench-boot.py KERNEL IMAGE [--runs N] [--accel tcg|kvm]
 """
 import argparse, os, shutil, socket, statistics, struct, subprocess, tempfile, time
 
-CMDLINE = "console=ttyS0 quiet noapictimer no_timer_check acpi=noirq random.trust_cpu=on panic=-1"
+CMDLINE = "console=ttyS0 quiet noapictimer no_timer_check acpi=noirq random.trust_cpu=on tsc=reliable panic=-1"
 
 def image_args(image):
     """QEMU arguments and kernel parameters for a guest image: an ext4 root disk or an initramfs

@@ -19,7 +19,7 @@ struct HypervisorBench {
         }
         let kernel = arguments[1], image = arguments[2]
         let runs = arguments.count > 3 ? Int(arguments[3]) ?? 5 : 5
-        let cmdline = "console=ttyS0 quiet noapictimer no_timer_check acpi=noirq random.trust_cpu=on panic=-1"
+        let cmdline = "console=ttyS0 quiet noapictimer no_timer_check acpi=noirq random.trust_cpu=on tsc=reliable panic=-1"
         let libvirt = try LibvirtConnection()
         let guestImage = try GuestImage.load(path: image)
         var bare: [Double] = [], viaLibvirt: [Double] = [], createCall: [Double] = []

@@ -54,7 +54,11 @@ final class PodVM: PodMachine {
 
     var hotplugCeiling: VMSize? {
         let hypervisor = plan.configuration.hypervisor
-        return hypervisor.hotplug ? PodSizing.maximum(hypervisor: hypervisor, host: .current) : nil
+        guard hypervisor.hotplug else { return nil }
+        let host = PodSizing.Host.current
+        return VMSize(
+            vcpus: max(report.size.vcpus, PodSizing.usefulVCPUs(hypervisor: hypervisor, host: host)),
+            memoryMiB: max(report.size.memoryMiB, PodSizing.maximum(hypervisor: hypervisor, host: host).memoryMiB))
     }
 
     func resize(from current: VMSize, to size: VMSize) async throws(ShimError) -> VMSize {

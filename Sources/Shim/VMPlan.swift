@@ -64,8 +64,10 @@ struct VMPlan: Sendable {
             vm.memoryMiB = size.memoryMiB
         }
         if hypervisor.hotplug {
-            let maximum = PodSizing.maximum(hypervisor: hypervisor, host: .current)
-            vm.hotplug = .init(maxVCPUs: max(maximum.vcpus, vm.vcpus), maxMemoryMiB: max(maximum.memoryMiB, vm.memoryMiB))
+            let host = PodSizing.Host.current
+            vm.hotplug = .init(
+                maxVCPUs: max(PodSizing.usefulVCPUs(hypervisor: hypervisor, host: host), vm.vcpus),
+                maxMemoryMiB: max(PodSizing.maximum(hypervisor: hypervisor, host: host).memoryMiB, vm.memoryMiB))
         }
         return vm
     }

@@ -40,9 +40,11 @@ public struct Configuration: Sendable, Equatable {
         /// qemu.conf `user`, `seccomp_sandbox`): a QEMU escape is then host root. Off: such pods fail.
         public var allowUnconfinedQEMU = false
 
-        /// What the guest kernel always gets: serial console, fast TCG boot, seeded RNG, and a halt
+        /// What the guest kernel always gets: serial console, fast TCG boot, the TSC as its clock
+        /// (with more than one vCPU the kernel would distrust an emulated non-Intel CPU's TSC and
+        /// read the emulated HPET instead), seeded RNG, and a halt
         /// (not a reboot) on panic so a crashed guest ends its domain.
-        public static let baseKernelParameters = "console=ttyS0 quiet noapictimer no_timer_check acpi=noirq random.trust_cpu=on panic=-1"
+        public static let baseKernelParameters = "console=ttyS0 quiet noapictimer no_timer_check acpi=noirq random.trust_cpu=on tsc=reliable panic=-1"
 
         public var kernelCommandLine: String {
             kernelParameters.isEmpty ? Self.baseKernelParameters : "\(Self.baseKernelParameters) \(kernelParameters)"

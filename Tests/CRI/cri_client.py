@@ -29,6 +29,7 @@ _METHODS = {
         ("PortForward", pb.PortForwardRequest, pb.PortForwardResponse),
         ("ContainerStats", pb.ContainerStatsRequest, pb.ContainerStatsResponse),
         ("ListContainerStats", pb.ListContainerStatsRequest, pb.ListContainerStatsResponse),
+        ("ListPodSandboxStats", pb.ListPodSandboxStatsRequest, pb.ListPodSandboxStatsResponse),
     ],
     "runtime.v1.ImageService": [
         ("ListImages", pb.ListImagesRequest, pb.ListImagesResponse),

@@ -150,7 +150,8 @@ def tearDownModule():
 class Pod:
     """A pod sandbox the tests made, with its config (CreateContainer needs it) and its containers."""
 
-    def __init__(self, name, hostname="", mounts=(), sysctls=None, privileged=False, pid=pb.CONTAINER, ipc=pb.POD, annotations=None):
+    def __init__(self, name, hostname="", mounts=(), sysctls=None, privileged=False, pid=pb.CONTAINER, ipc=pb.POD, annotations=None,
+                 cgroup_parent=""):
         self.name = name
         self.log_directory = f"{harness.log_root}/{name}"
         os.makedirs(self.log_directory, exist_ok=True)
@@ -160,7 +161,7 @@ class Pod:
             log_directory=self.log_directory,
             labels={"swiftkata-cri-test": name},
             annotations=annotations or {},
-            linux=pb.LinuxPodSandboxConfig(security_context=pb.LinuxSandboxSecurityContext(
+            linux=pb.LinuxPodSandboxConfig(cgroup_parent=cgroup_parent, security_context=pb.LinuxSandboxSecurityContext(
                 namespace_options=pb.NamespaceOption(network=pb.POD, pid=pid, ipc=ipc), privileged=privileged),
                 sysctls=sysctls or {}),
         )
@@ -677,6 +678,46 @@ class CRIEndToEnd(unittest.TestCase):
                       file=sys.stderr)
         finally:
             pod.remove()
+
+    def test_12p_pod_stats_are_the_vms_host_cost(self):
+        # Pod-level stats (ListPodSandboxStats, what kubelet's summary reads) are the pod's cgroup on
+        # the host, which kubelet names as the sandbox's cgroup parent: under runc the pause process
+        # and the containers; with swiftkata the VM's QEMU and virtiofsd, which run there.
+        parent = f"swiftkata-cri-pod{uuid.uuid4().hex[:12]}"
+        pod = Pod("accounted", cgroup_parent=f"/{parent}")
+        try:
+            busy = pod.run_container("busy", ["sleep", "3600"])
+
+            def pod_figures():
+                listed = harness.client.ListPodSandboxStats(pb.ListPodSandboxStatsRequest(
+                    filter=pb.PodSandboxStatsFilter(id=pod.id))).stats
+                self.assertEqual([stats.attributes.id for stats in listed], [pod.id])
+                return listed[0].linux.cpu.usage_core_nano_seconds.value, listed[0].linux.memory.working_set_bytes.value
+
+            def qemu_cpu_ns():
+                with open(f"/proc/{host_state.qemu_pids(pod.id)[0]}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+            pod_cpu, pod_memory = pod_figures()
+            self.assertGreater(pod_cpu, 0)
+            self.assertGreater(pod_memory, 0)
+            if SWIFTKATA:
+                self.assertGreater(pod_memory, 32 << 20, "the guest memory the VM touched is the pod's")
+                # What the VM spends on a busy container is the pod's (a VM claimed from the warm pool
+                # booted outside it: compare what both spend from now on).
+                qemu_before = qemu_cpu_ns()
+                exec_sync(busy, ["dd", "if=/dev/zero", "of=/dev/null", "bs=64k", "count=20000"], timeout=60)
+                qemu_spent, pod_spent = qemu_cpu_ns() - qemu_before, pod_figures()[0] - pod_cpu
+                self.assertGreater(qemu_spent, 100_000_000, "the exec kept QEMU busy")
+                self.assertGreater(pod_spent, qemu_spent * 8 // 10, f"pod CPU +{pod_spent} ns, QEMU's +{qemu_spent} ns")
+        finally:
+            pod.remove()
+            # kubelet removes the pod's cgroup after the pod; here the test does, in every hierarchy.
+            wait_for(lambda: all(not os.listdir(d) or all(not os.path.isdir(f"{d}/{e}") for e in os.listdir(d))
+                                 for d in host_state.cgroups_named(parent)), 10, "the sandbox's cgroups removed")
+            for directory in host_state.cgroups_named(parent):
+                os.rmdir(directory)
 
     def test_12i_host_to_container_propagation_carries_existing_submounts(self):
         # A HostToContainer volume shows what is mounted below its source when the container starts

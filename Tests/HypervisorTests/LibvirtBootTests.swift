@@ -27,7 +27,7 @@ struct LibvirtBootTests {
         chmod(directory, 0o777)
         var vm = VMDescription(
             owner: .init(podID: pod, namespace: "swiftkata-libvirt-test"), accelerator: .tcg, kernel: kernel, image: try GuestImage.load(path: image),
-            kernelCommandLine: "console=ttyS0 quiet noapictimer acpi=noirq random.trust_cpu=on panic=-1",
+            kernelCommandLine: "console=ttyS0 quiet noapictimer acpi=noirq random.trust_cpu=on tsc=reliable panic=-1",
             agentChannel: .virtioSerial(socketPath: "\(directory)/agent.sock", name: AgentProtocol.serialPortName),
             consoleLog: "\(directory)/console.log")
         vm.sharedFilesystem = .ninep(hostPath: "\(directory)/shared", tag: "swiftkata")

@@ -102,4 +102,19 @@ import Testing
             try PodSizing.target(boot: base, containers: ContainerLimits(memoryBytes: 16 << 30), hypervisor: hypervisor, host: host)
         }
     }
+
+    @Test func aCPULimitBeyondTheHostGetsTheHostsCPUsUnlessAMaximumIsConfigured() throws {
+        var hypervisor = Configuration().hypervisor
+        let twoCores = PodSizing.Host(memoryMiB: 8192, cpus: 2)
+        let four = ContainerLimits(cpuMillis: 4000)
+        let base = VMSize(vcpus: 1, memoryMiB: 256)
+        // No pod can use more than the node's 2 CPUs: the base plus 2, not an error (as under runc).
+        #expect(try PodSizing.target(boot: base, containers: four, hypervisor: hypervisor, host: twoCores).vcpus == 3)
+        #expect(PodSizing.usefulVCPUs(hypervisor: hypervisor, host: twoCores) == 3)
+        // A configured maximum is a limit: above it the update fails, naming it.
+        hypervisor.maxVCPUs = 4
+        #expect(PodSizing.usefulVCPUs(hypervisor: hypervisor, host: twoCores) == 4)
+        let error = #expect(throws: ShimError.self) { try PodSizing.target(boot: base, containers: four, hypervisor: hypervisor, host: twoCores) }
+        #expect("\(error.map { String(describing: $0) } ?? "")".contains("hypervisor.max_vcpus (4)"))
+    }
 }
