@@ -56,6 +56,38 @@ extension ShimEndToEndTests {
         #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
     }
 
+    /// libvirtd killed while it starts a pod's domain (the libvirt helper is inside its create call):
+    /// the create either finishes or fails naming libvirt, and once libvirtd is back (it finds a QEMU
+    /// it had started and takes it over) the container's removal leaves no domain and no QEMU.
+    @Test func libvirtdKilledInsideADomainStart() throws {
+        let id = "fault-libvirtd-create"
+        let output = Pipe()
+        let run = try containerd.ctrInBackground(["run", "--rm", "--runtime", "io.containerd.swiftkata.v2", containerd.imageRef, id, "true"], output: output)
+        defer { removeContainer(id) }
+        var restarted = false
+        defer { if !restarted { _ = PrivateContainerd.restartLibvirtd() } }
+        var killed = false
+        _ = pollUntil(timeout: 30, every: 0.005) {
+            guard HostLeftovers.processes().contains(where: { $0.1.contains("swiftkata-vm create") && $0.1.contains("-\(id)-") }) else { return false }
+            killed = PrivateContainerd.run("/usr/bin/pkill", ["-9", "-x", "libvirtd"]).status == 0
+            return true
+        }
+        try #require(killed, "never saw the helper starting the domain")
+        run.waitUntilExit()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        if run.terminationStatus != 0 {
+            #expect(text.contains("libvirt"), "the error does not name libvirt: \(text)")
+        }
+        if let error = PrivateContainerd.restartLibvirtd() { Issue.record(Comment(rawValue: error)) }
+        restarted = true
+        removeContainer(id)
+        #expect(HostLeftovers.awaitClean(namespace: containerd.namespace, timeout: 30) == [])
+        #expect(containerd.domainName(of: id) == nil, "a domain is left running")
+        let after = containerd.runContainer("fault-libvirtd-create-back", ["sh", "-c", "echo booted"])
+        #expect(after.status == 0 && after.output == "booted\n", "\(after.output)")
+        #expect(HostLeftovers.awaitClean(namespace: containerd.namespace) == [])
+    }
+
     /// virtlogd (which writes every pod's console log) killed: the running pod goes on, is deleted
     /// cleanly, and once virtlogd is back new pods start.
     @Test func virtlogdKilledUnderARunningPod() throws {
