@@ -16,7 +16,9 @@ public struct BootWatch: Sendable {
     /// The VM's work so far: QEMU's CPU time and the console's size (nil: cannot be read).
     public var progress: @Sendable () -> Progress?
 
-    /// A reading of a VM's work. Any change of the console, or 20 ms more CPU time, is progress.
+    /// A reading of a VM's work. Any change of the console is progress, and so is guest CPU time
+    /// of at least 5% of the time since the last progress (at least 20 ms): an idle guest's timer
+    /// ticks are not.
     public struct Progress: Sendable, Equatable {
         public var cpuMilliseconds: UInt64
         public var consoleBytes: Int64
@@ -26,8 +28,8 @@ public struct BootWatch: Sendable {
             self.consoleBytes = consoleBytes
         }
 
-        func isProgress(since earlier: Progress) -> Bool {
-            consoleBytes != earlier.consoleBytes || cpuMilliseconds >= earlier.cpuMilliseconds + 20
+        func isProgress(since earlier: Progress, after elapsed: Duration) -> Bool {
+            consoleBytes != earlier.consoleBytes || cpuMilliseconds >= earlier.cpuMilliseconds + max(20, UInt64(elapsed.milliseconds / 20))
         }
     }
 
@@ -46,12 +48,13 @@ public struct BootWatch: Sendable {
         return BootWatch(limit: limit, stall: limit, isAlive: isAlive, progress: { nil })
     }
 
-    /// A pod VM's QEMU (`pid`) and its console log.
+    /// A pod VM's QEMU (`pid`) and its console log. The CPU time is the vCPU threads' (the guest's
+    /// own work), not QEMU's main loop, which emulates timers even for an idle guest.
     public static func qemu(pid: pid_t, console: String, limit: Duration, stall: Duration) -> BootWatch {
         BootWatch(
             limit: limit, stall: stall, isAlive: { pid > 0 && kill(pid, 0) == 0 },
             progress: {
-                guard let cpu = ProcessCPUTime.milliseconds(pid: pid) else { return nil }
+                guard let cpu = ProcessCPUTime.milliseconds(pid: pid, threadsNamed: "CPU ") ?? ProcessCPUTime.milliseconds(pid: pid) else { return nil }
                 var info = stat()
                 return Progress(cpuMilliseconds: cpu, consoleBytes: lstat(console, &info) == 0 ? Int64(info.st_size) : -1)
             })
@@ -85,7 +88,7 @@ public struct BootWatch: Sendable {
             if now - lastSample >= .milliseconds(250) {
                 lastSample = now
                 if let reading = watch.progress() {
-                    if let last = lastReading, !reading.isProgress(since: last) {
+                    if let last = lastReading, !reading.isProgress(since: last, after: now - lastProgress) {
                         if now - lastProgress >= watch.stall {
                             return "the VM made no progress for \(watch.stall) (QEMU used no CPU time and its console was silent)"
                         }

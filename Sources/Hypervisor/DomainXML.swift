@@ -165,7 +165,7 @@ public enum DomainXML {
     }
 
     /// Escapes text and attribute values (attributes are single-quoted).
-    static func escape(_ text: String) -> String {
+    public static func escape(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for character in text {

@@ -67,6 +67,17 @@ public struct VMControl: Sendable {
         }
     }
 
+    /// Attaches the host block device `source` to the running domain as a virtio-blk disk the guest
+    /// finds by `serial`.
+    public func attachDisk(name: String, source: String, serial: String, readOnly: Bool) throws(Failure) {
+        _ = try run(["attach-disk", "--uri", uri, "--name", name, "--source", source, "--serial", serial] + (readOnly ? ["--readonly"] : []))
+    }
+
+    /// Asks the running domain to release the disk with `serial`.
+    public func detachDisk(name: String, serial: String) throws(Failure) {
+        _ = try run(["detach-disk", "--uri", uri, "--name", name, "--serial", serial])
+    }
+
     /// `key=value` pairs of the helper's output.
     private static func fields(_ output: String) -> [Substring: Substring] {
         var fields: [Substring: Substring] = [:]

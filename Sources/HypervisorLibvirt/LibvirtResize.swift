@@ -14,7 +14,7 @@ extension LibvirtConnection {
 
     /// The domain's virtio-mem device, nil when it has none (a VM booted without a ceiling).
     public func hotplugMemory(ofDomain name: String) throws(LibvirtError) -> HotplugMemory? {
-        let domain = try lookUp(name)
+        let domain = try lookUpDomain(name)
         defer { virDomainFree(domain) }
         return try Self.virtioMemDevice(in: liveXML(domain, name)).flatMap { Self.parse(device: $0) }
     }
@@ -22,7 +22,7 @@ extension LibvirtConnection {
     /// Asks the guest of the running domain `name` to have `mebibytes` of its virtio-mem device
     /// plugged (the guest's driver plugs or unplugs blocks towards it on its own).
     public func requestHotplugMemory(_ mebibytes: Int, ofDomain name: String) throws(LibvirtError) {
-        let domain = try lookUp(name)
+        let domain = try lookUpDomain(name)
         defer { virDomainFree(domain) }
         guard let device = Self.virtioMemDevice(in: try liveXML(domain, name)),
             let requested = device.firstRange(of: "<requested unit='KiB'>"),
@@ -36,12 +36,12 @@ extension LibvirtConnection {
         }
     }
 
-    private func lookUp(_ name: String) throws(LibvirtError) -> virDomainPtr {
+    func lookUpDomain(_ name: String) throws(LibvirtError) -> virDomainPtr {
         guard let domain = virDomainLookupByName(connection, name) else { throw LibvirtError.last("looking up domain \(name)") }
         return domain
     }
 
-    private func liveXML(_ domain: virDomainPtr, _ name: String) throws(LibvirtError) -> String {
+    func liveXML(_ domain: virDomainPtr, _ name: String) throws(LibvirtError) -> String {
         guard let xml = virDomainGetXMLDesc(domain, 0) else { throw LibvirtError.last("reading the XML of domain \(name)") }
         defer { free(xml) }
         return String(cString: xml)

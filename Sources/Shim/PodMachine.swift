@@ -35,6 +35,10 @@ protocol PodMachine: AnyObject, Sendable {
     /// Resizes the running VM from `current` to `size` (at least its boot size, at most the
     /// ceiling) and returns what the guest has once it took the change, or stopped waiting for it.
     func resize(from current: VMSize, to size: VMSize) async throws(ShimError) -> VMSize
+    /// Attaches a host block device to the running VM as a virtio-blk disk with the volume's serial.
+    func attach(_ volume: BlockVolume) async throws(ShimError)
+    /// Releases the disk with the volume's serial (best effort: the VM's end releases it too).
+    func detach(_ volume: BlockVolume) async
 }
 
 /// A running pod VM as operators see it: its processes, how it was started and how long that took.

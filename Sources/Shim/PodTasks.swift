@@ -81,12 +81,22 @@ extension Pod {
             // The VM grows first if the container's limits need more than it has.
             container.limits = spec.limits
             try await fitVM(reason: "creating container \(id)")
+            for volume in try BlockVolumes.resolve(spec: spec, containerID: id) {
+                try await vm.attach(volume)
+                container.blockVolumes.append(volume)
+            }
             let sharing = ContinuousClock.now
             let guestSpec = try shareFilesystems(
                 of: id, spec: spec, rootfs: request.rootfs, bundle: request.bundle, layout: wanted,
                 sandboxGuestPID: try sandboxGuestPID(for: spec))
             // A container joining a running pod gets a host pid of its own (see ContainerAnchor).
             if !bootedNow { container.anchor = try startAnchor() }
+            let blockDevices = container.blockVolumes.map { volume in
+                Swiftkata_Agent_V1_BlockDevice.with {
+                    $0.serial = volume.serial
+                    $0.containerPath = volume.containerPath
+                }
+            }
             let creating = ContinuousClock.now
             timing = ["share_ms": "\((creating - sharing).milliseconds)"]
             process.guestPID = try await vm.agent.guestPID("creating container \(id) in the guest") { agent in
@@ -96,6 +106,7 @@ extension Pod {
                         $0.ociSpec = Data(guestSpec)
                         $0.terminal = request.terminal
                         $0.stdin = !stdio.stdin.isEmpty
+                        $0.blockDevices = blockDevices
                     }
                 ).pid
             }
@@ -107,6 +118,7 @@ extension Pod {
         } catch {
             await binaryLogger?.abort()
             await container.anchor?.stop()
+            for volume in container.blockVolumes { await vm?.detach(volume) }
             containers[id] = nil
             unshare(id, layout: wanted)
             if isEmpty && record.ownsVM { await shutdownVM() } else { await shrinkVMIfPossible(reason: "container \(id) failed to be created") }
@@ -322,6 +334,9 @@ extension Pod {
         process.copier?.release()
         process.copier?.stopLogger()
         await container.anchor?.stop()
+        if let vm, vm.isAgentConnected {
+            for volume in container.blockVolumes { await vm.detach(volume) }
+        }
         containers[id] = nil
         oomEvents.remove(id)
         if let layout { unshare(id, layout: layout) }

@@ -61,6 +61,30 @@ final class PodVM: PodMachine {
             memoryMiB: max(report.size.memoryMiB, PodSizing.maximum(hypervisor: hypervisor, host: host).memoryMiB))
     }
 
+    func attach(_ volume: BlockVolume) async throws(ShimError) {
+        let control = plan.control
+        let domainName = domainName
+        let attached = await onBlockingThread { () -> Result<Void, VMControl.Failure> in
+            Result { () throws(VMControl.Failure) in
+                try control.attachDisk(name: domainName, source: volume.hostPath, serial: volume.serial, readOnly: volume.readOnly)
+            }
+        }
+        if case .failure(let failure) = attached {
+            throw .unavailable("attaching the block device \(volume.hostPath) to the pod VM \(domainName): \(failure.description)")
+        }
+    }
+
+    func detach(_ volume: BlockVolume) async {
+        let control = plan.control
+        let domainName = domainName
+        let detached = await onBlockingThread { () -> Result<Void, VMControl.Failure> in
+            Result { () throws(VMControl.Failure) in try control.detachDisk(name: domainName, serial: volume.serial) }
+        }
+        if case .failure(let failure) = detached {
+            logger.warning("detaching a block device failed", metadata: ["device": "\(volume.hostPath)", "error": "\(failure.description)"])
+        }
+    }
+
     func resize(from current: VMSize, to size: VMSize) async throws(ShimError) -> VMSize {
         try await PodResize(control: plan.control, domainName: domainName, boot: report.size, agent: agent, logger: logger)
             .apply(from: current, to: size)

@@ -61,6 +61,8 @@ final class ContainerState {
     var anchor: ContainerAnchor?
     /// Its CPU and memory limits, which the pod's VM holds.
     var limits = ContainerLimits()
+    /// Host block devices attached to the VM for it.
+    var blockVolumes: [BlockVolume] = []
 
     init(id: String, bundle: String, initProcess: ProcessState, rootfs: [Containerd_Types_Mount]) {
         self.id = id

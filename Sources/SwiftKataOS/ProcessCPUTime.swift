@@ -17,6 +17,25 @@ public enum ProcessCPUTime {
         readText("/proc/\(pid)/stat", limit: 4096).flatMap { milliseconds(statLine: $0) }
     }
 
+    /// Milliseconds the threads of process `pid` whose name starts with `prefix` have used (QEMU's
+    /// vCPU threads are "CPU 0/TCG", "CPU 1/KVM", …); nil when the process is gone or has none.
+    public static func milliseconds(pid: pid_t, threadsNamed prefix: String) -> UInt64? {
+        guard let tasks = opendir("/proc/\(pid)/task") else { return nil }
+        defer { closedir(tasks) }
+        var total: UInt64 = 0
+        var matched = 0
+        while let entry = readdir(tasks), matched < 1024 {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.first?.isNumber == true, let line = readText("/proc/\(pid)/task/\(name)/stat", limit: 4096),
+                let open = line.firstIndex(of: "("), let close = line.lastIndex(of: ")"), open < close,
+                line[line.index(after: open)..<close].hasPrefix(prefix), let used = milliseconds(statLine: line)
+            else { continue }
+            total += used
+            matched += 1
+        }
+        return matched > 0 ? total : nil
+    }
+
     /// The kernel's clock ticks per second (`_SC_CLK_TCK`), in which /proc reports CPU time.
     public static var clockTicksPerSecond: Int { sysconf(Int32(_SC_CLK_TCK)) }
 }

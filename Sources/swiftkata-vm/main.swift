@@ -13,6 +13,11 @@ import SwiftKataOS
 //   swiftkata-vm resize --uri URI --name NAME --plugged-mib M
 //       asks the running domain's guest to have M MiB of its virtio-mem device plugged (the guest
 //       plugs or unplugs blocks on its own; the agent waits for it); prints `plugged_mib=M`
+//   swiftkata-vm attach-disk --uri URI --name NAME --source /dev/BLOCK --serial SERIAL [--readonly]
+//       attaches the host block device to the running domain as a virtio-blk disk the guest finds
+//       by SERIAL (nothing if one with that serial is attached already)
+//   swiftkata-vm detach-disk --uri URI --name NAME --serial SERIAL
+//       asks the running domain to release that disk (a missing one is success)
 //   swiftkata-vm destroy --uri URI --name NAME
 //       destroys the domain (a missing one is success), then removes libvirt's log files of the
 //       domain (`DomainLogs`)
@@ -86,6 +91,18 @@ case "resize":
         if memory.requestedMiB != plugged { try libvirt.requestHotplugMemory(plugged, ofDomain: name) }
         print("plugged_mib=\(plugged)")
     } catch { fail("resizing \(name): \(error.message)") }
+case "attach-disk":
+    guard let name = option("--name", in: arguments), let source = option("--source", in: arguments),
+        let serial = option("--serial", in: arguments)
+    else { fail("attach-disk: --name NAME, --source /dev/BLOCK and --serial SERIAL are required") }
+    do { try libvirt.attachDisk(source: source, serial: serial, readOnly: arguments.contains("--readonly"), toDomain: name) } catch {
+        fail("attaching \(source) to \(name): \(error.message)")
+    }
+case "detach-disk":
+    guard let name = option("--name", in: arguments), let serial = option("--serial", in: arguments) else {
+        fail("detach-disk: --name NAME and --serial SERIAL are required")
+    }
+    do { try libvirt.detachDisk(serial: serial, fromDomain: name) } catch { fail("detaching disk \(serial) from \(name): \(error.message)") }
 default:
-    fail("unknown command \(command): create, resize or destroy")
+    fail("unknown command \(command): create, resize, attach-disk, detach-disk or destroy")
 }

@@ -178,13 +178,14 @@ class Pod:
         return self.status().network.ip
 
     def run_container(self, name, command, mounts=(), attempt=0, stdin=False, privileged=False, resources=None, pid=None,
-                      target=""):
+                      target="", devices=()):
         """Creates and starts a container; returns its id once CRI reports it RUNNING."""
         config = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=name, attempt=attempt),
             image=pb.ImageSpec(image=BUSYBOX_IMAGE),
             command=command,
             mounts=list(mounts),
+            devices=list(devices),
             log_path=f"{name}_{attempt}.log",
             labels={"swiftkata-cri-test": f"{self.name}/{name}"},
             stdin=stdin,
@@ -750,6 +751,53 @@ class CRIEndToEnd(unittest.TestCase):
         finally:
             pod.remove()
             remove_pod_cgroup(parent)
+
+    def test_12r_a_block_volume_is_the_hosts_device(self):
+        # Kubernetes' volumeDevices: a raw host block device at a path of the container's choosing.
+        # The VM gets the host's device as a virtio-blk disk; what the container writes is on the
+        # host's device, and the disk leaves the VM with the container. A device the host has
+        # mounted is refused (runc would hand it over).
+        def loop_device(name, filesystem=False):
+            backing = f"{harness.volume_root}/{name}.img"
+            with open(backing, "wb") as image:
+                image.truncate(16 << 20)
+            if filesystem:
+                subprocess.run(["mkfs.ext4", "-q", "-F", backing], check=True)
+            device = subprocess.run(["losetup", "--find", "--show", backing], capture_output=True, text=True, check=True).stdout.strip()
+            cleanups.append(lambda: (subprocess.run(["losetup", "--detach", device]), os.unlink(backing)))
+            return device
+
+        cleanups = []
+        pod = Pod("blockvolume")
+        try:
+            loop = loop_device("block-volume")
+            device = pb.Device(container_path="/dev/xvdb", host_path=loop, permissions="rwm")
+            container = pod.run_container("block", SLEEPER, devices=[device])
+            wrote = exec_sync(container, ["sh", "-c", "printf written-in-the-pod | dd of=/dev/xvdb bs=512 seek=8 conv=notrunc,fsync"])
+            self.assertEqual(wrote.exit_code, 0, wrote.stderr.decode())
+            with open(loop, "rb") as host_device:
+                host_device.seek(8 * 512)
+                self.assertEqual(host_device.read(18), b"written-in-the-pod")
+            if SWIFTKATA:
+                domain = host_state.pod_domain(pod.id)
+                disks = lambda: subprocess.run(["virsh", "-c", "qemu:///system", "domblklist", domain], capture_output=True, text=True).stdout
+                self.assertIn(loop, disks())
+            pod.remove_container("block")
+            if SWIFTKATA:
+                wait_for(lambda: loop not in disks(), 20, "the disk detached from the VM with its container")
+
+                mounted = loop_device("mounted-volume", filesystem=True)
+                mountpoint = f"{harness.volume_root}/mounted-volume"
+                os.makedirs(mountpoint, exist_ok=True)
+                subprocess.run(["mount", mounted, mountpoint], check=True)
+                cleanups.insert(0, lambda: subprocess.run(["umount", mountpoint]))
+                with self.assertRaises(grpc.RpcError) as refused:
+                    pod.run_container("mounted-block", SLEEPER, devices=[pb.Device(container_path="/dev/xvdc", host_path=mounted, permissions="rwm")])
+                self.assertIn("mounted", refused.exception.details())
+        finally:
+            pod.remove()
+            for cleanup in cleanups:
+                cleanup()
 
     def test_12i_host_to_container_propagation_carries_existing_submounts(self):
         # A HostToContainer volume shows what is mounted below its source when the container starts

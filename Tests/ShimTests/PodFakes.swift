@@ -276,7 +276,7 @@ final class FakeMachine: PodMachine {
     let networkRecord: (namespacePath: String, interface: String)? = nil
     let events: AsyncStream<DomainLifecycleEvent>
     private let lifecycle: AsyncStream<DomainLifecycleEvent>.Continuation
-    private let state = Mutex((connected: true, destroyed: 0, resizes: [VMSize]()))
+    private let state = Mutex((connected: true, destroyed: 0, resizes: [VMSize](), volumes: [String]()))
 
     init(agentFailures: [String: TTRPCError] = [:]) {
         fake = FakeAgent(failures: agentFailures)
@@ -321,6 +321,11 @@ final class FakeMachine: PodMachine {
     let hotplugCeiling: VMSize? = VMSize(vcpus: 8, memoryMiB: 4096)
     /// The sizes the VM was resized to, in order.
     var resizes: [VMSize] { state.withLock { $0.resizes } }
+
+    /// Block volumes attached, by serial.
+    var attachedVolumes: [String] { state.withLock { $0.volumes } }
+    func attach(_ volume: BlockVolume) async throws(ShimError) { state.withLock { $0.volumes.append(volume.serial) } }
+    func detach(_ volume: BlockVolume) async { state.withLock { $0.volumes.removeAll { $0 == volume.serial } } }
 
     func resize(from current: VMSize, to size: VMSize) async throws(ShimError) -> VMSize {
         state.withLock { $0.resizes.append(size) }

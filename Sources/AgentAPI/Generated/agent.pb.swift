@@ -350,6 +350,25 @@ public nonisolated struct Swiftkata_Agent_V1_CreateContainerRequest: Sendable {
   /// The host will send stdin (otherwise the process gets /dev/null).
   public var stdin: Bool = false
 
+  /// Host block devices attached to the VM for this container (virtio-blk disks): each replaces
+  /// the spec's linux.devices entry at container_path, whose numbers are the host's.
+  public var blockDevices: [Swiftkata_Agent_V1_BlockDevice] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Swiftkata_Agent_V1_BlockDevice: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The disk's virtio-blk serial (/sys/block/<name>/serial in the guest).
+  public var serial: String = String()
+
+  public var containerPath: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1371,7 +1390,7 @@ nonisolated extension Swiftkata_Agent_V1_DestroySandboxRequest: SwiftProtobuf.Me
 
 nonisolated extension Swiftkata_Agent_V1_CreateContainerRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateContainerRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}container_id\0\u{3}oci_spec\0\u{1}terminal\0\u{1}stdin\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}container_id\0\u{3}oci_spec\0\u{1}terminal\0\u{1}stdin\0\u{3}block_devices\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1383,6 +1402,7 @@ nonisolated extension Swiftkata_Agent_V1_CreateContainerRequest: SwiftProtobuf.M
       case 2: try { try decoder.decodeSingularBytesField(value: &self.ociSpec) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.terminal) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.stdin) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.blockDevices) }()
       default: break
       }
     }
@@ -1401,6 +1421,9 @@ nonisolated extension Swiftkata_Agent_V1_CreateContainerRequest: SwiftProtobuf.M
     if self.stdin != false {
       try visitor.visitSingularBoolField(value: self.stdin, fieldNumber: 4)
     }
+    if !self.blockDevices.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.blockDevices, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1409,6 +1432,42 @@ nonisolated extension Swiftkata_Agent_V1_CreateContainerRequest: SwiftProtobuf.M
     if lhs.ociSpec != rhs.ociSpec {return false}
     if lhs.terminal != rhs.terminal {return false}
     if lhs.stdin != rhs.stdin {return false}
+    if lhs.blockDevices != rhs.blockDevices {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Swiftkata_Agent_V1_BlockDevice: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BlockDevice"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}serial\0\u{3}container_path\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.serial) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.containerPath) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.serial.isEmpty {
+      try visitor.visitSingularStringField(value: self.serial, fieldNumber: 1)
+    }
+    if !self.containerPath.isEmpty {
+      try visitor.visitSingularStringField(value: self.containerPath, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Swiftkata_Agent_V1_BlockDevice, rhs: Swiftkata_Agent_V1_BlockDevice) -> Bool {
+    if lhs.serial != rhs.serial {return false}
+    if lhs.containerPath != rhs.containerPath {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -56,6 +56,16 @@ public struct SpawnPlan: Sendable, Equatable {
         public var character: Bool
         public var major: UInt32
         public var minor: UInt32
+        /// The guest's node to bind there; nil: /dev/<path>.
+        public var source: String?
+
+        public init(path: String, character: Bool, major: UInt32, minor: UInt32, source: String? = nil) {
+            self.path = path
+            self.character = character
+            self.major = major
+            self.minor = minor
+            self.source = source
+        }
     }
     public var createDefaultDevices = false
     /// Namespaces shared with another container instead of new ones (not in `cloneFlags`).
@@ -113,15 +123,20 @@ public enum SpawnPlanner {
     /// so a host disk's numbers never reach whatever the guest has under them.
     static func deviceNodes(_ devices: [OCISpec.Device]) -> [SpawnPlan.DeviceNode] {
         devices.prefix(1024).compactMap { device in
-            guard device.type == "c" || device.type == "b" || device.type == "u", device.path.hasPrefix("/dev/"),
+            guard device.type == "c" || device.type == "b" || device.type == "u",
                 let major = device.major.flatMap(UInt32.init(exactly:)), let minor = device.minor.flatMap(UInt32.init(exactly:))
             else { return nil }
-            let components = device.path.dropFirst("/dev/".count).split(separator: "/", omittingEmptySubsequences: false)
-            guard !components.isEmpty, components.count <= 8, !components.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
-                device.path.utf8.count <= 128
-            else { return nil }
-            return .init(path: components.joined(separator: "/"), character: device.type != "b", major: major, minor: minor)
+            return deviceNode(at: device.path, character: device.type != "b", major: major, minor: minor)
         }
+    }
+
+    /// The node at `path` (a plain path below /dev, at most 8 components and 128 bytes), bound from
+    /// the guest's `source` (nil: the guest's own node at the same path); nil for any other path.
+    public static func deviceNode(at path: String, character: Bool, major: UInt32, minor: UInt32, source: String? = nil) -> SpawnPlan.DeviceNode? {
+        guard path.hasPrefix("/dev/"), path.utf8.count <= 128 else { return nil }
+        let components = path.dropFirst("/dev/".count).split(separator: "/", omittingEmptySubsequences: false)
+        guard !components.isEmpty, components.count <= 8, !components.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else { return nil }
+        return .init(path: components.joined(separator: "/"), character: character, major: major, minor: minor, source: source)
     }
 
     /// Kernel parameters namespaced like runc's list: IPC (`kernel.shm*`, `kernel.msg*`,

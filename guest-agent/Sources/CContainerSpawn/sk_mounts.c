@@ -206,8 +206,12 @@ static int sk_has_dev_mount(const sk_spawn_config *cfg) {
 static void sk_bind_spec_device(const sk_child *c, int devfd, const sk_device *device) {
     sk_msg source;
     sk_msg_init(&source);
-    sk_msg_add(&source, "/dev/");
-    sk_msg_add(&source, device->path);
+    if (device->source != NULL) {
+        sk_msg_add(&source, device->source);
+    } else {
+        sk_msg_add(&source, "/dev/");
+        sk_msg_add(&source, device->path);
+    }
     struct stat st;
     if (stat(source.buf, &st) < 0) return;
     int wanted_type = device->character ? S_IFCHR : S_IFBLK;

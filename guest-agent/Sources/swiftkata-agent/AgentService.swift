@@ -126,10 +126,12 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
         _ request: Swiftkata_Agent_V1_CreateContainerRequest, context: TTRPCCallContext
     ) async throws -> Swiftkata_Agent_V1_CreateContainerResponse {
         guard request.ociSpec.count <= Self.maxSpecBytes else { throw TTRPCError(.invalidArgument, "OCI spec larger than \(Self.maxSpecBytes) bytes") }
+        guard request.blockDevices.count <= 16 else { throw TTRPCError(.invalidArgument, "\(request.blockDevices.count) block devices, at most 16") }
         var response = Swiftkata_Agent_V1_CreateContainerResponse()
         response.pid = UInt32(
             try await containers.create(
-                id: request.containerID, spec: Array(request.ociSpec), terminal: request.terminal, stdin: request.stdin))
+                id: request.containerID, spec: Array(request.ociSpec), terminal: request.terminal, stdin: request.stdin,
+                blockDevices: request.blockDevices.map { ($0.serial, $0.containerPath) }))
         return response
     }
 

@@ -77,7 +77,30 @@ actor ContainerManager {
         return resolved
     }
 
-    func create(id: String, spec specBytes: [UInt8], terminal: Bool, stdin: Bool) async throws -> pid_t {
+    /// Points the spec's device entries of the host's block volumes at the disks the host attached
+    /// (found by serial; the spec's numbers are the host's), adding an entry where the spec has none.
+    private func attachBlockDevices(
+        _ devices: [(serial: String, containerPath: String)], to plan: inout SpawnPlan, containerID: String
+    ) async throws {
+        for device in devices {
+            guard SpawnPlanner.deviceNode(at: device.containerPath, character: false, major: 0, minor: 0) != nil else {
+                throw ManagerError(code: .invalid, description: "block device path \(device.containerPath.prefix(128)) is not a plain path below /dev")
+            }
+            guard let disk = await GuestBlockDevices.wait(serial: device.serial, timeout: .seconds(10)),
+                let node = SpawnPlanner.deviceNode(at: device.containerPath, character: false, major: disk.major, minor: disk.minor, source: disk.path)
+            else {
+                throw ManagerError(
+                    code: .failedPrecondition,
+                    description: "container \(containerID): the disk \(device.serial) for \(device.containerPath) never appeared in the guest")
+            }
+            plan.devices.removeAll { $0.path == node.path }
+            plan.devices.append(node)
+        }
+    }
+
+    func create(
+        id: String, spec specBytes: [UInt8], terminal: Bool, stdin: Bool, blockDevices: [(serial: String, containerPath: String)] = []
+    ) async throws -> pid_t {
         try Self.validateID(id)
         guard containers[id] == nil else { throw ManagerError(code: .alreadyExists, description: "container \(id): already exists") }
         let clock = ContinuousClock()
@@ -93,6 +116,7 @@ actor ContainerManager {
             throw ManagerError(code: .invalid, description: error.description)
         }
         plan.terminal = terminal
+        try await attachBlockDevices(blockDevices, to: &plan, containerID: id)
         let planned = clock.now
         let namespaces = try openJoinedNamespaces(plan.joinNamespaces)
         defer { for namespace in namespaces { close(namespace.fd) } }

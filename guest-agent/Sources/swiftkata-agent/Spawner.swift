@@ -60,7 +60,9 @@ enum Spawner {
         config.sysctl_count = plan.sysctls.count
         let devices = arena.array(
             plan.devices.map { device in
-                sk_device(path: arena.string(device.path), character: device.character ? 1 : 0, major: device.major, minor: device.minor)
+                sk_device(
+                    path: arena.string(device.path), character: device.character ? 1 : 0, major: device.major, minor: device.minor,
+                    source: arena.string(device.source))
             })
         config.devices = UnsafePointer(devices)
         config.device_count = plan.devices.count

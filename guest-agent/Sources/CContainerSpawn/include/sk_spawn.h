@@ -41,6 +41,7 @@ typedef struct sk_device {
     const char *path;            // relative to /dev, e.g. "net/tun" (validated by the caller: no "..")
     int character;               // 1: character device, 0: block device
     unsigned int major, minor;
+    const char *source;          // the caller's node to bind (e.g. "/dev/vdb"); NULL: /dev/<path>
 } sk_device;
 
 typedef struct sk_spawn_config {
