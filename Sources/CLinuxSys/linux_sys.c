@@ -64,6 +64,11 @@ int linux_mount_setattr(int dirfd, const char *path, unsigned int flags, uint64_
     return (int)syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof attr);
 }
 
+int linux_mount_set_propagation(int dirfd, const char *path, unsigned int flags, uint64_t propagation) {
+    struct linux_mount_attr attr = {.propagation = propagation};
+    return (int)syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof attr);
+}
+
 int linux_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path, unsigned int flags) {
     return (int)syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags);
 }

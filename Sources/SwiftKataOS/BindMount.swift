@@ -29,5 +29,11 @@ public enum BindMount {
         guard linux_move_mount(tree, "", target, "", linux_MOVE_MOUNT_F_EMPTY_PATH | linux_MOVE_MOUNT_T_EMPTY_PATH) == 0 else {
             throw .last("move_mount", path: targetPath)
         }
+        // The copy joined the source's peer group: as a slave it still receives what the host mounts
+        // below the source later (HostToContainer), but nothing done to the copy (its unmount when
+        // the container goes) reaches the host's mounts.
+        guard linux_mount_set_propagation(tree, "", UInt32(linux_AT_EMPTY_PATH) | linux_AT_RECURSIVE, UInt64(MS_SLAVE)) == 0 else {
+            throw .last("mount_setattr (slave)", path: targetPath)
+        }
     }
 }

@@ -65,30 +65,37 @@ public enum MountTable {
         let path = relative.isEmpty ? root.path : "\(root.path)/\(relative)"
         var fd = retryingInterrupts { openat(root.descriptor, ".", linux_O_PATH | O_DIRECTORY | O_CLOEXEC) }
         guard fd >= 0 else { throw .last("openat", path: root.path) }
-        defer { close(fd) }
+        // The directory the walk came from: a file mount (a bind-mounted kernel) has no "..".
+        var parent: CInt = -1
+        defer {
+            close(fd)
+            if parent >= 0 { close(parent) }
+        }
         for name in relative.split(separator: "/").map(String.init) {
             guard name != ".", name != ".." else { throw SystemError("openat", path: path, errno: .invalidArgument) }
             let next = retryingInterrupts { openat(fd, name, linux_O_PATH | O_NOFOLLOW | O_CLOEXEC) }
             guard next >= 0 else { throw .last("openat", path: path) }
-            close(fd)
+            if parent >= 0 { close(parent) }
+            parent = fd
             fd = next
         }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw .last("fstat", path: path) }
         // A symlink opened with O_PATH|O_NOFOLLOW is the link itself: nothing to unmount there.
         guard info.st_mode & S_IFMT != S_IFLNK else { return false }
-        guard isMountRoot(fd) else { return false }
+        guard isMountRoot(fd, parent: parent >= 0 ? parent : nil) else { return false }
         guard umount2("/proc/self/fd/\(fd)", Int32(MNT_DETACH)) == 0 else { throw .last("umount", path: path) }
         return true
     }
 
-    /// Whether `fd` is the root of a mount (its parent is on another mount, or it is "/").
-    static func isMountRoot(_ fd: CInt) -> Bool {
+    /// Whether `fd` is the root of a mount (its parent directory, `parent` or else its "..", is on
+    /// another mount, or it is "/").
+    static func isMountRoot(_ fd: CInt, parent known: CInt? = nil) -> Bool {
         // statx's STATX_ATTR_MOUNT_ROOT needs 5.8; the mount id from fdinfo works everywhere here.
         guard let ownID = mountID(of: fd) else { return false }
-        let parent = retryingInterrupts { openat(fd, "..", linux_O_PATH | O_DIRECTORY | O_CLOEXEC) }
+        let parent = known ?? retryingInterrupts { openat(fd, "..", linux_O_PATH | O_DIRECTORY | O_CLOEXEC) }
         guard parent >= 0 else { return false }
-        defer { close(parent) }
+        defer { if known == nil { close(parent) } }
         guard let parentID = mountID(of: parent) else { return false }
         if parentID != ownID { return true }
         var own = stat(), up = stat()

@@ -799,10 +799,10 @@ class CRIEndToEnd(unittest.TestCase):
             for cleanup in cleanups:
                 cleanup()
 
-    def test_12i_host_to_container_propagation_carries_existing_submounts(self):
+    def test_12i_host_to_container_propagation_carries_the_hosts_submounts(self):
         # A HostToContainer volume shows what is mounted below its source when the container starts
-        # (CRI requires the source to be on a shared or slave mount). Mounts made later do not reach a
-        # VM's shared file system: see the README.
+        # and what the host mounts there later (CRI requires the source to be on a shared or slave
+        # mount); the container's removal leaves the host's mounts alone.
         root = f"{harness.volume_root}/propagation"
         os.makedirs(f"{root}/sub", exist_ok=True)
         subprocess.run(["mount", "--bind", root, root], check=True)
@@ -816,7 +816,18 @@ class CRIEndToEnd(unittest.TestCase):
             container = pod.run_container("propagation", SLEEPER, mounts=[volume])
             seen = exec_sync(container, ["cat", "/data/sub/seen"])
             self.assertEqual(seen.stdout.decode(), "from a host submount\n", seen.stderr.decode())
+            # A mount the host makes later below the source (what HostToContainer is for).
+            os.makedirs(f"{root}/later", exist_ok=True)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "swiftkata-propagation-later", f"{root}/later"], check=True)
+            with open(f"{root}/later/seen", "w") as f:
+                f.write("from a later host mount\n")
+            later = wait_for(lambda: exec_sync(container, ["cat", "/data/later/seen"]).stdout.decode(), 10, "the later mount in the pod")
+            self.assertEqual(later, "from a later host mount\n")
             pod.remove_container("propagation")
+            # The pod's copy of the volume goes with the container; the host's own mounts stay.
+            mounted = host_state.mount_points()
+            self.assertIn(f"{root}/sub", mounted)
+            self.assertIn(f"{root}/later", mounted)
         finally:
             subprocess.run(["umount", "-R", "-l", root])
 

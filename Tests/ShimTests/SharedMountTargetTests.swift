@@ -70,6 +70,26 @@ import Testing
         close(writable)
     }
 
+    /// A volume whose source is a shared mount (what CRI asks for HostToContainer): what the host
+    /// mounts below it later reaches the pod's copy, and removing the copy leaves the host's mounts.
+    @Test func aSharedSourcesLaterMountsReachTheCopyAndTheCopysRemovalLeavesThem() throws {
+        defer { cleanUp() }
+        let source = "\(outside)/propagating"
+        mkdir(source, 0o755)
+        mkdir("\(source)/later", 0o755)
+        #expect(mount(source, source, "", UInt(MS_BIND), nil) == 0)
+        defer { umount2(source, Int32(MNT_DETACH)) }
+        #expect(mount("", source, "", UInt(MS_SHARED | MS_REC), nil) == 0)
+        try HostMounts.bind(source, root: root, relative: "c1/mounts/0", readOnly: false)
+        #expect(mount("tmpfs", "\(source)/later", "tmpfs", 0, "size=1m") == 0)
+        defer { umount2("\(source)/later", Int32(MNT_DETACH)) }
+        #expect(MountTable.mountPoints(under: root).contains("\(root)/c1/mounts/0/later"), "the later mount did not reach the copy")
+
+        let left = HostMounts.removeShare("c1", sharedDirectory: root)
+        #expect(left.isEmpty, "\(left)")
+        #expect(MountTable.mountPoints(under: outside).contains("\(source)/later"), "removing the copy unmounted the host's mount")
+    }
+
     /// A container's Delete while the guest swaps its share's directory for a symlink to the host:
     /// the shares go, the host's files stay.
     @Test func removingAShareDoesNotFollowASymlinkTheGuestPlanted() throws {
@@ -95,7 +115,11 @@ import Testing
     @Test func theKernelPathIsAReadOnlyMountSharedByEveryShim() throws {
         var template = Array("/tmp/swiftkata-kernel-test-XXXXXX".utf8CString)
         let base = String(cString: try #require(mkdtemp(&template)))
-        defer { _ = HostMounts.removePodDirectory(base) }
+        defer {
+            let left = HostMounts.removePodDirectory(base)
+            #expect(left.isEmpty, "\(left)")
+            #expect(MountTable.mountPoints(under: base).isEmpty, "the kernel's mount outlived the test")
+        }
         let kernel = "\(base)/vmlinux"
         close(open(kernel, O_WRONLY | O_CREAT, 0o644))
         let path = try ReadOnlyKernel.path(for: kernel, stateDirectory: "\(base)/state")

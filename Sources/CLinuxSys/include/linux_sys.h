@@ -33,6 +33,8 @@ int linux_open_tree(int dirfd, const char *path, unsigned int flags);
 
 /// mount_setattr(dirfd, path, flags, {attr_set, attr_clr, propagation 0}) (Linux 5.12+).
 int linux_mount_setattr(int dirfd, const char *path, unsigned int flags, uint64_t attr_set, uint64_t attr_clr);
+/// mount_setattr(2) changing only the propagation type (MS_SLAVE, MS_PRIVATE, …).
+int linux_mount_set_propagation(int dirfd, const char *path, unsigned int flags, uint64_t propagation);
 
 /// move_mount(from_dirfd, from_path, to_dirfd, to_path, flags) (Linux 5.2+).
 int linux_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path, unsigned int flags);
