@@ -16,7 +16,7 @@ Rows:
 A containerd of its own (own root, state and socket; CRI off) runs with the built shim on PATH.
 Usage: shim-bench.py KERNEL(vmlinux) IMAGE [--runs N]
 """
-import argparse, importlib.util, os, re, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, importlib.util, os, re, shutil, statistics, subprocess, sys, tempfile, threading, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -122,6 +122,43 @@ def warm_vm_ready(timeout=60):
         time.sleep(0.05)
     sys.exit(f"no warm VM became ready within {timeout} s (see {POOL})")
 
+def start_at_once(containerd, runtime, count):
+    """Starts `count` sleeping containers in parallel; returns the time until all run, and the host
+    PSS per pod with all of them running (shims, and for swiftkata QEMU and virtiofsd)."""
+    ids = [f"bench-{runtime}-burst-{n}" for n in range(count)]
+    failures = []
+
+    def start(cid):
+        if containerd.ctr("run", "-d", *runtime_flag(runtime), REF, cid, "sleep", "3600", check=False).returncode != 0:
+            failures.append(cid)
+    begin = time.monotonic()
+    threads = [threading.Thread(target=start, args=(cid,)) for cid in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - begin
+    try:
+        if failures:
+            raise RuntimeError(f"{len(failures)} of {count} {runtime} containers did not start: {failures}")
+        time.sleep(3)
+        pids = []
+        for cid in ids:
+            pids += pids_matching(f"-id {cid}", "-namespace " + NS)
+            if runtime == "swiftkata":
+                pids += pids_matching(f"guest=swiftkata-{NS}-{cid}")
+        if runtime == "swiftkata":
+            pids += pids_matching("virtiofsd", "/run/swiftkata/pods")
+        return elapsed, sum(pss_kib(p) for p in pids) / count
+    finally:
+        for cid in ids:
+            containerd.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
+        time.sleep(1)
+        for cid in ids:
+            containerd.ctr("task", "rm", "-f", cid, check=False)
+            containerd.ctr("container", "rm", cid, check=False)
+
+
 def median_ms(values):
     return statistics.median(values) * 1000
 
@@ -201,6 +238,9 @@ def main():
             for cid in ids:
                 containerd.ctr("task", "rm", "-f", cid, check=False)
                 containerd.ctr("container", "rm", cid, check=False)
+
+        # ten pods at once: time until all run, and what each costs the host with all ten running
+        burst = {runtime: start_at_once(containerd, runtime, 10) for runtime in ["runc", "swiftkata"]}
 
         # a pod sized for its limits (2 vCPUs, 1 GiB) against the base size: start time, and what its
         # idle VM costs the host (memory the guest never touches must not)
@@ -289,6 +329,9 @@ def main():
         print(f"{'host PSS per idle pod (MiB)':<44}{memory['runc'][1] / 1024:>12.1f}{total / 1024:>12.1f}{'':>12}{'(target <= 60)':>10}")
         print(f"{'  of which QEMU / virtiofsd (MiB)':<44}{'':>12}{qemu / 1024:>6.1f} / {virtiofsd / 1024:.1f}")
         print(f"{'host PSS per pod, 3 idle pods (MiB)':<44}{per_pod['runc'] / 1024:>12.1f}{per_pod['swiftkata'] / 1024:>12.1f}")
+        (br, bpr), (bk, bpk) = burst["runc"], burst["swiftkata"]
+        print(f"{'10 pods at once: all running (s)':<44}{br:>12.1f}{bk:>12.1f}{'':>12}{bk / br:>9.1f}x")
+        print(f"{'  host PSS per pod with all ten (MiB)':<44}{bpr / 1024:>12.1f}{bpk / 1024:>12.1f}")
         s = median_ms(sized)
         print(f"{'ctr run --rm true, 2 vCPU 1 GiB VM (ms)':<44}{r:>12.0f}{s:>12.0f}{b:>12.0f}{s / k:>9.2f}x  (vs the base VM)")
         print(f"{'host PSS, idle pod, 1 GiB VM (MiB)':<44}{'':>12}{sized_pss / 1024:>12.1f}{'':>12}{sized_pss / max(total, 1):>9.2f}x  (vs 256 MiB)")
