@@ -142,21 +142,31 @@ def start_at_once(containerd, runtime, count):
         if failures:
             raise RuntimeError(f"{len(failures)} of {count} {runtime} containers did not start: {failures}")
         time.sleep(3)
-        pids = []
-        for cid in ids:
-            pids += pids_matching(f"-id {cid}", "-namespace " + NS)
-            if runtime == "swiftkata":
-                pids += pids_matching(f"guest=swiftkata-{NS}-{cid}")
-        if runtime == "swiftkata":
-            pids += pids_matching("virtiofsd", "/run/swiftkata/pods")
-        return elapsed, sum(pss_kib(p) for p in pids) / count
+        return elapsed, pss_per_pod(runtime, ids)
     finally:
-        for cid in ids:
-            containerd.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
-        time.sleep(1)
-        for cid in ids:
-            containerd.ctr("task", "rm", "-f", cid, check=False)
-            containerd.ctr("container", "rm", cid, check=False)
+        remove_containers(containerd, ids)
+
+
+def pss_per_pod(runtime, ids):
+    """Host PSS per running container: its shim, and for swiftkata its QEMU and the virtiofsds
+    (shared mappings divided among them, as on a node)."""
+    pids = []
+    for cid in ids:
+        pids += pids_matching(f"-id {cid}", "-namespace " + NS)
+        if runtime == "swiftkata":
+            pids += pids_matching(f"guest=swiftkata-{NS}-{cid}")
+    if runtime == "swiftkata":
+        pids += pids_matching("virtiofsd", "/run/swiftkata/pods")
+    return sum(pss_kib(p) for p in pids) / len(ids)
+
+
+def remove_containers(containerd, ids):
+    for cid in ids:
+        containerd.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
+    time.sleep(1)
+    for cid in ids:
+        containerd.ctr("task", "rm", "-f", cid, check=False)
+        containerd.ctr("container", "rm", cid, check=False)
 
 
 def median_ms(values):
@@ -224,20 +234,8 @@ def main():
             for cid in ids:
                 containerd.ctr("run", "-d", *runtime_flag(runtime), REF, cid, "sleep", "3600")
             time.sleep(3)
-            pids = []
-            for cid in ids:
-                pids += pids_matching(f"-id {cid}", "-namespace " + NS)
-                if runtime == "swiftkata":
-                    pids += pids_matching(f"guest=swiftkata-{NS}-{cid}")
-            if runtime == "swiftkata":
-                pids += pids_matching("virtiofsd", "/run/swiftkata/pods")
-            per_pod[runtime] = sum(pss_kib(p) for p in pids) / len(ids)
-            for cid in ids:
-                containerd.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
-            time.sleep(0.5)
-            for cid in ids:
-                containerd.ctr("task", "rm", "-f", cid, check=False)
-                containerd.ctr("container", "rm", cid, check=False)
+            per_pod[runtime] = pss_per_pod(runtime, ids)
+            remove_containers(containerd, ids)
 
         # ten pods at once: time until all run, and what each costs the host with all ten running
         burst = {runtime: start_at_once(containerd, runtime, 10) for runtime in ["runc", "swiftkata"]}
