@@ -262,9 +262,11 @@ final class PodVM: PodMachine {
         sandbox.sharedFs.type = configuration.hypervisor.sharedFilesystem == .virtioFS ? .sharedFilesystemVirtioFs : .sharedFilesystem9P
         sandbox.sharedFs.tag = VMPlan.sharedTag
         do { _ = try await agent.call("creating the sandbox in the guest") { agent in try await agent.createSandbox(sandbox) } } catch {
+            // A guest that answered Health and then goes silent: its last console lines say why.
+            let failure = if case .deadlineExceeded = error { error.appending("guest console: \(layout.consoleTail())") } else { error }
             await client.close()
             await destroy()
-            throw error
+            throw failure
         }
         // Port forwarding is a convenience of the pod, not a condition of it: a host without
         // iptables still runs the pod, and says why `kubectl port-forward` will not reach it.

@@ -53,6 +53,21 @@ enum ShimError: Error, TTRPCStatusConvertible, CustomStringConvertible, Equatabl
 
     var description: String { ttrpcError.message }
 
+    /// The same failure, with `detail` added to its message.
+    func appending(_ detail: String) -> ShimError {
+        switch self {
+        case .notFound(let text): .notFound("\(text); \(detail)")
+        case .alreadyExists(let text): .alreadyExists("\(text); \(detail)")
+        case .invalidArgument(let text): .invalidArgument("\(text); \(detail)")
+        case .failedPrecondition(let text): .failedPrecondition("\(text); \(detail)")
+        case .unimplemented(let text): .unimplemented("\(text); \(detail)")
+        case .unavailable(let text): .unavailable("\(text); \(detail)")
+        case .deadlineExceeded(let text): .deadlineExceeded("\(text); \(detail)")
+        case .resourceExhausted(let text): .resourceExhausted("\(text); \(detail)")
+        case .internalError(let text): .internalError("\(text); \(detail)")
+        }
+    }
+
     /// Maps an agent call's failure: a ttrpc status from the guest keeps its code (its text is the
     /// guest's, bounded by the frame limit), a lost connection means the VM is gone.
     static func agent(_ operation: String, _ error: any Error) -> ShimError {

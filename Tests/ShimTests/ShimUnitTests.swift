@@ -244,3 +244,14 @@ enum TTRPCErrorFixture {
         #expect(afterExit == afterFlood + 1, "an exit is never dropped")
     }
 }
+
+@Suite struct ShimErrorTests {
+    /// A detail added to a failure (the guest's console after a silent guest) keeps its class, so
+    /// containerd still sees DeadlineExceeded.
+    @Test func anAppendedDetailKeepsTheStatusCode() {
+        let error = ShimError.deadlineExceeded("creating the sandbox in the guest: the guest agent did not answer in time")
+            .appending("guest console: [    0.4] Freeing unused kernel image")
+        #expect(error.ttrpcError.code == .deadlineExceeded)
+        #expect(error.description.contains("did not answer in time; guest console: [    0.4] Freeing unused kernel image"))
+    }
+}
