@@ -160,16 +160,27 @@ public final class LibvirtConnection: @unchecked Sendable {
 
     /// The guest context id libvirt assigned to the domain's vsock device (auto CID), if it has one.
     public func vsockCID(ofDomain name: String) throws(LibvirtError) -> UInt32? {
-        guard let domain = virDomainLookupByName(connection, name) else { throw LibvirtError.last("looking up domain \(name)") }
+        let domain = try lookUpDomain(name)
         defer { virDomainFree(domain) }
-        guard let xml = virDomainGetXMLDesc(domain, 0) else { throw LibvirtError.last("reading the XML of domain \(name)") }
-        defer { free(xml) }
-        let text = String(cString: xml)
+        let text = try liveXML(domain, name)
         // <cid auto='yes' address='3'/>
         guard let cid = text.firstRange(of: "<cid ")?.upperBound,
             let address = text[cid...].firstRange(of: "address='")?.upperBound
         else { return nil }
         return UInt32(text[address...].prefix { $0.isNumber })
+    }
+
+    /// The domain `name` (the caller frees it), or libvirt's error naming it.
+    func lookUpDomain(_ name: String) throws(LibvirtError) -> virDomainPtr {
+        guard let domain = virDomainLookupByName(connection, name) else { throw LibvirtError.last("looking up domain \(name)") }
+        return domain
+    }
+
+    /// The running domain's XML as libvirt has it now (live sizes, aliases, device addresses).
+    func liveXML(_ domain: virDomainPtr, _ name: String) throws(LibvirtError) -> String {
+        guard let xml = virDomainGetXMLDesc(domain, 0) else { throw LibvirtError.last("reading the XML of domain \(name)") }
+        defer { free(xml) }
+        return String(cString: xml)
     }
 
     /// The QEMU process id of a running domain, read from libvirt's pid file.

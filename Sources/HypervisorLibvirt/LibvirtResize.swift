@@ -36,17 +36,6 @@ extension LibvirtConnection {
         }
     }
 
-    func lookUpDomain(_ name: String) throws(LibvirtError) -> virDomainPtr {
-        guard let domain = virDomainLookupByName(connection, name) else { throw LibvirtError.last("looking up domain \(name)") }
-        return domain
-    }
-
-    func liveXML(_ domain: virDomainPtr, _ name: String) throws(LibvirtError) -> String {
-        guard let xml = virDomainGetXMLDesc(domain, 0) else { throw LibvirtError.last("reading the XML of domain \(name)") }
-        defer { free(xml) }
-        return String(cString: xml)
-    }
-
     /// The `<memory model='virtio-mem'>…</memory>` element of a domain's XML.
     static func virtioMemDevice(in xml: String) -> Substring? {
         guard let start = xml.firstRange(of: "<memory model='virtio-mem'>"),

@@ -79,7 +79,8 @@ enum BlockVolumes {
     static func devicesOf(major: UInt32, minor: UInt32, sysfs: String) -> [(name: String, numbers: String)] {
         let directory = "\(sysfs)/dev/block/\(major):\(minor)"
         var found = [(name: "\(major):\(minor)", numbers: "\(major):\(minor)")]
-        for child in directoryEntries(directory) + directoryEntries("\(directory)/holders").map({ "holders/\($0)" }) {
+        let children = directoryEntries(directory).prefix(256) + directoryEntries("\(directory)/holders").prefix(256).map { "holders/\($0)" }
+        for child in children {
             if let numbers = readText("\(directory)/\(child)/dev", limit: 64)?.trimmingWhitespace(), !numbers.isEmpty {
                 found.append((name: String(child.split(separator: "/").last ?? ""), numbers: numbers))
             }
@@ -94,17 +95,6 @@ enum BlockVolumes {
                 let fields = line.split(separator: " ", maxSplits: 3)
                 return fields.count > 2 ? String(fields[2]) : nil
             })
-    }
-
-    private static func directoryEntries(_ path: String) -> [String] {
-        guard let directory = opendir(path) else { return [] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory), names.count < 256 {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
     }
 }
 

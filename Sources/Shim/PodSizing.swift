@@ -77,6 +77,14 @@ enum PodSizing {
         return hypervisor.maxVCPUs > 0 ? maximum : min(maximum, host.cpus + hypervisor.vcpus)
     }
 
+    /// How far a VM booted at `boot` may grow while it runs: the useful vCPUs and the maximum memory,
+    /// never below its boot size (what its domain is started with, `VMDescription.Hotplug`).
+    static func hotplugCeiling(boot: VMSize, hypervisor: Configuration.HypervisorSection, host: Host) -> VMSize {
+        VMSize(
+            vcpus: max(boot.vcpus, usefulVCPUs(hypervisor: hypervisor, host: host)),
+            memoryMiB: max(boot.memoryMiB, maximum(hypervisor: hypervisor, host: host).memoryMiB))
+    }
+
     /// The largest VM a pod may ask for: the configured maximum, else the guest kernel's CPUs and the
     /// host's memory; above it, sizing fails.
     static func maximum(hypervisor: Configuration.HypervisorSection, host: Host) -> VMSize {

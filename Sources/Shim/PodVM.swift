@@ -54,11 +54,7 @@ final class PodVM: PodMachine {
 
     var hotplugCeiling: VMSize? {
         let hypervisor = plan.configuration.hypervisor
-        guard hypervisor.hotplug else { return nil }
-        let host = PodSizing.Host.current
-        return VMSize(
-            vcpus: max(report.size.vcpus, PodSizing.usefulVCPUs(hypervisor: hypervisor, host: host)),
-            memoryMiB: max(report.size.memoryMiB, PodSizing.maximum(hypervisor: hypervisor, host: host).memoryMiB))
+        return hypervisor.hotplug ? PodSizing.hotplugCeiling(boot: report.size, hypervisor: hypervisor, host: .current) : nil
     }
 
     func attach(_ volume: BlockVolume) async throws(ShimError) {

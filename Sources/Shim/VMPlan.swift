@@ -64,10 +64,8 @@ struct VMPlan: Sendable {
             vm.memoryMiB = size.memoryMiB
         }
         if hypervisor.hotplug {
-            let host = PodSizing.Host.current
-            vm.hotplug = .init(
-                maxVCPUs: max(PodSizing.usefulVCPUs(hypervisor: hypervisor, host: host), vm.vcpus),
-                maxMemoryMiB: max(PodSizing.maximum(hypervisor: hypervisor, host: host).memoryMiB, vm.memoryMiB))
+            let ceiling = PodSizing.hotplugCeiling(boot: VMSize(vcpus: vm.vcpus, memoryMiB: vm.memoryMiB), hypervisor: hypervisor, host: .current)
+            vm.hotplug = .init(maxVCPUs: ceiling.vcpus, maxMemoryMiB: ceiling.memoryMiB)
         }
         return vm
     }

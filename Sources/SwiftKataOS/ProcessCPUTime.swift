@@ -20,12 +20,9 @@ public enum ProcessCPUTime {
     /// Milliseconds the threads of process `pid` whose name starts with `prefix` have used (QEMU's
     /// vCPU threads are "CPU 0/TCG", "CPU 1/KVM", …); nil when the process is gone or has none.
     public static func milliseconds(pid: pid_t, threadsNamed prefix: String) -> UInt64? {
-        guard let tasks = opendir("/proc/\(pid)/task") else { return nil }
-        defer { closedir(tasks) }
         var total: UInt64 = 0
         var matched = 0
-        while let entry = readdir(tasks), matched < 1024 {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        for name in directoryEntries("/proc/\(pid)/task") where matched < 1024 {
             guard name.first?.isNumber == true, let line = readText("/proc/\(pid)/task/\(name)/stat", limit: 4096),
                 let open = line.firstIndex(of: "("), let close = line.lastIndex(of: ")"), open < close,
                 line[line.index(after: open)..<close].hasPrefix(prefix), let used = milliseconds(statLine: line)

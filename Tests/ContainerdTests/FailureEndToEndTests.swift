@@ -90,9 +90,7 @@ extension ShimEndToEndTests {
         let server = try #require(HostLeftovers.processes().first { $0.1.contains("virtiofsd") && $0.1.contains(HostLeftovers.podsDirectory) })
         #expect(kill(pid_t(server.0), SIGKILL) == 0)
         let began = Date()
-        let stopped = pollUntil(timeout: 30) {
-            containerd.ctr(["task", "ls"]).output.split(separator: "\n").contains { $0.hasPrefix(id) && $0.contains("STOPPED") }
-        }
+        let stopped = awaitTaskLine(id, timeout: 30) { $0.contains("STOPPED") } != nil
         #expect(stopped, "the task did not stop after its virtiofsd was killed")
         #expect(Date().timeIntervalSince(began) < 30)
         let killed = containerd.ctr(["task", "kill", "-s", "SIGKILL", id], timeout: 30)

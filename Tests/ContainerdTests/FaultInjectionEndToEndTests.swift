@@ -14,12 +14,9 @@ extension ShimEndToEndTests {
         let started = try runHostile(id, "die")
         try #require(started.status == 0, "\(started.output)")
         defer { removeContainer(id) }
-        var listed = ""
         #expect(
-            pollUntil(timeout: 30, every: 0.1) {
-                listed = containerd.ctr(["task", "ls"]).output
-                return listed.split(separator: "\n").contains { $0.hasPrefix(id) && $0.contains("STOPPED") }
-            }, "the task did not stop after the guest's PID 1 died: \(listed)")
+            awaitTaskLine(id, timeout: 30) { $0.contains("STOPPED") } != nil,
+            "the task did not stop after the guest's PID 1 died: \(containerd.ctr(["task", "ls"]).output)")
         let removed = containerd.ctr(["task", "rm", id], timeout: 30)
         #expect(removed.status == 0, "\(removed.output)")
         let log = (try? String(contentsOfFile: "\(containerd.directory)/containerd.log", encoding: .utf8)) ?? ""
@@ -157,7 +154,7 @@ extension ShimEndToEndTests {
         let id = "fault-containerd"
         let run = try containerd.ctrInBackground(["run", "-d", "--runtime", "io.containerd.swiftkata.v2", containerd.imageRef, id, "sleep", "1000"])
         #expect(pollUntil(timeout: 30, every: 0.02) { containerd.domainName(of: id) != nil }, "the VM never started booting")
-        if let error = containerd.killAndRestartContainerd() { Issue.record(Comment(rawValue: error)) }
+        if let error = containerd.restartContainerd(signal: SIGKILL) { Issue.record(Comment(rawValue: error)) }
         run.waitUntilExit()
         removeContainer(id)
         #expect(HostLeftovers.awaitClean(namespace: containerd.namespace, timeout: 30) == [])

@@ -49,12 +49,7 @@ extension ShimEndToEndTests {
         let started = try runHostile(id, "lying-exit")
         try #require(started.status == 0, "\(started.output)")
         defer { removeContainer(id) }
-        var listed = ""
-        #expect(
-            pollUntil(timeout: 20, every: 0.1) {
-                listed = containerd.ctr(["task", "ls"]).output
-                return listed.split(separator: "\n").contains { $0.hasPrefix(id) && $0.contains("STOPPED") }
-            }, "\(listed)")
+        #expect(awaitTaskLine(id, timeout: 20) { $0.contains("STOPPED") } != nil, "\(containerd.ctr(["task", "ls"]).output)")
         let deleted = containerd.ctr(["task", "rm", id])
         #expect(deleted.status == 0, "\(deleted.output)")
         let seen = events.stop()

@@ -111,23 +111,12 @@ final class PrivateContainerd: Sendable {
         return nil
     }
 
-    /// Stops containerd (SIGTERM, as a service manager would) and starts it again on the same state:
-    /// running shims must carry on and be found again.
-    func restartContainerd() -> String? {
+    /// Stops containerd and starts it again on the same state: SIGTERM, as a service manager would
+    /// (running shims must carry on and be found again), or SIGKILL, a crash.
+    func restartContainerd(signal: Int32 = SIGTERM) -> String? {
         let pid = containerdPID.withLock { $0 }
         guard pid > 0 else { return "containerd is not running" }
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-        try? FileManager.default.removeItem(atPath: socket)
-        return Self.launchContainerd(directory: directory, socket: socket, configPath: configPath)
-    }
-
-    /// Kills containerd with SIGKILL (a crash, not a stop) and starts it again on the same state.
-    func killAndRestartContainerd() -> String? {
-        let pid = containerdPID.withLock { $0 }
-        guard pid > 0 else { return "containerd is not running" }
-        kill(pid, SIGKILL)
+        kill(pid, signal)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
         try? FileManager.default.removeItem(atPath: socket)

@@ -193,7 +193,7 @@ struct ShimEndToEndTests {
     }
 
     /// Polls `ctr task ls` (bounded) for the task's line matching `condition`.
-    private func awaitTaskLine(_ id: String, timeout: TimeInterval = 10, _ condition: (String) -> Bool) -> String? {
+    func awaitTaskLine(_ id: String, timeout: TimeInterval = 10, _ condition: (String) -> Bool) -> String? {
         poll(timeout: timeout, every: 0.05) {
             containerd.ctr(["task", "ls"]).output.split(separator: "\n").map(String.init).first { $0.hasPrefix(id + " ") && condition($0) }
         }

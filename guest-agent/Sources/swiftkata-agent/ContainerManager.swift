@@ -83,16 +83,15 @@ actor ContainerManager {
         _ devices: [(serial: String, containerPath: String)], to plan: inout SpawnPlan, containerID: String
     ) async throws {
         for device in devices {
-            guard SpawnPlanner.deviceNode(at: device.containerPath, character: false, major: 0, minor: 0) != nil else {
+            guard var node = SpawnPlanner.deviceNode(at: device.containerPath, character: false, major: 0, minor: 0) else {
                 throw ManagerError(code: .invalid, description: "block device path \(device.containerPath.prefix(128)) is not a plain path below /dev")
             }
-            guard let disk = await GuestBlockDevices.wait(serial: device.serial, timeout: .seconds(10)),
-                let node = SpawnPlanner.deviceNode(at: device.containerPath, character: false, major: disk.major, minor: disk.minor, source: disk.path)
-            else {
+            guard let disk = await GuestBlockDevices.wait(serial: device.serial, timeout: .seconds(10)) else {
                 throw ManagerError(
                     code: .failedPrecondition,
                     description: "container \(containerID): the disk \(device.serial) for \(device.containerPath) never appeared in the guest")
             }
+            (node.major, node.minor, node.source) = (disk.major, disk.minor, disk.path)
             plan.devices.removeAll { $0.path == node.path }
             plan.devices.append(node)
         }

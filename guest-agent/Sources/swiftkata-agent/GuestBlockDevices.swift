@@ -23,10 +23,7 @@ enum GuestBlockDevices {
 
     /// The disk whose /sys/block/<name>/serial is `serial`.
     static func find(serial: String) -> Disk? {
-        guard let directory = opendir("/sys/block") else { return nil }
-        defer { closedir(directory) }
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        for name in directoryEntries("/sys/block") {
             guard name.hasPrefix("vd"), readText("/sys/block/\(name)/serial", limit: 64)?.trimmingWhitespace() == serial,
                 let numbers = readText("/sys/block/\(name)/dev", limit: 32)?.trimmingWhitespace().split(separator: ":"), numbers.count == 2,
                 let major = UInt32(numbers[0]), let minor = UInt32(numbers[1])
