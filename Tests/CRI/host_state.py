@@ -53,6 +53,19 @@ def pod_domain(pod_id, namespace=CRI_NAMESPACE):
         return domain_name(pod_id, namespace)
 
 
+def vm_pss_bytes(pod_id, namespace=CRI_NAMESPACE):
+    """The pod VM's host memory: the PSS of its QEMU and of the virtiofsd serving its share. Guest
+    pages virtiofsd has touched are split between the two in each one's PSS; the sum counts them once."""
+    directory = pod_directory(pod_id, namespace)
+    try:
+        with open(f"{directory}/identity.json") as f:
+            source = json.load(f).get("fileServerSource") or f"{directory}/"
+    except (OSError, ValueError):
+        source = f"{directory}/"
+    servers = [pid for pid, _, command_line in processes() if "virtiofsd" in command_line and source in command_line]
+    return sum(pss_bytes(pid) for pid in qemu_pids(pod_id, pod_domain(pod_id, namespace)) + servers)
+
+
 def pool_entries():
     """Warm-pool VMs published and waiting: <pool>/<key>/<entry> directories (not `.booting-`)."""
     found = []

@@ -674,17 +674,16 @@ class CRIEndToEnd(unittest.TestCase):
                 # What the guest touched is host memory until it goes back. Page cache (a file read
                 # through the shared file system) stays in use, unlike a finished process's pages.
                 exec_sync(worker, ["dd", "if=/dev/zero", "of=/tmp/cache", "bs=1M", "count=400"], timeout=60)
-                qemu = host_state.qemu_pids(pod.id)[0]
-                before = host_state.pss_bytes(qemu)
+                before = host_state.vm_pss_bytes(pod.id)
 
             harness.client.UpdateContainerResources(pb.UpdateContainerResourcesRequest(container_id=worker, linux=limits(128)))
             self.assertFalse(allocates(worker, 600), "600 MiB above a 128 MiB limit")
             if SWIFTKATA:
                 # The VM shrank back towards the base plus 128 MiB, and the host got the memory back.
                 wait_for(lambda: guest_memory_mib(worker) < grown - 512, 30, "the guest gave hot-plugged memory back")
-                wait_for(lambda: host_state.pss_bytes(qemu) < before - (256 << 20), 30,
-                         f"QEMU's PSS dropped by 256 MiB from {before >> 20} MiB")
-                print(f"\n  QEMU PSS {before >> 20} MiB -> {host_state.pss_bytes(qemu) >> 20} MiB after the shrink",
+                wait_for(lambda: host_state.vm_pss_bytes(pod.id) < before - (256 << 20), 30,
+                         f"the VM's PSS (QEMU and virtiofsd) dropped by 256 MiB from {before >> 20} MiB")
+                print(f"\n  VM PSS {before >> 20} MiB -> {host_state.vm_pss_bytes(pod.id) >> 20} MiB after the shrink",
                       file=sys.stderr)
         finally:
             pod.remove()
