@@ -109,6 +109,10 @@ int linux_pidfd_open(pid_t pid) {
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
+int linux_pidfd_send_signal(int pidfd, int sig) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
 int linux_memfd(const char *name) {
     return memfd_create(name, MFD_CLOEXEC);
 }

@@ -17,10 +17,19 @@ public enum DomainLifecycleEvent: Sendable, Equatable {
 /// its exit through a pidfd (reported at once, where libvirtd reports a killed QEMU only after its
 /// own clean-up).
 public enum QEMUProcess {
+    /// libvirt's QEMU driver state: `NAME.pid` (QEMU's pid) and `NAME.xml` (the live domain's status).
+    static let stateDirectory = "/run/libvirt/qemu"
+
     /// QEMU's pid for a running domain of the local QEMU driver, or nil.
     public static func pid(ofDomain name: String) -> pid_t? {
-        guard let text = readText("/run/libvirt/qemu/\(name).pid") else { return nil }
+        guard let text = readText("\(stateDirectory)/\(name).pid") else { return nil }
         return pid_t(text.filter(\.isNumber))
+    }
+
+    /// Whether the process behind `pidfd` has exited (a pidfd polls readable once it has).
+    public static func hasExited(pidfd: CInt) -> Bool {
+        var entry = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) > 0
     }
 
     /// Calls `exited` from a helper thread when process `pid` ends (pidfd, so never a reused pid);

@@ -1,5 +1,6 @@
 import AgentAPI
 import AgentClient
+import CLinuxSys
 import Glibc
 import Hypervisor
 import Logging
@@ -32,6 +33,8 @@ final class PodVM: PodMachine {
     private let portForwarder: PortForwarder?
     /// What `swiftkata-ctl` reports of this VM.
     let report: PodMachineReport
+    /// Set when `destroy` begins (the watchers of the VM's processes then stand down).
+    private let teardown: VMTeardown
     private let logger: Logger
 
     var accelerator: VMDescription.Accelerator { plan.accelerator }
@@ -89,8 +92,9 @@ final class PodVM: PodMachine {
     private init(
         layout: PodLayout, plan: VMPlan, identity: VMIdentity, client: TTRPCClient, qemuPID: pid_t, network: PodNetwork?,
         cgroup: PodCgroup?, portForwarder: PortForwarder?, events: AsyncStream<DomainLifecycleEvent>, report: PodMachineReport,
-        logger: Logger
+        teardown: VMTeardown, logger: Logger
     ) {
+        self.teardown = teardown
         self.report = report
         self.cgroup = cgroup
         self.portForwarder = portForwarder
@@ -197,7 +201,9 @@ final class PodVM: PodMachine {
         layout: PodLayout, plan: VMPlan, identity: VMIdentity, network: PodNetwork?, claimed: Bool, size: VMSize, setup: SandboxSetup,
         timing: (started: ContinuousClock.Instant, domainStarted: ContinuousClock.Instant), deadline: ContinuousClock.Instant, logger: Logger
     ) async throws(ShimError) -> AttachOutcome {
+        let teardown = VMTeardown()
         let destroy = { () async in
+            teardown.begin()
             try? plan.control.destroy(name: identity.domainName)
             tap(of: network, identity: identity)?.remove()
             if let cgroup = setup.cgroup { await removeCgroup(cgroup, logger: logger) }
@@ -217,7 +223,8 @@ final class PodVM: PodMachine {
         let fileServer =
             plan.configuration.hypervisor.sharedFilesystem == .virtioFS
             ? VirtiofsdProcess.pids(serving: identity.fileServerSource ?? layout.sharedDirectory) : []
-        watchFileServer(fileServer.first, of: identity.domainName, qemuPID: qemuPID, logger: logger, control: plan.control)
+        watchFileServer(
+            fileServer.first, of: identity.domainName, qemuPID: qemuPID, teardown: teardown, logger: logger, control: plan.control)
         joinPodCgroup(setup.cgroup, processes: [qemuPID] + fileServer, logger: logger)
         guard let endpoint = plan.agentEndpoint(of: identity, in: layout) else {
             await destroy()
@@ -294,7 +301,8 @@ final class PodVM: PodMachine {
         return .ready(
             PodVM(
                 layout: layout, plan: plan, identity: identity, client: client, qemuPID: qemuPID, network: network,
-                cgroup: setup.cgroup, portForwarder: portForwarder, events: events, report: report, logger: logger))
+                cgroup: setup.cgroup, portForwarder: portForwarder, events: events, report: report, teardown: teardown,
+                logger: logger))
     }
 
     /// The pod's tap: the network's (in the pod's namespace) or a pool VM's unused one (in the host's).
@@ -314,9 +322,18 @@ final class PodVM: PodMachine {
     /// A guest whose virtio-fs server died blocks on its shared file system and never answers
     /// again, so the pod's tasks would hang for good: when the pod's virtiofsd exits, its VM is
     /// destroyed, and the pod's processes end as they do when QEMU dies (status 255, TaskExit).
-    private static func watchFileServer(_ serverPID: pid_t?, of domain: String, qemuPID: pid_t, logger: Logger, control: VMControl) {
+    /// Its exit is ignored once the VM's teardown began or QEMU itself has gone (virtiofsd then ends
+    /// because QEMU closed its socket): destroying the domain again would only hold libvirt's domain
+    /// list while other pods start.
+    private static func watchFileServer(
+        _ serverPID: pid_t?, of domain: String, qemuPID: pid_t, teardown: VMTeardown, logger: Logger, control: VMControl
+    ) {
         guard let serverPID else { return }
-        QEMUProcess.onExit(of: serverPID) {
+        let qemu = linux_pidfd_open(qemuPID)
+        guard qemu >= 0 else { return }  // QEMU is gone already
+        let watched = QEMUProcess.onExit(of: serverPID) {
+            defer { close(qemu) }
+            guard !teardown.hasStarted, !QEMUProcess.hasExited(pidfd: qemu) else { return }
             // Only this VM: a domain of that name started later (a reused id) has another QEMU.
             guard QEMUProcess.pid(ofDomain: domain) == qemuPID else { return }
             logger.error(
@@ -326,10 +343,12 @@ final class PodVM: PodMachine {
                 ])
             try? control.destroy(name: domain)
         }
+        if !watched { close(qemu) }
     }
 
     /// Destroys the domain (idempotent), closes the agent connection and removes the pod's tap.
     func destroy() async {
+        teardown.begin()
         console?.stop()
         portForwarder?.stop()
         await client.close()

@@ -19,8 +19,9 @@ import SwiftKataOS
 //   swiftkata-vm detach-disk --uri URI --name NAME --serial SERIAL
 //       asks the running domain to release that disk (a missing one is success)
 //   swiftkata-vm destroy --uri URI --name NAME
-//       destroys the domain (a missing one is success), then removes libvirt's log files of the
-//       domain (`DomainLogs`)
+//       kills QEMU and waits (up to 5 s) for libvirt to remove the domain (`DomainTermination`),
+//       destroys it if it is still there (a missing one is success), then removes libvirt's log
+//       files of the domain (`DomainLogs`)
 //
 // Errors go to stderr as one line (libvirt's own message); the exit status is 1.
 
@@ -77,6 +78,8 @@ case "create":
     print("qemu_pid=\(pid) vsock_cid=\(cid)")
 case "destroy":
     guard let name = option("--name", in: arguments) else { fail("destroy: --name NAME is required") }
+    // QEMU first, and the domain's own clean-up in libvirt awaited: see DomainTermination.
+    _ = DomainTermination.kill(domain: name, timeoutMilliseconds: 5_000)
     do { try libvirt.destroyDomain(named: name) } catch { fail("destroying \(name): \(error.message)") }
     if let directory = DomainLogs.directory(uri: uri) {
         for failure in DomainLogs.remove(domain: name, in: directory) { FileHandle.standardError("removing a log of \(name): \(failure)") }

@@ -108,4 +108,26 @@ struct LibvirtBootTests {
         let badURI = #expect(throws: LibvirtError.self) { try LibvirtConnection(uri: "qemu:///nonsense") }
         #expect(badURI?.description.hasPrefix("connecting to libvirt at qemu:///nonsense") == true)
     }
+
+    @Test func terminationKillsQEMUAndReturnsOnceLibvirtRemovedTheDomain() async throws {
+        let libvirt = try LibvirtConnection()
+        let setup = try Self.setup(pod: "terminate-\(getpid())")
+        defer {
+            try? FileManager.default.removeItem(atPath: setup.directory)
+            DomainLogs.remove(domain: VMDescription.domainName(for: setup.vm.owner), in: "/var/log/libvirt/qemu")
+        }
+        let name = try libvirt.createTransientDomain(xml: try DomainXML.render(setup.vm))
+        let qemu = try #require(libvirt.qemuPID(ofDomain: name))
+        let started = ContinuousClock.now
+        #expect(DomainTermination.kill(domain: name, timeoutMilliseconds: 10_000) == .removed)
+        print("DomainTermination.kill: \(ContinuousClock.now - started)")
+        // Gone from libvirt, QEMU dead, libvirt's state files removed: the destroy that follows is a no-op.
+        #expect(kill(qemu, 0) != 0)
+        #expect(access("/run/libvirt/qemu/\(name).xml", F_OK) != 0)
+        #expect(try !libvirt.swiftkataDomains().contains(name))
+        try libvirt.destroyDomain(named: name)
+        // A domain that does not run here: nothing to do, and no wait.
+        #expect(DomainTermination.kill(domain: name, timeoutMilliseconds: 10_000) == .notRunning)
+        #expect(DomainTermination.kill(domain: "swiftkata-no-such-domain", timeoutMilliseconds: 10_000) == .notRunning)
+    }
 }

@@ -17,6 +17,9 @@ int linux_open_pty(int *master, int *slave);
 /// pidfd_open(pid, 0); returns the fd or -1 with errno.
 int linux_pidfd_open(pid_t pid);
 
+/// pidfd_send_signal(pidfd, sig, NULL, 0); returns 0 or -1 with errno.
+int linux_pidfd_send_signal(int pidfd, int sig);
+
 /// memfd_create(name, MFD_CLOEXEC); returns the fd or -1 with errno.
 int linux_memfd(const char *name);
 
