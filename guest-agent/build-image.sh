@@ -28,11 +28,16 @@ log() { printf 'build-image: %s\n' "$*" >&2; }
 
 cd "$root"
 product=${SWIFTKATA_AGENT_PRODUCT:-swiftkata-agent}
-log "building $product (release, static Swift stdlib)"
+log "building $product (release, linked as scripts/release-flags.sh says)"
 scratch=()
 if [[ -n "${SWIFTKATA_AGENT_SCRATCH:-}" ]]; then scratch=(--scratch-path "$SWIFTKATA_AGENT_SCRATCH"); fi
-swift build "${scratch[@]}" -c release --product "$product" --static-swift-stdlib >&2
-agent=$(swift build "${scratch[@]}" -c release --product "$product" --static-swift-stdlib --show-bin-path)/$product
+# The host's release flags: the Swift runtime and libstdc++ linked in, packed relocations. Less for
+# the guest's loader to read and resolve on every boot (measured: exec of /init to the agent's
+# main() 75 -> see the README's bench-boot line).
+source scripts/release-flags.sh
+swift build "${scratch[@]}" "${release_flags[@]}" --product "$product" >&2
+agent=$(swift build "${scratch[@]}" "${release_flags[@]}" --product "$product" --show-bin-path)/$product
+require_static_libstdcxx "$agent"
 
 # busybox (Debian's busybox-static) is the operator's debug console in the guest's own root
 # (`swiftkata-ctl console`); containers never see that root.
@@ -41,7 +46,7 @@ if [[ -z "$busybox" || -n "$(readelf -l "$busybox" 2>/dev/null | sed -n 's/.*pro
     log "busybox is missing or not static: apt-get install busybox-static"
     exit 1
 fi
-key=$(cat "$agent" "$0" "$busybox" | sha256sum | cut -c1-16)
+key=$(cat "$agent" "$0" scripts/release-flags.sh "$busybox" | sha256sum | cut -c1-16)
 out="$cache/image/$key"
 image="$out/swiftkata-rootfs.img"
 initrd="$out/swiftkata-initrd.img"
