@@ -67,6 +67,7 @@ public struct HostCheck: Sendable {
         results.append(checks.guestKernel())
         results.append(checks.guestImage())
         results.append(checks.warmPool())
+        results.append(checks.memoryMerging())
         results.append(checks.containerdBinary())
         results.append(checks.containerdRunning())
         results.append(checks.containerdCRIPlugin())

@@ -158,7 +158,7 @@ import Testing
         #expect(check?.status == .fail)
         #expect(check?.detail.hasPrefix("/tmp/c.toml:2: hypervisor.accelerator: \"fast\" is not one of") == true, "\(check?.detail ?? "")")
         #expect(check?.fix.hasPrefix("edit /tmp/c.toml line 2 (hypervisor.accelerator)") == true)
-        #expect(report.checks.count == 22 && report.check(named: "guest-kernel")?.status == .pass)
+        #expect(report.checks.count == 23 && report.check(named: "guest-kernel")?.status == .pass)
         #expect(report.summary == "pods cannot run: 1 check failed (configuration)")
     }
 
@@ -219,6 +219,23 @@ import Testing
         #expect(check?.detail == "size 2: 2 VMs waiting, 1 booting in /run/swiftkata/pool (the pool fills after the first pod)")
     }
 
+    @Test func memoryMergingSaysWhetherPodsCanUseIt() async {
+        var host = FakeHost()
+        var check = await host.report().check(named: "ksm")
+        #expect(check?.status == .pass)
+        #expect(check?.detail.hasPrefix("not in this kernel (CONFIG_KSM); pods of this configuration cannot use it: with virtio-fs") == true)
+        host.setText("/sys/kernel/mm/ksm/run", "0\n")
+        #expect(await host.report().check(named: "ksm")?.detail.hasPrefix("off; pods of this configuration cannot use it") == true)
+        host.setText("/sys/kernel/mm/ksm/run", "1\n")
+        host.setText("/sys/kernel/mm/ksm/pages_sharing", "2560\n")
+        check = await host.report().check(named: "ksm")
+        #expect(check?.detail.hasPrefix("on: 2560 pages shared (10 MiB saved); pods of this configuration cannot use it") == true)
+        host.setText(FakeHost.configurationPath, "[hypervisor]\nshared_fs = \"9p\"\n")
+        host.setText("/sys/kernel/mm/ksm/run", "0\n")
+        check = await host.report().check(named: "ksm")
+        #expect(check?.detail.hasPrefix("off (echo 1 > /sys/kernel/mm/ksm/run turns it on, for ksmd's CPU); pods of this configuration (9p) can") == true)
+    }
+
     @Test func servicesThatAreDownFail() async {
         var host = FakeHost()
         host.libvirt = .failure(
@@ -267,7 +284,7 @@ import Testing
         var host = FakeHost()
         host.readWrite.remove("/dev/vhost-vsock")
         let lines = await host.report().humanReadable.split(separator: "\n")
-        #expect(lines.count == 23)
+        #expect(lines.count == 24)
         #expect(lines.contains { $0.hasPrefix("WARN  vhost-vsock") && $0.hasSuffix("— fix: modprobe vhost_vsock") })
         #expect(lines.last == "pods can run: accelerator kvm, agent transport virtio-serial (1 warning)")
     }

@@ -25,7 +25,7 @@ import Testing
         let report = await HostCheck(host: .live(kvmProbeCacheDirectory: cache), options: CheckOptions(configurationPath: configurationPath)).run()
         print(report.humanReadable)
         #expect(ContinuousClock.now - started < .seconds(30))
-        #expect(report.checks.count == 22)
+        #expect(report.checks.count == 23)
         #expect(report.check(named: "configuration")?.status == .pass)
         // This host's libvirt keeps its QEMU capabilities (its QEMU user opens /dev/kvm).
         #expect(report.check(named: "libvirt-capabilities")?.status == .pass, "\(String(describing: report.check(named: "libvirt-capabilities")))")
