@@ -12,8 +12,9 @@ With --calls (for a host's client of a service, such as the shim's of the guest 
 An rpc may carry annotations in a comment line right above it, `// @ttrpc <word> [<word> ...]`:
   no-deadline    the Session's call has no deadline (the rpc waits by design: an exit, output);
                  every other call gets the Session's `callTimeout`.
-  raw-handler    the Service method works on the encoded payloads (ByteBuffer in, ByteBuffer out),
-                 for a server that encodes its reply itself.
+  raw-handler    the Service method works on the encoded payloads (ByteBuffer in, TTRPCReplyPayload
+                 out: the reply in parts, sent without joining them), for a server that encodes
+                 its reply itself.
   raw-reply      the Calls method returns the encoded reply, for a caller that decodes it within
                  bounds of its own (an untrusted peer decides how many entries a list holds).
 
@@ -69,7 +70,7 @@ def emit_service(package, service, rpcs):
     for name, req, res, notes in rpcs:
         if "raw-handler" in notes:
             out.append(f"    /// `{name}` on encoded payloads: a {swift_type(req, package)} in, a {swift_type(res, package)} out.")
-            out.append(f"    func {lower_first(name)}(raw payload: ByteBuffer, context: TTRPCCallContext) async throws -> ByteBuffer")
+            out.append(f"    func {lower_first(name)}(raw payload: ByteBuffer, context: TTRPCCallContext) async throws -> TTRPCReplyPayload")
         else:
             out.append(f"    func {lower_first(name)}(_ request: {swift_type(req, package)}, context: TTRPCCallContext) async throws -> {swift_type(res, package)}")
     out += ["}", "",
@@ -90,7 +91,7 @@ def emit_service(package, service, rpcs):
             f"        var service = TTRPCServiceDefinition(name: \"{full}\")"]
     for name, req, res, notes in rpcs:
         if "raw-handler" in notes:
-            out.append(f"        service.addRawMethod(\"{name}\") {{ payload, context in")
+            out.append(f"        service.addGatheringMethod(\"{name}\") {{ payload, context in")
             out.append(f"            try await self.{lower_first(name)}(raw: payload, context: context)")
         else:
             out.append(f"        service.addMethod(\"{name}\") {{ (request: {swift_type(req, package)}, context) in")

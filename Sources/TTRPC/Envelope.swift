@@ -121,12 +121,12 @@ extension TTRPCResponse {
         if payload.readableBytes > 0 { buffer.writeProtoBytes(Field.payload, payload) }
     }
 
-    /// `encode(into:)` up to and including the payload's tag and length: the caller sends the payload
-    /// bytes right after (a successful reply only).
-    func encodeWithoutPayloadBytes(into buffer: inout ByteBuffer) {
+    /// A successful reply's envelope up to and including the tag and length of a payload of
+    /// `payloadLength` bytes, which the caller sends right after.
+    static func encodeSuccessPrefix(payloadLength: Int, into buffer: inout ByteBuffer) {
         buffer.writeProtoMessage(Field.status) { _ in }
         buffer.writeProtoTag(Field.payload, .lengthDelimited)
-        buffer.writeProtoVarint(UInt64(payload.readableBytes))
+        buffer.writeProtoVarint(UInt64(payloadLength))
     }
 }
 

@@ -123,11 +123,11 @@ func protoVarintSize(_ value: UInt64) -> Int {
 /// Hand-encoding of simple messages on hot paths, where building a generated message first would
 /// copy its bytes fields once more (the agent's stream output).
 extension ByteBuffer {
-    /// Appends a length-delimited field (bytes, string or message) whose value is `parts` back to back.
-    public mutating func writeProtobufBytesField(_ field: UInt32, parts: [ByteBuffer]) {
+    /// Appends the tag and length of a length-delimited field whose `length` value bytes the caller
+    /// sends right after, from buffers of its own (`TTRPCReplyPayload`).
+    public mutating func writeProtobufBytesFieldHeader(_ field: UInt32, length: Int) {
         writeProtoTag(field, .lengthDelimited)
-        writeProtoVarint(UInt64(parts.reduce(0) { $0 + $1.readableBytes }))
-        for part in parts { writeImmutableBuffer(part) }
+        writeProtoVarint(UInt64(length))
     }
 
     /// Appends a varint field (integers, bools, enums).

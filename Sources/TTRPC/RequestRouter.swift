@@ -7,7 +7,7 @@ public struct TTRPCRequestRouter: Sendable {
     /// The outcome of routing a request frame.
     public enum Route: Sendable {
         case reject(TTRPCError)
-        case call(TTRPCRawHandler, payload: ByteBuffer, context: TTRPCCallContext)
+        case call(TTRPCMethodHandler, payload: ByteBuffer, context: TTRPCCallContext)
     }
 
     private let services: [String: TTRPCServiceDefinition]

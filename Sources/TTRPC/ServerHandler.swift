@@ -40,7 +40,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     }
 
     private func handleRequest(_ context: ChannelHandlerContext, streamID: UInt32, payload: ByteBuffer) {
-        let method: TTRPCRawHandler
+        let method: TTRPCMethodHandler
         let argument: ByteBuffer
         let callContext: TTRPCCallContext
         switch router.route(streamID: streamID, payload: payload) {
@@ -62,7 +62,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         let eventLoop = context.eventLoop
         let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
         inflight[streamID] = Task {
-            let result: Result<ByteBuffer, any Error>
+            let result: Result<TTRPCReplyPayload, any Error>
             do {
                 result = .success(try await method(argument, callContext))
             } catch {
@@ -88,7 +88,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         }
     }
 
-    private func finish(_ context: ChannelHandlerContext, streamID: UInt32, _ result: Result<ByteBuffer, any Error>) {
+    private func finish(_ context: ChannelHandlerContext, streamID: UInt32, _ result: Result<TTRPCReplyPayload, any Error>) {
         // Gone when the deadline already answered or the connection closed.
         guard inflight.removeValue(forKey: streamID) != nil else { return }
         reply(context, streamID: streamID, result)
@@ -97,32 +97,36 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     /// Replies with at least this many payload bytes are written without copying the payload.
     static let zeroCopyPayloadBytes = 64 * 1024
 
-    private func reply(_ context: ChannelHandlerContext, streamID: UInt32, _ result: Result<ByteBuffer, any Error>) {
+    private func reply(_ context: ChannelHandlerContext, streamID: UInt32, _ result: Result<TTRPCReplyPayload, any Error>) {
         guard context.channel.isActive else { return }
-        var response: TTRPCResponse
+        // A large successful reply goes out as the frame's header and envelope up to the payload's
+        // length, then the payload's parts themselves: the payload (stream data, mostly) is not
+        // copied once more, which counts where every copy is emulated (a TCG guest's agent).
+        if case .success(let payload) = result {
+            let size = payload.readableBytes
+            if size >= Self.zeroCopyPayloadBytes, size + 16 <= TTRPCWire.maxPayloadSize {
+                var prefix = context.channel.allocator.buffer(capacity: TTRPCWire.headerSize + 16)
+                prefix.writeTTRPCFrame(streamID: streamID, type: .response, extraLength: size) {
+                    TTRPCResponse.encodeSuccessPrefix(payloadLength: size, into: &$0)
+                }
+                flusher.write(prefix, context: context, othersPending: true)
+                let parts = payload.parts.filter { $0.readableBytes > 0 }  // not empty: size >= zeroCopyPayloadBytes
+                for (index, part) in parts.enumerated() {
+                    flusher.write(part, context: context, othersPending: index < parts.count - 1 || !inflight.isEmpty)
+                }
+                return
+            }
+        }
+        let response: TTRPCResponse
         switch result {
         case .success(let payload):
-            response = TTRPCResponse(payload: payload)
+            response = TTRPCResponse(payload: payload.joined)
         case .failure(let error):
             let status = TTRPCError(mapping: error)
             if status.code == .unknown || status.code == .internal {
                 logger.debug("ttrpc call failed", metadata: ["stream": "\(streamID)", "error": "\(status)"])
             }
             response = TTRPCResponse(status: status, payload: ByteBuffer())
-        }
-        // A large successful reply goes out as two writes, the frame's header and envelope up to the
-        // payload's length, then the payload itself: the payload (stream data, mostly) is not copied
-        // once more, which counts where every copy is emulated (a TCG guest's agent).
-        if response.status == nil, response.payload.readableBytes >= Self.zeroCopyPayloadBytes,
-            response.payload.readableBytes + 16 <= TTRPCWire.maxPayloadSize
-        {
-            var prefix = context.channel.allocator.buffer(capacity: TTRPCWire.headerSize + 16)
-            prefix.writeTTRPCFrame(streamID: streamID, type: .response, extraLength: response.payload.readableBytes) {
-                response.encodeWithoutPayloadBytes(into: &$0)
-            }
-            flusher.write(prefix, context: context, othersPending: true)
-            flusher.write(response.payload, context: context, othersPending: !inflight.isEmpty)
-            return
         }
         var frame = context.channel.allocator.buffer(
             capacity: TTRPCWire.headerSize + response.payload.readableBytes + 64 + (response.status?.message.utf8.count ?? 0))

@@ -20,14 +20,46 @@ public struct TTRPCCallContext: Sendable {
 /// A method handler on encoded bytes: request payload in, reply payload out.
 public typealias TTRPCRawHandler = @Sendable (ByteBuffer, TTRPCCallContext) async throws -> ByteBuffer
 
+/// A reply's encoded payload in one or more buffers, which go out back to back. A handler whose
+/// reply is mostly data it already holds in several buffers (a process's output, as it was read)
+/// returns them as they are instead of copying them into one; the server writes a large reply
+/// without copying it (see `TTRPCServerHandler`).
+public struct TTRPCReplyPayload: Sendable {
+    public var parts: [ByteBuffer]
+
+    public init(_ buffer: ByteBuffer) { parts = [buffer] }
+    public init(parts: [ByteBuffer]) { self.parts = parts }
+
+    public var readableBytes: Int { parts.reduce(0) { $0 + $1.readableBytes } }
+
+    /// The payload in one buffer (copied, unless it has one part).
+    public var joined: ByteBuffer {
+        guard parts.count != 1 else { return parts[0] }
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(readableBytes)
+        for var part in parts { buffer.writeBuffer(&part) }
+        return buffer
+    }
+}
+
+/// How a service's method is called: request payload in, reply payload (in parts) out.
+public typealias TTRPCMethodHandler = @Sendable (ByteBuffer, TTRPCCallContext) async throws -> TTRPCReplyPayload
+
 /// A named ttrpc service: its methods by name.
 public struct TTRPCServiceDefinition: Sendable {
     public let name: String
-    public private(set) var methods: [String: TTRPCRawHandler] = [:]
+    public private(set) var methods: [String: TTRPCMethodHandler] = [:]
 
     public init(name: String) { self.name = name }
 
     public mutating func addRawMethod(_ method: String, _ handler: @escaping TTRPCRawHandler) {
+        methods[method] = { payload, context in TTRPCReplyPayload(try await handler(payload, context)) }
+    }
+
+    /// Registers a method on encoded bytes whose reply comes in parts (`TTRPCReplyPayload`).
+    public mutating func addGatheringMethod(
+        _ method: String, _ handler: @escaping @Sendable (ByteBuffer, TTRPCCallContext) async throws -> TTRPCReplyPayload
+    ) {
         methods[method] = handler
     }
 
@@ -46,7 +78,7 @@ public struct TTRPCServiceDefinition: Sendable {
                 throw TTRPCError(.internal, "\(serviceName).\(method): request does not decode: \(error)")
             }
             let response = try await handler(request, context)
-            return try response.serializedBytes(as: ProtoBytes.self).buffer
+            return TTRPCReplyPayload(try response.serializedBytes(as: ProtoBytes.self).buffer)
         }
     }
 }

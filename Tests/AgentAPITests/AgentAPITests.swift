@@ -47,10 +47,10 @@ struct AgentAPITests {
     @Test(arguments: [[], ["hello"], ["split ", "across ", "three buffers"]])
     func handEncodedOutputDecodesAsTheGeneratedMessage(parts: [String]) throws {
         for eof in [false, true] {
-            var encoded = ByteBuffer()
-            let buffers = parts.map { ByteBuffer(string: $0) }
-            if !parts.isEmpty { encoded.writeProtobufBytesField(1, parts: buffers) }
-            if eof { encoded.writeProtobufVarintField(2, 1) }
+            let reply = ReadOutputReply.encode(data: parts.map { ByteBuffer(string: $0) }, eof: eof)
+            // The data goes out in the buffers it came in, after one small header.
+            #expect(reply.parts.count == (parts.isEmpty ? 0 : parts.count + 1) + (eof ? 1 : 0))
+            let encoded = reply.joined
             let decoded = try Swiftkata_Agent_V1_ReadOutputResponse(serializedBuffer: encoded)
             #expect(decoded.data == Data(parts.joined().utf8))
             #expect(decoded.eof == eof)

@@ -199,10 +199,8 @@ struct HostileService: Swiftkata_Agent_V1_AgentService {
     func closeStdin(_ request: Swiftkata_Agent_V1_CloseStdinRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { .init() }
 
     /// No output: the stream ends at once.
-    func readOutput(raw payload: ByteBuffer, context: TTRPCCallContext) async throws -> ByteBuffer {
-        var reply = ByteBuffer()
-        reply.writeProtobufVarintField(2, 1)
-        return reply
+    func readOutput(raw payload: ByteBuffer, context: TTRPCCallContext) async throws -> TTRPCReplyPayload {
+        ReadOutputReply.encode(data: [], eof: true)
     }
 
     func getOOMEvent(_ request: Swiftkata_Agent_V1_GetOOMEventRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_OOMEvent {

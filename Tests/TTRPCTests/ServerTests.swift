@@ -181,6 +181,29 @@ struct ServerTests {
         }
     }
 
+    /// A reply in parts reaches the peer as one payload, the parts back to back, whether it goes out
+    /// without copying (large) or joined (small); an oversized one is still refused.
+    @Test(arguments: [[3, 5], [40_000, 30_000, 1], [TTRPCWire.maxPayloadSize, 1]])
+    func aReplyInPartsArrivesAsOnePayload(sizes: [Int]) async throws {
+        var parts = TTRPCServiceDefinition(name: "parts.Service")
+        parts.addGatheringMethod("Parts") { _, _ in
+            TTRPCReplyPayload(parts: sizes.enumerated().map { ByteBuffer(repeating: UInt8($0.offset + 1), count: $0.element) } + [ByteBuffer()])
+        }
+        try await withServer(extra: [parts]) { peer, _ in
+            var envelope = ByteBuffer()
+            TTRPCRequest(service: "parts.Service", method: "Parts", payload: ByteBuffer()).encode(into: &envelope)
+            try await peer.send(streamID: 1, type: .request, payload: envelope)
+            let response = try await nextResponse(peer).1
+            if sizes.reduce(0, +) > TTRPCWire.maxPayloadSize {
+                #expect(response.status?.code == .resourceExhausted)
+                return
+            }
+            #expect(response.status == nil)
+            let expected = sizes.enumerated().flatMap { [UInt8](repeating: UInt8($0.offset + 1), count: $0.element) }
+            #expect(Array(response.payload.readableBytesView) == expected)
+        }
+    }
+
     @Test func handlerErrorsMapToStatusCodes() async throws {
         struct Gone: TTRPCStatusConvertible { var ttrpcError: TTRPCError { TTRPCError(.notFound, "container x: not found") } }
         struct Plain: Error {}

@@ -25,7 +25,7 @@ public protocol Swiftkata_Agent_V1_AgentService: Sendable {
     func writeStdin(_ request: Swiftkata_Agent_V1_WriteStdinRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_WriteStdinResponse
     func closeStdin(_ request: Swiftkata_Agent_V1_CloseStdinRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty
     /// `ReadOutput` on encoded payloads: a Swiftkata_Agent_V1_ReadOutputRequest in, a Swiftkata_Agent_V1_ReadOutputResponse out.
-    func readOutput(raw payload: ByteBuffer, context: TTRPCCallContext) async throws -> ByteBuffer
+    func readOutput(raw payload: ByteBuffer, context: TTRPCCallContext) async throws -> TTRPCReplyPayload
     func getOOMEvent(_ request: Swiftkata_Agent_V1_GetOOMEventRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_OOMEvent
     func openPortForward(_ request: Swiftkata_Agent_V1_OpenPortForwardRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_OpenPortForwardResponse
     func writePortForward(_ request: Swiftkata_Agent_V1_WritePortForwardRequest, context: TTRPCCallContext) async throws -> Swiftkata_Agent_V1_WritePortForwardResponse
@@ -101,7 +101,7 @@ extension Swiftkata_Agent_V1_AgentService {
         service.addMethod("CloseStdin") { (request: Swiftkata_Agent_V1_CloseStdinRequest, context) in
             try await self.closeStdin(request, context: context)
         }
-        service.addRawMethod("ReadOutput") { payload, context in
+        service.addGatheringMethod("ReadOutput") { payload, context in
             try await self.readOutput(raw: payload, context: context)
         }
         service.addMethod("GetOOMEvent") { (request: Swiftkata_Agent_V1_GetOOMEventRequest, context) in

@@ -18,7 +18,7 @@ enum FuzzTarget {
     static let router: TTRPCRequestRouter = {
         var echo = TTRPCServiceDefinition(name: EchoService.name)
         for (name, handler) in EchoService.definition().methods where name != "Sleep" {
-            echo.addRawMethod(name, handler)
+            echo.addGatheringMethod(name, handler)
         }
         var decode = TTRPCServiceDefinition(name: "swiftkata.fuzz.Decode")
         decode.addMethod("CreateTask") { (request: Containerd_Task_V2_CreateTaskRequest, _) in Google_Protobuf_Empty() }

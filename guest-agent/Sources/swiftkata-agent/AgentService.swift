@@ -247,21 +247,15 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
         return Google_Protobuf_Empty()
     }
 
-    /// ReadOutput on encoded bytes (`@ttrpc raw-handler` in agent.proto): the response is encoded by
-    /// hand straight from the pipe's buffers (one copy of the data instead of three), since output is
-    /// the agent's bulk traffic. Same wire format as the generated `ReadOutputResponse` (data = 1, eof = 2).
-    func readOutput(raw payload: ByteBuffer, context: TTRPCCallContext) async throws -> ByteBuffer {
+    /// ReadOutput on encoded bytes (`@ttrpc raw-handler` in agent.proto): the pipe's buffers go out
+    /// as they were read (`ReadOutputReply`), so the agent's only copy of the data is the pipe's read.
+    func readOutput(raw payload: ByteBuffer, context: TTRPCCallContext) async throws -> TTRPCReplyPayload {
         let request: Swiftkata_Agent_V1_ReadOutputRequest
         do { request = try Swiftkata_Agent_V1_ReadOutputRequest(serializedBuffer: payload) } catch {
             throw TTRPCError(.internal, "ReadOutput: the request does not decode: \(error)")
         }
         let (chunks, eof) = try await output(request)
-        let size = chunks.reduce(0) { $0 + $1.readableBytes }
-        var encoded = ByteBuffer()
-        encoded.reserveCapacity(size + 16)
-        if size > 0 { encoded.writeProtobufBytesField(1, parts: chunks) }
-        if eof { encoded.writeProtobufVarintField(2, 1) }
-        return encoded
+        return ReadOutputReply.encode(data: chunks, eof: eof)
     }
 
     /// The next output of a process's stream, as the pipe buffered it.
