@@ -17,13 +17,33 @@ public func readWholeFile(_ path: String, limit: Int, noFollow: Bool = false) th
 /// Reads `fd` to its end; EFBIG past `limit` bytes.
 public func readToEnd(fd: CInt, limit: Int, path: String? = nil) throws(SystemError) -> [UInt8] {
     var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: min(65536, limit + 1))
+    var reads = ChunkedReads()
     while true {
-        let count = retryingInterrupts { read(fd, &chunk, chunk.count) }
-        guard count >= 0 else { throw .last("read", path: path) }
-        if count == 0 { return bytes }
-        bytes.append(contentsOf: chunk[0..<count])
+        let left = limit - bytes.count
+        let chunk = try reads.next(fd: fd, upTo: left == Int.max ? left : left + 1, path: path)
+        if chunk.isEmpty { return bytes }
+        bytes.append(contentsOf: chunk)
         if bytes.count > limit { throw SystemError("read", path: path, errno: .fileTooLarge) }
+    }
+}
+
+/// Reads in chunks that start at one page (most procfs, sysfs and cgroupfs files are smaller) and
+/// double up to 64 KiB while reads fill them, into memory that is not zeroed first: in a TCG guest
+/// every byte cleared is emulated, and the agent reads such files from its first moment on.
+struct ChunkedReads {
+    private var size = 4096
+
+    /// The next chunk of at most `limit` bytes; empty at the end of the file.
+    mutating func next(fd: CInt, upTo limit: Int, path: String?) throws(SystemError) -> [UInt8] {
+        let wanted = min(size, max(limit, 1))
+        var count = 0
+        let chunk = [UInt8](unsafeUninitializedCapacity: wanted) { buffer, initialized in
+            count = retryingInterrupts { read(fd, buffer.baseAddress, wanted) }
+            initialized = max(count, 0)
+        }
+        guard count >= 0 else { throw .last("read", path: path) }
+        if count == wanted && size < 65536 { size *= 2 }
+        return chunk
     }
 }
 
@@ -41,12 +61,11 @@ public func readFileHead(_ path: String, limit: Int) throws(SystemError) -> [UIn
     guard fd >= 0 else { throw .last("open", path: path) }
     defer { close(fd) }
     var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: min(65536, max(limit, 1)))
+    var reads = ChunkedReads()
     while bytes.count < limit {
-        let count = retryingInterrupts { read(fd, &chunk, min(chunk.count, limit - bytes.count)) }
-        guard count >= 0 else { throw .last("read", path: path) }
-        if count == 0 { break }
-        bytes.append(contentsOf: chunk[0..<count])
+        let chunk = try reads.next(fd: fd, upTo: limit - bytes.count, path: path)
+        if chunk.isEmpty { break }
+        if bytes.isEmpty { bytes = chunk } else { bytes.append(contentsOf: chunk) }
     }
     return bytes
 }

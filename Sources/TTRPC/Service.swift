@@ -50,7 +50,10 @@ public struct TTRPCServiceDefinition: Sendable {
     public let name: String
     public private(set) var methods: [String: TTRPCMethodHandler] = [:]
 
-    public init(name: String) { self.name = name }
+    public init(name: String) {
+        self.name = name
+        methods.reserveCapacity(64)  // one allocation for a whole service (the agent registers ~40 at its start)
+    }
 
     public mutating func addRawMethod(_ method: String, _ handler: @escaping TTRPCRawHandler) {
         methods[method] = { payload, context in TTRPCReplyPayload(try await handler(payload, context)) }

@@ -34,6 +34,31 @@ import Testing
         #expect(try readFileHead("\(scratch.path)/big", limit: 10).count == 10)
     }
 
+    /// Reads grow from one page to 64 KiB chunks: files around those sizes come back whole and in order.
+    @Test(arguments: [0, 1, 4095, 4096, 4097, 12_289, 65_536, 200_003])
+    func readsFilesOfEverySizeWhole(size: Int) throws {
+        let scratch = try Scratch("chunked-\(size)")
+        let text = String((0..<size).map { Character(UnicodeScalar(UInt8(97 + $0 % 26))) })
+        try scratch.writeFile("file", text)
+        #expect(try readWholeFile("\(scratch.path)/file", limit: size) == Array(text.utf8))
+        #expect(try readFileHead("\(scratch.path)/file", limit: 1 << 20) == Array(text.utf8))
+        #expect(try readFileHead("\(scratch.path)/file", limit: size / 2) == Array(text.utf8.prefix(size / 2)))
+        if size > 0 {
+            #expect(throws: SystemError("read", path: "\(scratch.path)/file", errno: .fileTooLarge)) {
+                try readWholeFile("\(scratch.path)/file", limit: size - 1)
+            }
+        }
+    }
+
+    @Test func procKeyValuesReadMeminfoAndStatusLines() {
+        let text = "MemTotal:         245684 kB\nMemFree:   216432 kB\nName:\tswiftkata-agent\nVmRSS:\t    9300 kB\nbroken line\nHugePages_Total:       0\n"
+        let values = ProcKeyValues.parse(Array(text.utf8))
+        #expect(values == ["MemTotal": 245684, "MemFree": 216432, "VmRSS": 9300, "HugePages_Total": 0])
+        #expect(ProcKeyValues.value("MemFree", in: Array(text.utf8)) == 216432)
+        #expect(ProcKeyValues.value("Name", in: Array(text.utf8)) == nil)
+        #expect(ProcKeyValues.value("MemTotal", in: []) == nil)
+    }
+
     @Test func noFollowRefusesSymlinksAndFifos() throws {
         let scratch = try Scratch("nofollow")
         try scratch.writeFile("real", "secret")

@@ -43,12 +43,7 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
 
     /// "Name:   123 kB" lines of /proc/self/status or /proc/meminfo, in kB.
     private func procKilobytes(_ path: String) -> [String: UInt64] {
-        var values: [String: UInt64] = [:]
-        for line in (readText(path) ?? "").split(separator: "\n") {
-            let parts = line.split(whereSeparator: { $0 == ":" || $0 == " " || $0 == "\t" })
-            if parts.count >= 2, let value = UInt64(parts[1]) { values[String(parts[0])] = value }
-        }
-        return values
+        ProcKeyValues.parse(readFilePrefix(path, limit: 65536) ?? [])
     }
 
     func createSandbox(_ request: Swiftkata_Agent_V1_CreateSandboxRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {

@@ -71,10 +71,7 @@ struct GuestResources: Sendable {
     }
 
     static func memTotalKiB() -> UInt64 {
-        for line in (readText("/proc/meminfo") ?? "").split(separator: "\n") where line.hasPrefix("MemTotal:") {
-            return UInt64(line.dropFirst("MemTotal:".count).trimmingWhitespace().split(separator: " ").first ?? "") ?? 0
-        }
-        return 0
+        ProcKeyValues.value("MemTotal", in: readFilePrefix("/proc/meminfo", limit: 65536) ?? []) ?? 0
     }
 
     private func writeText(_ path: String, _ text: String) -> Bool {
