@@ -16,6 +16,8 @@ struct VMPlan: Sendable {
     let transport: ResolvedAgentTransport
     /// The kernel as domains get it: a read-only mount of `hypervisor.kernel` (`ReadOnlyKernel`).
     let kernel: String
+    /// The host's TSC rate, given to TCG guests so they do not calibrate it (`HostTSC`).
+    var tscKilohertz: UInt64? = nil
 
     /// The shared file system's tag, which the guest mounts by.
     static let sharedTag = "swiftkata"
@@ -41,9 +43,13 @@ struct VMPlan: Sendable {
             logger.warning("pod VM uses TCG (software emulation)", metadata: ["reason": "\(reason)"])
         }
         let kernel = try ReadOnlyKernel.path(for: hypervisor.kernel, stateDirectory: configuration.runtime.stateDirectory)
+        let tsc = accelerator == .tcg ? HostTSC.kilohertz(cacheDirectory: configuration.runtime.stateDirectory) : nil
+        if accelerator == .tcg && tsc == nil {
+            logger.warning("the host's TSC rate could not be measured: TCG guests calibrate their clock themselves, which a busy host can skew")
+        }
         return VMPlan(
             configuration: configuration, control: VMControl(helper: helper, uri: hypervisor.libvirtURI), image: image,
-            accelerator: accelerator, transport: configuration.agent.transport.resolve(), kernel: kernel)
+            accelerator: accelerator, transport: configuration.agent.transport.resolve(), kernel: kernel, tscKilohertz: tsc)
     }
 
     /// The VM for the directory `layout` (a pod's, or a warm-pool entry's).
@@ -59,6 +65,7 @@ struct VMPlan: Sendable {
             : .ninep(hostPath: layout.sharedDirectory, tag: Self.sharedTag)
         vm.tap = tap
         if configuration.agent.debugConsole { vm.kernelCommandLine += " \(AgentProtocol.debugConsoleKernelFlag)" }
+        if accelerator == .tcg, let kilohertz = tscKilohertz { vm.kernelCommandLine += " tsc_early_khz=\(kilohertz)" }
         if let size {
             vm.vcpus = size.vcpus
             vm.memoryMiB = size.memoryMiB

@@ -166,6 +166,15 @@ class Soak(unittest.TestCase):
                 print(f"\n[soak] {CONCURRENT} pods at once: start p50 {p50:.1f} s, p95 {p95:.1f} s, max {ordered[-1]:.1f} s", flush=True)
                 for pod in pods:
                     self.assertEqual(exec_sync(pod[1], ["hostname"]).exit_code, 0)
+                # Every guest keeps the host's time, also one that booted while the host was busy: a
+                # guest that calibrated its TSC itself under that load ran its clock up to 8.7 times
+                # too fast (the shim now gives it the host's TSC rate, HostTSC).
+                first = [guest_uptime(pod[1]) for pod in pods]
+                time.sleep(3)
+                for pod, (host_before, guest_before) in zip(pods, first):
+                    host_after, guest_after = guest_uptime(pod[1])
+                    rate = (guest_after - guest_before) / (host_after - host_before)
+                    self.assertTrue(0.75 < rate < 1.33, f"pod {pod[0]}: its clock runs at {rate:.2f} times the host's")
             finally:
                 run_all(lambda index: pods[index] and remove_pod(pods[index][0]), CONCURRENT)
         self.measure(f"{CONCURRENT} pods started and removed at once", load)
@@ -214,6 +223,14 @@ def run_all(action, count):
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def guest_uptime(container_id):
+    """(host monotonic time, the guest's /proc/uptime), the host's taken halfway through the exec."""
+    began = time.monotonic()
+    result = exec_sync(container_id, ["cat", "/proc/uptime"])
+    ended = time.monotonic()
+    return (began + ended) / 2, float(result.stdout.split()[0])
 
 
 def exec_sync(container_id, command):

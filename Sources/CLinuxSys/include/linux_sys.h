@@ -20,6 +20,10 @@ int linux_pidfd_open(pid_t pid);
 /// pidfd_send_signal(pidfd, sig, NULL, 0); returns 0 or -1 with errno.
 int linux_pidfd_send_signal(int pidfd, int sig);
 
+/// The host's TSC rate in kHz, measured against CLOCK_MONOTONIC_RAW over `milliseconds`; 0 where
+/// there is no TSC (not x86_64) or the measurement was disturbed.
+unsigned long long linux_measure_tsc_khz(int milliseconds);
+
 /// memfd_create(name, MFD_CLOEXEC); returns the fd or -1 with errno.
 int linux_memfd(const char *name);
 
