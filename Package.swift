@@ -263,6 +263,7 @@ let package = Package(
             dependencies: [
                 "GuestAgentCore", "TTRPC", "AgentAPI", "SwiftKataOS",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -3,6 +3,7 @@ import Glibc
 import GuestAgentCore
 import Logging
 import NIOCore
+import NIOPosix
 import SwiftKataOS
 import SwiftProtobuf
 import TTRPC
@@ -17,6 +18,9 @@ struct HostileAgent {
     static func main() async {
         LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
         let logger = Logger(label: "swiftkata-hostile-agent")
+        // As the real agent: Swift's tasks run on NIO's event loop, not on Dispatch's cooperative
+        // pool, which has a single thread in a one-vCPU guest.
+        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         try? GuestSetup.mountEssentials()
         let attack = Attack(commandLine: readText("/proc/cmdline") ?? "")
         consoleLine("hostile agent: attack \(attack.rawValue)")
@@ -117,7 +121,11 @@ struct HostileService: Swiftkata_Agent_V1_AgentService {
         }
     }
 
-    func createSandbox(_ request: Swiftkata_Agent_V1_CreateSandboxRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { .init() }
+    func createSandbox(_ request: Swiftkata_Agent_V1_CreateSandboxRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
+        // On the console, which the shim quotes when a call times out: whether the request arrived.
+        consoleLine("hostile agent: CreateSandbox received")
+        return .init()
+    }
     func destroySandbox(_ request: Swiftkata_Agent_V1_DestroySandboxRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty { .init() }
 
     func createContainer(
