@@ -65,6 +65,8 @@ public enum AgentReadiness {
         var judge = BootWatch.Judge(watch, started: ContinuousClock.now)
         var client: TTRPCClient?
         var lastError: (any Error)?
+        // Answers in a row on this connection.
+        var answered = 0
         while true {
             let now = ContinuousClock.now
             if let verdict = judge.verdict(at: now) {
@@ -83,9 +85,15 @@ public enum AgentReadiness {
             let remaining = judge.remaining(at: ContinuousClock.now)
             do {
                 let health = try await Swiftkata_Agent_V1_AgentClient(connected).health(.init(), timeout: min(remaining, .seconds(2)))
-                return .success((connected, health))
+                // Two answers in a row before the connection is handed on: the call right after
+                // the agent's first answer was seen to get lost now and then (a hostile-suite
+                // CreateSandbox never reached the agent, 30 s lost); a lost Health costs 2 s and is
+                // simply asked again.
+                answered += 1
+                if answered >= 2 { return .success((connected, health)) }
             } catch {
                 lastError = error
+                answered = 0
                 if !connected.isActive {
                     await connected.close()
                     client = nil
