@@ -9,8 +9,7 @@ public enum DomainLogs {
     /// The QEMU driver's log directory for `uri`: the system daemon's, or a session daemon's under
     /// the user's cache directory; nil for a remote or unknown URI (nothing is touched there).
     public static func directory(uri: String, environment: [String: String]) -> String? {
-        let bare = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
-        switch bare {
+        switch LibvirtURI.withoutQuery(uri) {
         case "qemu:///system":
             return "/var/log/libvirt/qemu"
         case "qemu:///session":

@@ -15,7 +15,7 @@ import Glibc
 /// Only then does the caller's destroy look the domain up, and finds it gone.
 public enum DomainTermination {
     public enum Outcome: Sendable, Equatable {
-        /// No QEMU of that domain ran here (no pid file): nothing was done.
+        /// No QEMU of that domain ran here (no pid file, or another driver's domain): nothing was done.
         case notRunning
         /// QEMU is gone and libvirt has removed the domain.
         case removed
@@ -23,10 +23,12 @@ public enum DomainTermination {
         case timedOut
     }
 
-    /// Kills the QEMU of domain `name` (local QEMU driver) and waits up to `timeoutMilliseconds` for
-    /// libvirt to remove the domain. The signal goes through a pidfd opened while libvirt's pid file
-    /// still names that pid, so it never reaches a process that reused the pid.
-    public static func kill(domain name: String, timeoutMilliseconds: Int32) -> Outcome {
+    /// Kills the QEMU of domain `name` and waits up to `timeoutMilliseconds` for libvirt to remove
+    /// the domain. Only for the local system driver (`uri` `qemu:///system`), whose state files are
+    /// read here; for any other URI nothing is done. The signal goes through a pidfd opened while
+    /// libvirt's pid file still names that pid, so it never reaches a process that reused the pid.
+    public static func kill(domain name: String, uri: String, timeoutMilliseconds: Int32) -> Outcome {
+        guard QEMUProcess.isLocalSystemDriver(uri) else { return .notRunning }
         let deadline = ContinuousClock.now + .milliseconds(timeoutMilliseconds)
         // Watched before QEMU goes, so that the status file's removal cannot be missed.
         let inotify = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))

@@ -20,6 +20,9 @@ public enum QEMUProcess {
     /// libvirt's QEMU driver state: `NAME.pid` (QEMU's pid) and `NAME.xml` (the live domain's status).
     static let stateDirectory = "/run/libvirt/qemu"
 
+    /// Whether `uri` names the local system QEMU driver, the one whose state is in `stateDirectory`.
+    static func isLocalSystemDriver(_ uri: String) -> Bool { LibvirtURI.withoutQuery(uri) == "qemu:///system" }
+
     /// QEMU's pid for a running domain of the local QEMU driver, or nil.
     public static func pid(ofDomain name: String) -> pid_t? {
         guard let text = readText("\(stateDirectory)/\(name).pid") else { return nil }

@@ -19,9 +19,9 @@ import SwiftKataOS
 //   swiftkata-vm detach-disk --uri URI --name NAME --serial SERIAL
 //       asks the running domain to release that disk (a missing one is success)
 //   swiftkata-vm destroy --uri URI --name NAME
-//       kills QEMU and waits (up to 5 s) for libvirt to remove the domain (`DomainTermination`),
-//       destroys it if it is still there (a missing one is success), then removes libvirt's log
-//       files of the domain (`DomainLogs`)
+//       kills QEMU and waits (up to 5 s) for libvirt to remove the domain (`DomainTermination`,
+//       qemu:///system only), destroys it if it is still there (a missing one is success), then
+//       removes libvirt's log files of the domain (`DomainLogs`)
 //
 // Errors go to stderr as one line (libvirt's own message); the exit status is 1.
 
@@ -79,7 +79,7 @@ case "create":
 case "destroy":
     guard let name = option("--name", in: arguments) else { fail("destroy: --name NAME is required") }
     // QEMU first, and the domain's own clean-up in libvirt awaited: see DomainTermination.
-    _ = DomainTermination.kill(domain: name, timeoutMilliseconds: 5_000)
+    _ = DomainTermination.kill(domain: name, uri: uri, timeoutMilliseconds: 5_000)
     do { try libvirt.destroyDomain(named: name) } catch { fail("destroying \(name): \(error.message)") }
     if let directory = DomainLogs.directory(uri: uri) {
         for failure in DomainLogs.remove(domain: name, in: directory) { FileHandle.standardError("removing a log of \(name): \(failure)") }

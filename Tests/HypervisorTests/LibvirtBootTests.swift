@@ -12,6 +12,12 @@ struct LibvirtBootTests {
     struct Setup {
         let directory: String
         let vm: VMDescription
+
+        /// Removes the test's directory and libvirt's logs of its domain.
+        func removeLeftovers() {
+            try? FileManager.default.removeItem(atPath: directory)
+            DomainLogs.remove(domain: VMDescription.domainName(for: vm.owner), in: "/var/log/libvirt/qemu")
+        }
     }
 
     static func setup(pod: String) throws -> Setup {
@@ -42,10 +48,7 @@ struct LibvirtBootTests {
         let libvirt = try LibvirtConnection()
         let setup = try Self.setup(pod: "boot-\(getpid())")
         let name = VMDescription.domainName(for: setup.vm.owner)
-        defer {
-            try? FileManager.default.removeItem(atPath: setup.directory)
-            DomainLogs.remove(domain: name, in: "/var/log/libvirt/qemu")
-        }
+        defer { setup.removeLeftovers() }
 
         let created = ContinuousClock.now
         _ = try libvirt.createTransientDomain(xml: try DomainXML.render(setup.vm))
@@ -89,10 +92,7 @@ struct LibvirtBootTests {
     @Test func destroyStopsTheDomainAndClearErrorsForBadInput() async throws {
         let libvirt = try LibvirtConnection()
         let setup = try Self.setup(pod: "destroy-\(getpid())")
-        defer {
-            try? FileManager.default.removeItem(atPath: setup.directory)
-            DomainLogs.remove(domain: VMDescription.domainName(for: setup.vm.owner), in: "/var/log/libvirt/qemu")
-        }
+        defer { setup.removeLeftovers() }
         let name = try libvirt.createTransientDomain(xml: try DomainXML.render(setup.vm))
         let qemu = try #require(libvirt.qemuPID(ofDomain: name))
         try libvirt.destroyDomain(named: name)
@@ -112,14 +112,14 @@ struct LibvirtBootTests {
     @Test func terminationKillsQEMUAndReturnsOnceLibvirtRemovedTheDomain() async throws {
         let libvirt = try LibvirtConnection()
         let setup = try Self.setup(pod: "terminate-\(getpid())")
-        defer {
-            try? FileManager.default.removeItem(atPath: setup.directory)
-            DomainLogs.remove(domain: VMDescription.domainName(for: setup.vm.owner), in: "/var/log/libvirt/qemu")
-        }
+        defer { setup.removeLeftovers() }
         let name = try libvirt.createTransientDomain(xml: try DomainXML.render(setup.vm))
         let qemu = try #require(libvirt.qemuPID(ofDomain: name))
+        // Another driver's domain of that name is none of its business: nothing is killed.
+        #expect(DomainTermination.kill(domain: name, uri: "qemu:///session", timeoutMilliseconds: 10_000) == .notRunning)
+        #expect(kill(qemu, 0) == 0)
         let started = ContinuousClock.now
-        #expect(DomainTermination.kill(domain: name, timeoutMilliseconds: 10_000) == .removed)
+        #expect(DomainTermination.kill(domain: name, uri: "qemu:///system", timeoutMilliseconds: 10_000) == .removed)
         print("DomainTermination.kill: \(ContinuousClock.now - started)")
         // Gone from libvirt, QEMU dead, libvirt's state files removed: the destroy that follows is a no-op.
         #expect(kill(qemu, 0) != 0)
@@ -127,7 +127,7 @@ struct LibvirtBootTests {
         #expect(try !libvirt.swiftkataDomains().contains(name))
         try libvirt.destroyDomain(named: name)
         // A domain that does not run here: nothing to do, and no wait.
-        #expect(DomainTermination.kill(domain: name, timeoutMilliseconds: 10_000) == .notRunning)
-        #expect(DomainTermination.kill(domain: "swiftkata-no-such-domain", timeoutMilliseconds: 10_000) == .notRunning)
+        #expect(DomainTermination.kill(domain: name, uri: "qemu:///system", timeoutMilliseconds: 10_000) == .notRunning)
+        #expect(DomainTermination.kill(domain: "swiftkata-no-such-domain", uri: "qemu:///system", timeoutMilliseconds: 10_000) == .notRunning)
     }
 }
