@@ -42,6 +42,9 @@ actor Pod {
     private var operatorListener: TTRPCListener?
     /// Open debug consoles: the console id `swiftkata-ctl` holds → the agent's container id for it.
     var consoles: [String: String] = [:]
+    /// Containers deleted as the pod's last one, whose guest side was left to the VM's end (the
+    /// Shutdown that follows destroys it); removed in the guest first if a Create comes instead.
+    var containersLeftInGuest: Set<String> = []
 
     init(
         namespace: String, configuration: Configuration, publisher: any TaskEventSink, machines: any PodMachineProvider,

@@ -168,7 +168,7 @@ struct PodLifecycleTests {
         #expect(try await pod.state("c1").status == .stopped)
         #expect(try await pod.delete("c1") == 137)
         #expect(pod.filesystem.shared.isEmpty, "Delete undoes the container's shares")
-        #expect(await machine.fake.calls.contains("RemoveContainer"))
+        #expect(!(await machine.fake.calls.contains("RemoveContainer")), "the last container's guest side goes with the VM")
 
         _ = try await pod.service.shutdown(.init(), context: pod.context("Shutdown"))
         #expect(pod.shutdowns.fired == 1, "Shutdown of an empty pod ends the daemon")
@@ -196,6 +196,32 @@ struct PodLifecycleTests {
         #expect(pod.filesystem.shared == ["sandbox", "app"])
         _ = try await pod.service.shutdown(.init(), context: pod.context("Shutdown"))
         #expect(pod.shutdowns.fired == 0, "Shutdown waits for the pod's last container")
+    }
+
+    @Test func onlyTheLastContainersGuestSideIsLeftToTheVMsEnd() async throws {
+        let pod = try PodHarness()
+        _ = try await pod.create("sandbox", annotations: ["io.kubernetes.cri.container-type": "sandbox"])
+        let fake = try pod.machine.fake
+        try await pod.start("sandbox")
+        let app = ["io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": "sandbox"]
+        _ = try await pod.create("app", annotations: app)
+        try await pod.start("app")
+        await fake.exit(.init(id: "app"), status: 0)
+        #expect(try await pod.wait("app") == 0)
+        #expect(try await pod.delete("app") == 0)
+        #expect(await fake.calls.filter { $0 == "RemoveContainer" }.count == 1, "a container leaving a running pod is removed in the guest")
+
+        await fake.exit(.init(id: "sandbox"), status: 0)
+        #expect(try await pod.wait("sandbox") == 0)
+        #expect(try await pod.delete("sandbox") == 0)
+        #expect(await fake.calls.filter { $0 == "RemoveContainer" }.count == 1, "the pod's last one is not waited for")
+
+        // A Create instead of the Shutdown: the guest's leftover goes first.
+        _ = try await pod.create("app2", annotations: app)
+        let calls = await fake.calls
+        let removal = try #require(calls.lastIndex(of: "RemoveContainer"))
+        #expect(calls.filter { $0 == "RemoveContainer" }.count == 2)
+        #expect(try #require(calls.lastIndex(of: "CreateContainer")) > removal)
     }
 
     @Test func exitIsPublishedOnlyAfterTheOutputReachedContainerd() async throws {

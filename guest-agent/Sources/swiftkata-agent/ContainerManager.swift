@@ -355,6 +355,8 @@ actor ContainerManager {
     /// Kills what is left, releases stdio and the cgroup. The container is forgotten.
     func remove(id: String) async throws {
         let container = try lookup(id)
+        let clock = ContinuousClock()
+        let started = clock.now
         containers[id] = nil
         oomWatcher.unwatch(containerID: id)
         try? container.cgroup.killAll()
@@ -367,8 +369,13 @@ actor ContainerManager {
             _ = await reaper.wait(for: process.pid)
             reaper.forget(process.pid)
         }
+        let reaped = clock.now
         container.cgroup.remove()
-        logger.info("container removed", metadata: ["container": "\(id)"])
+        logger.info(
+            "container removed",
+            metadata: [
+                "container": "\(id)", "ms": "\((clock.now - started).milliseconds)", "cgroup_rmdir_ms": "\((clock.now - reaped).milliseconds)",
+            ])
     }
 
     /// Runs a call that blocks until a child reports back (spawn, start) on NIO's thread pool, so the
