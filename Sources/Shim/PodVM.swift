@@ -225,9 +225,22 @@ final class PodVM: PodMachine {
             ? VirtiofsdProcess.pids(serving: identity.fileServerSource ?? layout.sharedDirectory) : []
         watchFileServer(
             fileServer.first, of: identity.domainName, qemuPID: qemuPID, teardown: teardown, logger: logger, control: plan.control)
-        joinPodCgroup(setup.cgroup, processes: [qemuPID] + fileServer, logger: logger)
-        guard let endpoint = plan.agentEndpoint(of: identity, in: layout) else {
+        // Moving QEMU and virtiofsd into the pod's cgroup (a directory and a write in each of this
+        // host's cgroup v1 hierarchies) overlaps the agent's answer and CreateSandbox; the pod is
+        // ready once it is done, and a teardown waits for it before removing that cgroup.
+        let cgroupJoin = Task { () -> Duration in
+            await onBlockingThread {
+                let started = ContinuousClock.now
+                joinPodCgroup(setup.cgroup, processes: [qemuPID] + fileServer, logger: logger)
+                return ContinuousClock.now - started
+            }
+        }
+        let destroyAfterJoin = { () async in
+            _ = await cgroupJoin.value
             await destroy()
+        }
+        guard let endpoint = plan.agentEndpoint(of: identity, in: layout) else {
+            await destroyAfterJoin()
             throw .internalError("the pod VM \(identity.domainName) has no vsock context id")
         }
         let domainCreated = ContinuousClock.now
@@ -238,12 +251,12 @@ final class PodVM: PodMachine {
         guard case .success(let (client, health)) = connected else {
             let reason = if case .failure(let error) = connected { error.description } else { "" }
             let console = layout.consoleTail()
-            await destroy()
+            await destroyAfterJoin()
             return .agentUnreachable("\(reason); console: \(console)")
         }
         guard health.apiVersion == AgentProtocol.apiVersion else {
             await client.close()
-            await destroy()
+            await destroyAfterJoin()
             throw .failedPrecondition("the guest agent speaks API \(health.apiVersion), this shim \(AgentProtocol.apiVersion): rebuild the guest image")
         }
         let configuration = plan.configuration
@@ -268,7 +281,7 @@ final class PodVM: PodMachine {
             // A guest that answered Health and then goes silent: its last console lines say why.
             let failure = if case .deadlineExceeded = error { error.appending("guest console: \(layout.consoleTail())") } else { error }
             await client.close()
-            await destroy()
+            await destroyAfterJoin()
             throw failure
         }
         // Port forwarding is a convenience of the pod, not a condition of it: a host without
@@ -279,6 +292,7 @@ final class PodVM: PodMachine {
                 logger.warning("port forwarding into the pod is off", metadata: ["reason": "\(error)"])
             }
         }
+        let cgroupJoinTime = await cgroupJoin.value
         SlowDomainStart.report(domainCreated - timing.domainStarted, domain: identity.domainName, logger: logger)
         logger.info(
             "pod VM ready",
@@ -288,7 +302,7 @@ final class PodVM: PodMachine {
                 "prepare_ms": "\((timing.domainStarted - timing.started).milliseconds)",
                 "domain_create_ms": "\((domainCreated - timing.domainStarted).milliseconds)",
                 "agent_ready_ms": "\((agentReady - domainCreated).milliseconds)", "sandbox_ms": "\((ContinuousClock.now - agentReady).milliseconds)",
-                "guest_kernel": "\(health.kernelRelease)",
+                "cgroup_join_ms": "\(cgroupJoinTime.milliseconds)", "guest_kernel": "\(health.kernelRelease)",
             ])
         let ready = ContinuousClock.now
         let report = PodMachineReport(
