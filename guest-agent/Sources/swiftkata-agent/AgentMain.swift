@@ -41,7 +41,7 @@ struct AgentMain {
         let containers = ContainerManager(reaper: reaper, oomWatcher: oomWatcher, sharedRoot: AgentProtocol.guestSharedRoot, logger: logger)
         let service = AgentService(reaper: reaper, containers: containers, logger: logger)
         let server = TTRPCServer(services: [service.serviceDefinition], logger: logger)
-        // The first CreateContainer's spec decoding, done ahead while the agent waits for the host.
+        // Work of every pod's first calls, done ahead while the agent waits for the host.
         WarmUpThread(logger: logger).start()
         await AgentTransport.serveForever(server: server, logger: logger)
     }

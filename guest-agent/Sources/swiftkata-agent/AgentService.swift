@@ -72,18 +72,20 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
                 throw TTRPCError(.internal, "sethostname: \(String(cString: strerror(errno)))")
             }
         }
+        let clock = ContinuousClock()
+        let mounting = clock.now
         if request.hasSharedFs && request.sharedFs.type != .sharedFilesystemNone {
             try SharedFilesystem.mount(request.sharedFs, at: containers.sharedRoot)
         }
+        let networking = clock.now
         try GuestNetwork.apply(network)
         try GuestSysctls.write(sysctls)
-        if !network.interfaces.isEmpty {
-            logger.info(
-                "pod network configured",
-                metadata: [
-                    "interfaces": "\(network.interfaces.map(\.name))", "routes": "\(network.routes.count)", "sysctls": "\(sysctls.count)",
-                ])
-        }
+        logger.info(
+            "sandbox created",
+            metadata: [
+                "interfaces": "\(network.interfaces.map(\.name))", "routes": "\(network.routes.count)", "sysctls": "\(sysctls.count)",
+                "shared_fs_ms": "\((networking - mounting).milliseconds)", "network_ms": "\((clock.now - networking).milliseconds)",
+            ])
         return Google_Protobuf_Empty()
     }
 

@@ -2,8 +2,9 @@ import AgentRuntime
 import Glibc
 import Logging
 
-/// Runs `SpecWarmUp` once on a thread of its own at SCHED_IDLE, so it only takes vCPU time nothing
-/// else wants (the agent waiting for the host's next call).
+/// Does once, ahead, on a thread of its own at SCHED_IDLE (so only with vCPU time nothing else
+/// wants: the agent waiting for the host's next call), what every pod's first calls would otherwise
+/// wait for: `lo` up (CreateSandbox) and `SpecWarmUp` (the first CreateContainer).
 final class WarmUpThread: Sendable {
     private let logger: Logger
 
@@ -24,6 +25,7 @@ final class WarmUpThread: Sendable {
     private func run() {
         var parameters = sched_param()
         pthread_setschedparam(pthread_self(), Self.schedIdle, &parameters)
+        do { try GuestNetwork.setLoopbackUp() } catch { logger.warning("setting lo up ahead failed", metadata: ["error": "\(error)"]) }
         do { try SpecWarmUp.run() } catch { logger.warning("spec warm-up failed", metadata: ["error": "\(error)"]) }
     }
 
