@@ -4,8 +4,10 @@
 /// ≈ 15-20 ms of its 70 under TCG.
 public enum SpecWarmUp {
     /// Decodes and plans `sample`; throws what a real spec would (a test keeps it valid). Its seccomp
-    /// profile is decoded but not compiled: after a compile (libseccomp) in the agent, every later
-    /// container's run from start to exit took 40-50 ms longer under TCG (cause not found yet).
+    /// profile is decoded but not compiled: under TCG, the code libseccomp runs is enough to fill
+    /// the 32 MiB translation cache once more (a boot and a first container translate ≈ 51 MiB),
+    /// and the flush, with everything translated again after it, landed in the first container's
+    /// run (start to exit 62 -> 110 ms; with a 96 MiB cache no flush and no slowdown).
     public static func run() throws(SpecError) {
         let spec = try OCISpec.decode(sample.utf8)
         _ = try SpawnPlanner.container(spec: spec, rootfs: "/run/warm-up/rootfs")
