@@ -1,6 +1,7 @@
 import CLibvirt
 import Glibc
 import Hypervisor
+import SwiftKataOS
 import Synchronization
 
 /// A failure reported by libvirt, with libvirt's own message.
@@ -42,13 +43,9 @@ public final class LibvirtConnection: @unchecked Sendable {
 
     private static let eventLoop: Void = {
         virEventRegisterDefaultImpl()
-        var thread = pthread_t()
-        pthread_create(
-            &thread, nil,
-            { _ in
-                while true { virEventRunDefaultImpl() }
-            }, nil)
-        pthread_detach(thread)
+        startDetachedThread {
+            while true { virEventRunDefaultImpl() }
+        }
     }()
 
     /// Opens `uri` (default qemu:///system). Fails with libvirt's message when libvirtd is down or the URI is wrong.

@@ -42,7 +42,7 @@ struct AgentMain {
         let service = AgentService(reaper: reaper, containers: containers, logger: logger)
         let server = TTRPCServer(services: [service.serviceDefinition], logger: logger)
         // Work of every pod's first calls, done ahead while the agent waits for the host.
-        WarmUpThread(logger: logger).start()
+        WarmUpThread.start(logger: logger)
         await AgentTransport.serveForever(server: server, logger: logger)
     }
 

@@ -1,5 +1,6 @@
 import CGuestSys
 import Glibc
+import SwiftKataOS
 import Synchronization
 
 /// Watches each container's memory.events (inotify reports every change) and queues an event when
@@ -30,15 +31,7 @@ final class OOMWatcher: Sendable {
     /// Starts the thread that blocks on inotify.
     func start() {
         guard fd >= 0 else { return }
-        var thread = pthread_t()
-        let unmanaged = Unmanaged.passRetained(self)
-        pthread_create(
-            &thread, nil,
-            { context in
-                Unmanaged<OOMWatcher>.fromOpaque(context!).takeRetainedValue().run()
-                return nil
-            }, unmanaged.toOpaque())
-        pthread_detach(thread)
+        startDetachedThread { self.run() }
     }
 
     func watch(containerID: String, cgroup: Cgroup) {

@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import SwiftKataOS
 import Synchronization
 
 /// Reaps every child of PID 1 (container processes and re-parented orphans) and delivers exit
@@ -37,16 +38,7 @@ final class Reaper: Sendable {
 
     /// Starts the reaping thread.
     func start() {
-        var thread = pthread_t()
-        let unmanaged = Unmanaged.passRetained(self)
-        pthread_create(
-            &thread, nil,
-            { context in
-                let reaper = Unmanaged<Reaper>.fromOpaque(context!).takeRetainedValue()
-                reaper.run()
-                return nil
-            }, unmanaged.toOpaque())
-        pthread_detach(thread)
+        startDetachedThread { self.run() }
     }
 
     private func run() {
