@@ -11,8 +11,14 @@ import TTRPCTestSupport
 @main
 struct TTRPCBench: AsyncParsableCommand {
     static func main() async {
-        // As the shim and agent do: run Swift tasks on NIO's event loops, saving a thread hop per call.
-        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        // Swift tasks run on NIO's event loops, as Go's goroutines share its netpoller's threads: the
+        // library's own cost, without a thread hop per call. This needs the dynamically linked build
+        // (`make bench-ttrpc`): the shipped binaries' static link hides the hook NIO looks up, and
+        // they run their tasks on Swift's default executor (see the README for both figures).
+        guard NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor() else {
+            FileHandle.standardError.write(Data("ttrpc-bench: NIO could not take over Swift's global executor\n".utf8))
+            Foundation.exit(1)
+        }
         do {
             var command = try parseAsRoot()
             if var command = command as? any AsyncParsableCommand { try await command.run() } else { try command.run() }

@@ -12,6 +12,7 @@ public final class TTRPCClient: Sendable {
     private let channel: any Channel
     private let handler: NIOLoopBound<TTRPCClientHandler>
     private let observer = Mutex<TTRPCCallObserver?>(nil)
+    private let nextToken = Atomic<UInt64>(0)
 
     private init(channel: any Channel, handler: NIOLoopBound<TTRPCClientHandler>) {
         self.channel = channel
@@ -81,26 +82,36 @@ public final class TTRPCClient: Sendable {
         service: String, method: String, payload: ByteBuffer,
         metadata: TTRPCMetadata = [:], timeout: Duration? = nil
     ) async throws -> ByteBuffer {
-        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
+        let request = TTRPCRequest(service: service, method: method, payload: payload, metadata: metadata)
         let deadline = timeout.map { NIODeadline.now() + TimeAmount($0) }
-        let call = TTRPCOutboundCall(
-            request: TTRPCRequest(service: service, method: method, payload: payload, metadata: metadata),
-            promise: promise, deadline: deadline)
-        channel.writeAndFlush(call).whenFailure { error in promise.fail(TTRPCError(.unavailable, "ttrpc: closed: \(error)")) }
-        let future = promise.futureResult
-        let observer = self.observer.withLock { $0 }
+        guard let observer = self.observer.withLock({ $0 }) else { return try await send(request, deadline: deadline) }
         let started = ContinuousClock.now
         do {
-            let reply = try await withTaskCancellationHandler {
-                try await future.get()
-            } onCancel: { [handler, channel] in
-                channel.eventLoop.execute { handler.value.cancel(future) }
-            }
-            observer?(method, ContinuousClock.now - started, false)
+            let reply = try await send(request, deadline: deadline)
+            observer(method, ContinuousClock.now - started, false)
             return reply
         } catch {
-            observer?(method, ContinuousClock.now - started, true)
+            observer(method, ContinuousClock.now - started, true)
             throw error
+        }
+    }
+
+    /// Hands a call to the connection's handler on its event loop and waits for the reply; a
+    /// cancelled task fails its call with `Canceled`.
+    private func send(_ request: TTRPCRequest, deadline: NIODeadline?) async throws -> ByteBuffer {
+        let token = nextToken.add(1, ordering: .relaxed).newValue
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (reply: UnsafeContinuation<ByteBuffer, any Error>) in
+                let call = TTRPCOutboundCall(request: request, reply: reply, deadline: deadline, token: token)
+                if Task.isCancelled { return reply.resume(throwing: TTRPCError(.canceled, "context canceled")) }
+                if channel.eventLoop.inEventLoop {
+                    handler.value.send(call)
+                } else {
+                    channel.eventLoop.execute { [handler] in handler.value.send(call) }
+                }
+            }
+        } onCancel: { [handler, channel] in
+            channel.eventLoop.execute { handler.value.cancel(token: token) }
         }
     }
 

@@ -9,8 +9,8 @@ final class FlushCoalescer {
 
     /// Writes `frame` and flushes it now when `othersPending` is false; otherwise makes sure a flush
     /// follows at the end of this tick, so frames of concurrent calls share one syscall.
-    func write(_ frame: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil, othersPending: Bool) {
-        context.write(NIOAny(frame), promise: promise)
+    func write(_ frame: ByteBuffer, context: ChannelHandlerContext, othersPending: Bool) {
+        context.write(NIOAny(frame), promise: nil)
         guard othersPending else {
             if !flushScheduled { context.flush() }
             return

@@ -13,8 +13,22 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     private let router: TTRPCRequestRouter
     private let maxConcurrentCalls: Int
     private let logger: Logger
-    private var inflight: [UInt32: Task<Void, Never>] = [:]
+    private var inflight: [UInt32: Call] = [:]
     private let flusher = FlushCoalescer()
+    /// True from a read's first frame to its `channelReadComplete`: replies written meanwhile
+    /// (handlers that answered inline) go out together in one flush at its end.
+    private var inReadBurst = false
+    private var flushAfterRead = false
+
+    /// A call being served: `starting` while its handler runs inline, before its task is known.
+    private enum Call {
+        case starting
+        case running(Task<Void, Never>)
+
+        func cancel() {
+            if case .running(let task) = self { task.cancel() }
+        }
+    }
 
     init(router: TTRPCRequestRouter, maxConcurrentCalls: Int, logger: Logger) {
         self.router = router
@@ -23,6 +37,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        inReadBurst = true
         switch unwrapInboundIn(data) {
         case .oversized(let header):
             guard header.type == .request else { return }
@@ -61,7 +76,12 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         }
         let eventLoop = context.eventLoop
         let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
-        inflight[streamID] = Task {
+        // The handler starts right here, on the event loop, and runs until it first suspends: a
+        // handler that answers without waiting (Health, an echo) replies within this read, with no
+        // job queued and no hop to another thread and back. What follows a suspension runs on the
+        // task's executor, as in any task: handlers that call into actors leave this loop there.
+        inflight[streamID] = .starting
+        let task = Task.immediate {
             let result: Result<TTRPCReplyPayload, any Error>
             do {
                 result = .success(try await method(argument, callContext))
@@ -78,11 +98,14 @@ final class TTRPCServerHandler: ChannelInboundHandler {
                 }
             }
         }
+        // Already answered when the handler did not suspend.
+        guard inflight[streamID] != nil else { return }
+        inflight[streamID] = .running(task)
         if let deadline = callContext.deadline {
             eventLoop.scheduleTask(deadline: deadline) {
                 let (handler, context) = loopBound.value
-                guard let task = handler.inflight.removeValue(forKey: streamID) else { return }
-                task.cancel()
+                guard let call = handler.inflight.removeValue(forKey: streamID) else { return }
+                call.cancel()
                 handler.reply(context, streamID: streamID, .failure(TTRPCError(.deadlineExceeded, "context deadline exceeded")))
             }
         }
@@ -109,10 +132,10 @@ final class TTRPCServerHandler: ChannelInboundHandler {
                 prefix.writeTTRPCFrame(streamID: streamID, type: .response, extraLength: size) {
                     TTRPCResponse.encodeSuccessPrefix(payloadLength: size, into: &$0)
                 }
-                flusher.write(prefix, context: context, othersPending: true)
+                send(prefix, context: context, othersPending: true)
                 let parts = payload.parts.filter { $0.readableBytes > 0 }  // not empty: size >= zeroCopyPayloadBytes
                 for (index, part) in parts.enumerated() {
-                    flusher.write(part, context: context, othersPending: index < parts.count - 1 || !inflight.isEmpty)
+                    send(part, context: context, othersPending: index < parts.count - 1 || !inflight.isEmpty)
                 }
                 return
             }
@@ -138,11 +161,30 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             frame.clear()
             frame.writeTTRPCFrame(streamID: streamID, type: .response) { TTRPCResponse(status: status, payload: ByteBuffer()).encode(into: &$0) }
         }
-        flusher.write(frame, context: context, othersPending: !inflight.isEmpty)
+        send(frame, context: context, othersPending: !inflight.isEmpty)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inReadBurst = false
+        if flushAfterRead {
+            flushAfterRead = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// Writes a reply's buffer: flushed at the end of the current read, or as `FlushCoalescer` decides.
+    private func send(_ buffer: ByteBuffer, context: ChannelHandlerContext, othersPending: Bool) {
+        guard !inReadBurst else {
+            context.write(NIOAny(buffer), promise: nil)
+            flushAfterRead = true
+            return
+        }
+        flusher.write(buffer, context: context, othersPending: othersPending)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        for task in inflight.values { task.cancel() }
+        for call in inflight.values { call.cancel() }
         inflight.removeAll()
         context.fireChannelInactive()
     }

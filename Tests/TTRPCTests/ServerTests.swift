@@ -159,6 +159,39 @@ struct ServerTests {
         }
     }
 
+    /// Handlers that answer without suspending reply within the read that brought their request;
+    /// a burst of requests in one write gets every reply, also when suspending ones are mixed in.
+    @Test func aBurstOfRequestsInOneWriteIsAnsweredInFull() async throws {
+        try await withServer { peer, _ in
+            var burst = ByteBuffer()
+            var expected: [UInt32: String] = [:]
+            for index in 0..<40 {
+                let streamID = UInt32(2 * index + 1)
+                let payload: ByteBuffer
+                if index % 10 == 9 {
+                    payload = try request("Sleep", Google_Protobuf_StringValue("1ms"))
+                    expected[streamID] = "sleep"
+                } else {
+                    payload = try request("Echo", Google_Protobuf_BytesValue(Data("call \(index)".utf8)))
+                    expected[streamID] = "call \(index)"
+                }
+                burst.writeTTRPCHeader(TTRPCFrameHeader(length: UInt32(payload.readableBytes), streamID: streamID, type: .request))
+                burst.writeImmutableBuffer(payload)
+            }
+            try await peer.send(burst)
+            var answered: [UInt32: String] = [:]
+            while answered.count < expected.count {
+                let (stream, response) = try await nextResponse(peer)
+                #expect(response.status == nil)
+                let text =
+                    expected[stream] == "sleep"
+                    ? "sleep" : String(decoding: try Google_Protobuf_BytesValue(serializedBuffer: response.payload).value, as: UTF8.self)
+                #expect(answered.updateValue(text, forKey: stream) == nil, "stream \(stream) answered twice")
+            }
+            #expect(answered == expected)
+        }
+    }
+
     @Test func tooManyConcurrentCallsAreRefused() async throws {
         try await withServer(maxConcurrentCalls: 2) { peer, _ in
             for stream in [1, 3, 5] as [UInt32] {

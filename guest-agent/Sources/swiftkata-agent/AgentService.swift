@@ -47,6 +47,7 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
     }
 
     func createSandbox(_ request: Swiftkata_Agent_V1_CreateSandboxRequest, context: TTRPCCallContext) async throws -> Google_Protobuf_Empty {
+        await leaveEventLoop()  // mounts and network setup block
         // Everything is validated before anything in the guest changes.
         let network: PodNetwork
         let sysctls: [PodSysctl]
@@ -331,6 +332,7 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
             throw AgentError(code: .invalid, description: "plugged memory \(request.pluggedMemoryBytes) is above 1 PiB")
         }
         let timeout = Duration.milliseconds(min(request.timeoutMs, 60_000))
+        await leaveEventLoop()  // onlining vCPUs blocks in sysfs writes
         let reached = await resources.adjust(vcpus: Int(request.vcpus), pluggedBytes: request.pluggedMemoryBytes, timeout: timeout)
         logger.info(
             "resources adjusted",
@@ -354,4 +356,12 @@ struct AgentService: Swiftkata_Agent_V1_AgentService {
         response.containerID = containerID
         return response
     }
+}
+
+/// Moves the calling handler off the ttrpc connection's event loop, onto Swift's global executor.
+/// A handler starts on the event loop and runs there until it first suspends (TTRPCServerHandler);
+/// one that blocks before it would call into an actor (mounts, sysfs writes) calls this first, so
+/// that the connection's other calls and streams are not held up meanwhile.
+func leaveEventLoop() async {
+    await Task.yield()
 }
