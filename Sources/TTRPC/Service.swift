@@ -43,6 +43,11 @@ public struct TTRPCReplyPayload: Sendable {
 }
 
 /// How a service's method is called: request payload in, reply payload (in parts) out.
+///
+/// A handler starts on its connection's event loop and runs there until it first suspends (calling
+/// into an actor, say): one that answers at once replies within the read, but one that would block
+/// before its first `await` (mounts, sysfs writes, waiting on a process) must first move off the
+/// loop, or every other call and stream on the connection waits meanwhile.
 public typealias TTRPCMethodHandler = @Sendable (ByteBuffer, TTRPCCallContext) async throws -> TTRPCReplyPayload
 
 /// A named ttrpc service: its methods by name.
