@@ -37,7 +37,7 @@ if [[ -n "${SWIFTKATA_AGENT_SCRATCH:-}" ]]; then scratch=(--scratch-path "$SWIFT
 source scripts/release-flags.sh
 swift build "${scratch[@]}" "${release_flags[@]}" --product "$product" >&2
 agent=$(swift build "${scratch[@]}" "${release_flags[@]}" --product "$product" --show-bin-path)/$product
-require_static_libstdcxx "$agent"
+require_release_link "$agent"
 
 # busybox (Debian's busybox-static) is the operator's debug console in the guest's own root
 # (`swiftkata-ctl console`); containers never see that root.

@@ -9,5 +9,5 @@ cd "$(dirname "$0")/.."
 source scripts/release-flags.sh
 for product in "$@"; do
     swift build "${release_flags[@]}" --product "$product"
-    require_static_libstdcxx ".build/release/$product"
+    require_release_link ".build/release/$product"
 done
