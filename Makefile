@@ -93,8 +93,7 @@ fuzz: fuzz-smoke
 
 ## The container path: ctr run/exec/stdout with runc vs swiftkata vs a bare QEMU boot; memory per pod.
 bench: guest
-	scripts/build-host-release.sh containerd-shim-swiftkata-v2 swiftkata-vm
-	$(SWIFT) build -c release --product swiftkata-anchor
+	scripts/build-host-release.sh containerd-shim-swiftkata-v2 swiftkata-vm swiftkata-anchor
 	Benchmarks/shim-bench.py "$$(dirname "$$(tail -n1 .build/guest-kernel.path)")/vmlinux" "$$(tail -n1 .build/guest-image.path)" --runs 7
 
 ## Swift ttrpc vs containerd's Go ttrpc, side by side.

@@ -34,8 +34,9 @@ fi
 
 # 2. Release binaries, guest kernel (cached by its inputs) and guest image.
 log "building release binaries"
-scripts/build-host-release.sh containerd-shim-swiftkata-v2 swiftkata-check swiftkata-vm swiftkata-ctl >/dev/null
-swift build -c release --product swiftkata-anchor >/dev/null
+# One set of flags for every release binary (the anchor too), so that no build switches SwiftPM's
+# configuration and recompiles what the previous one built.
+scripts/build-host-release.sh containerd-shim-swiftkata-v2 swiftkata-check swiftkata-vm swiftkata-ctl swiftkata-anchor >/dev/null
 log "building the guest kernel and image (the kernel is cached under /var/cache/swiftkata)"
 kernel_dir=$(dirname "$(guest-kernel-config/build.sh | tail -n1)")
 image=$(guest-agent/build-image.sh | tail -n1)
