@@ -63,4 +63,38 @@ struct GuestBootTests {
         }
         await guest.shutdown()
     }
+
+    /// Known limit (README, "Known limits of the guest today"): host sessions back to back on the
+    /// virtio-serial port lose a session's first request now and then (the call times out) or are
+    /// closed by QEMU. Kept as a reproducer: failures are recorded as a known issue, so the suite
+    /// stays green, and the printed count shows whether a change helped.
+    @Test func backToBackHostSessionsOnVirtioSerial() async throws {
+        let guest = try await QEMUGuest.boot()
+        do {
+            _ = try await guest.waitForAgent()
+            await guest.agent.close()
+            var failed = 0
+            for round in 1...10 {
+                let client = try await guest.connectAgent()
+                await withKnownIssue("back-to-back virtio-serial sessions lose requests", isIntermittent: true) {
+                    do {
+                        let health = try await Swiftkata_Agent_V1_AgentClient(client).health(.init(), timeout: .seconds(5))
+                        #expect(health.apiVersion == AgentProtocol.apiVersion)
+                    } catch {
+                        failed += 1
+                        Issue.record("session \(round): \(error)")
+                    }
+                }
+                await client.close()
+                // A session that lost its request leaves the port in an unknown state: start the next
+                // one from a quiet port, as the test is about the hand-over, not about recovery.
+                if failed > 0 { break }
+            }
+            print("back-to-back virtio-serial sessions: \(failed == 0 ? "10 of 10 answered" : "a request was lost")")
+        } catch {
+            await guest.shutdown()
+            throw error
+        }
+        await guest.shutdown()
+    }
 }
