@@ -65,9 +65,10 @@ struct GuestBootTests {
     }
 
     /// Known limit (README, "Known limits of the guest today"): host sessions back to back on the
-    /// virtio-serial port lose a session's first request now and then (the call times out) or are
-    /// closed by QEMU. Kept as a reproducer: failures are recorded as a known issue, so the suite
-    /// stays green, and the printed count shows whether a change helped.
+    /// virtio-serial port lose a session's first request now and then (the call times out), or the
+    /// agent traps in NIO's read-to-EOF and the guest kernel panics (the connection closes with the
+    /// VM). Kept as a reproducer: failures are recorded as a known issue, so the suite stays green,
+    /// and the printed result shows whether a change helped.
     @Test func backToBackHostSessionsOnVirtioSerial() async throws {
         let guest = try await QEMUGuest.boot()
         do {
