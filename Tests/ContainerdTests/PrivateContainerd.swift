@@ -28,10 +28,26 @@ final class PrivateContainerd: Sendable {
     }
 
     private init() {
+        Self.removeEarlierRuns()
         directory = "/tmp/swiftkata-containerd-\(getpid())"
         socket = "\(directory)/containerd.sock"
         configPath = "\(directory)/configuration.toml"
         setupError = Self.start(directory: directory, socket: socket, configPath: configPath, namespace: namespace, imageRef: imageRef)
+    }
+
+    /// Removes what earlier test processes left under /tmp (their containerd's root with its snapshots,
+    /// ≈ 4 MiB each): the directory of a process that no longer runs. The newest is kept until the next
+    /// run, so its `containerd.log` can be read after a failure. Never crosses into a mount a crashed
+    /// run left behind (`--one-file-system`).
+    private static func removeEarlierRuns() {
+        let prefix = "swiftkata-containerd-"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []
+        for name in names where name.hasPrefix(prefix) {
+            guard let pid = pid_t(name.dropFirst(prefix.count)), pid != getpid() else { continue }
+            // A live process of that PID may be a test run going on beside this one.
+            if kill(pid, 0) == 0 || errno == EPERM { continue }
+            _ = run("/bin/rm", ["-rf", "--one-file-system", "/tmp/\(name)"])
+        }
     }
 
     /// The guest kernel and image under test (set by `make test`).
