@@ -30,6 +30,8 @@ actor Pod {
     private(set) var layout: PodLayout?
     private var vmGone = false
     private var shuttingDown = false
+    /// Follows the VM's lifecycle; ends once a stop has been handled (`vmStopped`).
+    private var lifecycleWatch: Task<Void, Never>?
     /// The warm pool's refill, started once the pod's first container runs; the daemon waits for it
     /// before it exits, so no VM is left half-booted.
     private var poolRefill: Task<Void, Never>?
@@ -145,7 +147,7 @@ actor Pod {
 
     /// Follows the VM's lifecycle and the guest's OOM events.
     private func watch(_ vm: any PodMachine) {
-        Task { [weak self] in
+        lifecycleWatch = Task { [weak self] in
             for await event in vm.events {
                 if case .stopped(let reason) = event {
                     await self?.vmStopped(reason)
@@ -250,6 +252,13 @@ actor Pod {
 
     /// Destroys the VM and removes the pod's host state (after the last container, or on SIGTERM).
     func shutdownVM() async {
+        // A QEMU that died on its own closed the agent connection first: its processes' waits fail at
+        // once, and the last container's Delete can come here before the lifecycle watch (which sees
+        // QEMU's exit through a pidfd) has reported why. Let it report first; it is bounded, for an
+        // agent that closed the connection while QEMU still runs.
+        if !vmGone, let vm, !vm.isAgentConnected, let lifecycleWatch {
+            _ = await awaitCompletion(of: lifecycleWatch, atMost: .seconds(2))
+        }
         shuttingDown = true
         await operatorListener?.close()
         operatorListener = nil

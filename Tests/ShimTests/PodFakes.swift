@@ -305,6 +305,14 @@ final class FakeMachine: PodMachine {
         lifecycle.yield(.stopped(reason: .crashed))
     }
 
+    /// QEMU dies under the pod, and its exit reaches the pod only when the returned closure runs.
+    func dieWithoutReport() async -> @Sendable () -> Void {
+        state.withLock { $0.connected = false }
+        await fake.disconnect()
+        let lifecycle = lifecycle
+        return { lifecycle.yield(.stopped(reason: .crashed)) }
+    }
+
     func refillWarmPool(logger: Logger) async {}
 
     let report = PodMachineReport(
@@ -422,4 +430,27 @@ actor RecordingEvents: TaskEventSink {
     var topics: [String] { recorded.map { $0.topic.replacingOccurrences(of: "/tasks/", with: "") } }
 
     var exits: [Containerd_Events_TaskExit] { recorded.compactMap { $0.event as? Containerd_Events_TaskExit } }
+}
+
+/// A log handler that keeps the messages of level warning and above.
+final class CapturedLog: LogHandler, Sendable {
+    private let captured = Mutex([String]())
+    var messages: [String] { captured.withLock { $0 } }
+
+    var metadata: Logger.Metadata {
+        get { [:] }
+        set {}
+    }
+    var logLevel: Logger.Level {
+        get { .warning }
+        set {}
+    }
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { nil }
+        set {}
+    }
+
+    func log(event: LogEvent) {
+        captured.withLock { $0.append("\(event.message)") }
+    }
 }

@@ -18,6 +18,8 @@ final class PodHarness: Sendable {
     let machines = FakeMachines()
     let filesystem = FakeFilesystem()
     let events = RecordingEvents()
+    /// What the pod logged, from `warning` up.
+    let log = CapturedLog()
     let pod: Pod
     let service: TaskService
     let shutdowns = ShutdownCounter()
@@ -31,7 +33,7 @@ final class PodHarness: Sendable {
         // run real ones).
         pod = Pod(
             namespace: "default", configuration: configuration, publisher: events, machines: machines, filesystem: filesystem,
-            startAnchor: { nil }, servesOperators: false, logger: Logger(label: "test"))
+            startAnchor: { nil }, servesOperators: false, logger: Logger(label: "test", factory: { [log] _ in log }))
         let shutdowns = shutdowns
         service = TaskService(pod: pod, onShutdown: { shutdowns.fire() })
     }
@@ -238,6 +240,21 @@ struct PodLifecycleTests {
         #expect(try await pod.wait("c1") == 0)
         let exit = try #require(await pod.events.recorded.first { $0.topic == ContainerdNames.Topic.taskExit })
         #expect(exit.stdoutAtExit == "first line\nlast line\n")
+    }
+
+    /// QEMU killed on a loaded host: the agent connection closes, the last Delete and the shutdown
+    /// come before the lifecycle watch has handled QEMU's exit. The pod still says why it ended.
+    @Test func aVMThatDiedIsReportedEvenWhenTheShutdownComesFirst() async throws {
+        let pod = try PodHarness()
+        _ = try await pod.create("c1")
+        let machine = try pod.machine
+        try await pod.start("c1")
+        let reportStop = await machine.dieWithoutReport()
+        #expect(try await pod.wait("c1") == 255)
+        async let shutdown: Void = pod.pod.shutdownVM()
+        reportStop()
+        await shutdown
+        #expect(pod.log.messages.contains("pod VM stopped unexpectedly"))
     }
 
     @Test func qemuDyingMidCallEndsEveryProcessWithStatus255() async throws {
