@@ -22,13 +22,6 @@ struct VMPlan: Sendable {
     /// The shared file system's tag, which the guest mounts by.
     static let sharedTag = "swiftkata"
 
-    /// Under TCG every device interrupt goes to vCPU 0. Spread over the vCPUs a pod's VM grows to, the
-    /// agent port's interrupt was seen to wait for tens of seconds on another vCPU while the thread
-    /// reading the port slept: with a spinning process on the host, an unbounded wait on the port in
-    /// VMs of 3 vCPUs failed CRI `test_12h`/`test_12o` in 7 of 16 suite runs (the last 4 of 4),
-    /// and in none of 5 with this. (KVM keeps the kernel's spread: there an interrupt wakes its vCPU.)
-    static let tcgInterruptRouting = "irqaffinity=0"
-
     /// Checks what the VM needs on the host (helper, kernel, image) and probes the accelerator.
     static func resolve(_ configuration: Configuration, logger: Logger) async throws(ShimError) -> VMPlan {
         let hypervisor = configuration.hypervisor
@@ -73,7 +66,6 @@ struct VMPlan: Sendable {
         vm.tap = tap
         if configuration.agent.debugConsole { vm.kernelCommandLine += " \(AgentProtocol.debugConsoleKernelFlag)" }
         if accelerator == .tcg, let kilohertz = tscKilohertz { vm.kernelCommandLine += " tsc_early_khz=\(kilohertz)" }
-        if accelerator == .tcg { vm.kernelCommandLine += " \(Self.tcgInterruptRouting)" }
         if let size {
             vm.vcpus = size.vcpus
             vm.memoryMiB = size.memoryMiB

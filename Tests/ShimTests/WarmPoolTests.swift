@@ -157,31 +157,3 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: waiting))
     }
 }
-
-/// The guest kernel command line a plan gives each accelerator.
-@Suite struct VMPlanCommandLineTests {
-    func plan(_ accelerator: VMDescription.Accelerator) -> VMPlan {
-        VMPlan(
-            configuration: Configuration(), control: VMControl(helper: "/bin/true", uri: "qemu:///system"),
-            image: .rootDisk(path: "/nonexistent/rootfs.img"), accelerator: accelerator, transport: .virtioSerial,
-            kernel: "/nonexistent/vmlinux", tscKilohertz: 2_000_000)
-    }
-
-    func commandLine(_ accelerator: VMDescription.Accelerator) -> [Substring] {
-        let layout = PodLayout(poolEntry: "x", directory: "/nonexistent/pool/x")
-        let owner = VMDescription.Owner.warmPool(entryID: "x")
-        return plan(accelerator).description(owner: owner, layout: layout, tap: nil).kernelCommandLine.split(separator: " ")
-    }
-
-    @Test func tcgRoutesDeviceInterruptsToTheFirstVCPUAndNamesTheTSCRate() {
-        let arguments = commandLine(.tcg)
-        #expect(arguments.contains("irqaffinity=0"))
-        #expect(arguments.contains("tsc_early_khz=2000000"))
-    }
-
-    @Test func kvmKeepsTheKernelsInterruptSpread() {
-        let arguments = commandLine(.kvm)
-        #expect(!arguments.contains { $0.hasPrefix("irqaffinity=") })
-        #expect(!arguments.contains { $0.hasPrefix("tsc_early_khz=") })
-    }
-}

@@ -24,13 +24,13 @@
 
 enum { relay_chunk = 64 * 1024, header_size = 10, type_request = 1 };
 
-// How long the relay sleeps in poll() before it looks at the port again by itself (ms). Under TCG,
-// with several vCPUs online and a busy host, the port's interrupt was seen to wait for tens of
-// seconds on another vCPU while this thread slept in an unbounded poll(): the host's request had
-// left QEMU's socket, every earlier one had been relayed and answered (7 of 16 CRI-suite runs failed
-// so). The shim now routes a TCG guest's device interrupts to vCPU 0 (`VMPlan.tcgInterruptRouting`;
-// with that alone, none of 5 runs failed). This bound is the second line: with it alone none of 7
-// failed, and no timeout ever found a request waiting, so it costs an idle guest 4 wakeups a second.
+// How long the relay sleeps in poll() before it looks at the port again by itself (ms). With
+// several vCPUs online under TCG, the host's next request was seen to wait unanswered for tens of
+// seconds while this thread slept in an unbounded poll() on the port (7 of 16 CRI-suite runs, most
+// with a busy host; the agent's own counters showed it asleep in poll with every earlier request
+// relayed). With the poll bounded, and a read after each timeout, none waited in 7 runs of 7, and
+// no timeout ever found a request waiting: what the periodic wakeup keeps going is not known (see
+// README, "Known limits").
 enum { relay_recheck_ms = 250 };
 
 static int write_all(int fd, const unsigned char *data, size_t length) {
