@@ -330,7 +330,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentRuntimeTests",
-            dependencies: ["AgentRuntime", "CGuestSys"]
+            dependencies: ["AgentRuntime"]
         ),
         .testTarget(
             name: "GuestTests",
