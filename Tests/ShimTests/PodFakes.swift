@@ -300,9 +300,7 @@ final class FakeMachine: PodMachine {
 
     /// QEMU dies under the pod.
     func die() async {
-        state.withLock { $0.connected = false }
-        await fake.disconnect()
-        lifecycle.yield(.stopped(reason: .crashed))
+        await dieWithoutReport()()
     }
 
     /// QEMU dies under the pod, and its exit reaches the pod only when the returned closure runs.
