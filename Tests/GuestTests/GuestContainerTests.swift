@@ -102,7 +102,8 @@ struct GuestContainerTests {
     }
 
     static func readAll(
-        _ agent: Swiftkata_Agent_V1_AgentClient, id: String, execID: String = "", stream: Swiftkata_Agent_V1_OutputStream
+        _ agent: Swiftkata_Agent_V1_AgentClient, id: String, execID: String = "", stream: Swiftkata_Agent_V1_OutputStream,
+        timeout: Duration = .seconds(60)
     ) async throws -> String {
         var output = Data()
         while true {
@@ -110,7 +111,7 @@ struct GuestContainerTests {
             read.containerID = id
             read.execID = execID
             read.stream = stream
-            let chunk = try await agent.readOutput(read, timeout: .seconds(60))
+            let chunk = try await agent.readOutput(read, timeout: timeout)
             output.append(chunk.data)
             if chunk.eof { return String(decoding: output, as: UTF8.self) }
         }
@@ -171,6 +172,47 @@ struct GuestContainerTests {
             let hello = try await Self.run(guest, shared: shared, id: "hello", args: ["sh", "-c", "echo hello; cat /proc/1/mountinfo | wc -l"])
             #expect(hello.stdout.hasPrefix("hello\n"))
             #expect(hello.exitStatus == 0)
+        }
+    }
+
+    /// Each of the agent's descriptors is closed once. A started process's start handles are closed by
+    /// its start; removing its container later must not close those numbers again, for by then the
+    /// agent has handed them out anew: here to the stdio of a container created after that start.
+    @Test func removingAStartedContainerLeavesAnotherContainersStdioAlone() async throws {
+        try await Self.withPod { guest, shared in
+            let agent = guest.agentClient
+            try await Self.createAndStart(agent, shared: shared, id: "first", args: ["sleep", "1000"])
+            var exec = Swiftkata_Agent_V1_ExecProcessRequest()
+            exec.containerID = "first"
+            exec.execID = "probe"
+            exec.process = Data(#"{"args": ["sleep", "1000"], "env": ["PATH=/bin"], "cwd": "/"}"#.utf8)
+            _ = try await agent.execProcess(exec, timeout: .seconds(30))
+
+            try BusyboxRootfs.make(at: "\(shared)/second/rootfs")
+            var create = Swiftkata_Agent_V1_CreateContainerRequest()
+            create.containerID = "second"
+            create.ociSpec = BusyboxRootfs.spec(id: "second", args: ["sh", "-c", "read line; echo got:$line"])
+            create.stdin = true
+            _ = try await agent.createContainer(create, timeout: .seconds(30))
+            var start = Swiftkata_Agent_V1_StartContainerRequest()
+            start.containerID = "second"
+            _ = try await agent.startContainer(start, timeout: .seconds(30))
+
+            var remove = Swiftkata_Agent_V1_RemoveContainerRequest()
+            remove.containerID = "first"
+            _ = try await agent.removeContainer(remove, timeout: .seconds(30))
+
+            var write = Swiftkata_Agent_V1_WriteStdinRequest()
+            write.containerID = "second"
+            write.data = Data("hello\n".utf8)
+            _ = try await agent.writeStdin(write, timeout: .seconds(10))
+            async let stdout = Self.readAll(agent, id: "second", stream: .stdout, timeout: .seconds(20))
+            var wait = Swiftkata_Agent_V1_WaitProcessRequest()
+            wait.containerID = "second"
+            #expect(try await agent.waitProcess(wait, timeout: .seconds(20)).exitStatus == 0)
+            #expect(try await stdout == "got:hello\n", "the second container's stdin and stdout still work")
+            let health = try await agent.health(.init(), timeout: .seconds(10))
+            #expect(health.apiVersion == AgentProtocol.apiVersion)
         }
     }
 

@@ -145,7 +145,7 @@ actor ContainerManager {
                 io = try await pending.complete()
             } catch {
                 kill(created.pid, SIGKILL)
-                close(created.startFD)
+                created.start.discard()
                 throw error
             }
             containers[id] = Container(id: id, cgroup: cgroup, initProcess: Process(pid: created.pid, io: io, created: created), seccompFilter: seccompFilter)
@@ -258,7 +258,7 @@ actor ContainerManager {
             io = try await pending.complete()
         } catch {
             kill(created.pid, SIGKILL)
-            close(created.startFD)
+            created.start.discard()
             throw ManagerError(code: .invalid, description: "exec \(execID) in \(id): \(error)")
         }
         do {
@@ -302,7 +302,7 @@ actor ContainerManager {
             throw ManagerError(code: .internalError, description: "debug console: \(error)")
         }
         let container = Container(
-            id: id, cgroup: cgroup, initProcess: Process(pid: started.pid, io: io, created: .init(pid: started.pid, startFD: -1, statusFD: -1)),
+            id: id, cgroup: cgroup, initProcess: Process(pid: started.pid, io: io, created: .init(pid: started.pid, start: .used())),
             seccompFilter: nil)
         container.started = true
         containers[id] = container
@@ -363,7 +363,7 @@ actor ContainerManager {
         for process in [container.initProcess] + Array(container.execs.values) {
             kill(process.pid, SIGKILL)
             await process.io.close()
-            close(process.created.startFD)
+            process.created.start.discard()  // a no-op once started: the start closed them
         }
         for process in [container.initProcess] + Array(container.execs.values) {
             _ = await reaper.wait(for: process.pid)

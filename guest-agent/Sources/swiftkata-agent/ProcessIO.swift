@@ -105,7 +105,9 @@ final class ProcessIO: Sendable {
         let readSide = fcntl(master, F_DUPFD_CLOEXEC, 3)
         let writeSide = fcntl(master, F_DUPFD_CLOEXEC, 3)
         guard readSide >= 0, writeSide >= 0 else {
-            throw SetupError(description: "duplicating the pty master: \(String(cString: strerror(errno)))")
+            let cause = errno
+            for fd in [readSide, writeSide, master] where fd >= 0 { Glibc.close(fd) }
+            throw SetupError(description: "duplicating the pty master: \(String(cString: strerror(cause)))")
         }
         let stdinChannel = try await NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .takingOwnershipOfDescriptor(output: writeSide).get()

@@ -16,8 +16,7 @@ enum Spawner {
     /// A created process: its pid, and the handles that let it exec (`start`).
     struct Created: Sendable {
         var pid: pid_t
-        var startFD: CInt
-        var statusFD: CInt
+        var start: StartHandles
     }
 
     struct Options {
@@ -108,13 +107,18 @@ enum Spawner {
             close(startPipe[1])
             throw SpawnError(description: String(cMessage: message), cause: cause)
         }
-        return Created(pid: pid, startFD: startPipe[1], statusFD: statusFD)
+        return Created(pid: pid, start: StartHandles(start: startPipe[1], status: statusFD))
     }
 
     /// Lets a created process exec; fails with the exec error (e.g. a binary that is not executable).
+    /// A process gets one start: a second one (after a first that failed, say) is refused.
     static func start(_ created: Created) throws(SpawnError) {
+        guard let handles = created.start.take() else {
+            throw SpawnError(description: "process \(created.pid) was started before (or its start failed): it can only be removed")
+        }
         var message = [CChar](repeating: 0, count: 512)
-        guard sk_start(created.startFD, created.statusFD, &message, message.count) == 0 else {
+        // Closes both descriptors, whatever it returns.
+        guard sk_start(handles.start, handles.status, &message, message.count) == 0 else {
             throw SpawnError(description: String(cMessage: message), cause: errno)
         }
     }
