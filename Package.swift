@@ -330,7 +330,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentRuntimeTests",
-            dependencies: ["AgentRuntime"]
+            dependencies: ["AgentRuntime", "CGuestSys"]
         ),
         .testTarget(
             name: "GuestTests",

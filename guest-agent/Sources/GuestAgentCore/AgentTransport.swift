@@ -66,41 +66,83 @@ public enum AgentTransport {
         }
     }
 
-    /// Serves the virtio-serial port; when the host side hangs up, reopens it and waits for the next host.
+    /// Serves the virtio-serial port, one host session after another.
+    ///
+    /// The port stays open for the agent's life. Each session's ttrpc connection reads its requests
+    /// from a pipe that `guest_port_relay` fills from the port, and writes its replies to the port
+    /// itself; the relay alone decides where a session's input ends: at the host's hang-up, once the
+    /// port holds nothing more, or at a request whose stream id starts again (a next host's, arrived
+    /// before that hang-up), which the next session gets first.
+    /// Served directly, a host that hung up and a next one that connected at once could make NIO's
+    /// read-to-EOF find no EOF and trap (PID 1: a kernel panic), and closing the port between sessions
+    /// made the kernel discard the next host's first request (GuestBootTests has the reproducer).
     private static func serveSerialPort(server: TTRPCServer, logger: Logger) async -> Never {
-        var announced = false
+        guard let device = findSerialPort(named: AgentProtocol.serialPortName) else {
+            logger.critical("no vsock device and no virtio-serial port named \(AgentProtocol.serialPortName); the host cannot reach this agent")
+            await parkForever()
+        }
+        let port = open(device, O_RDWR | O_CLOEXEC | O_NONBLOCK)
+        guard port >= 0 else {
+            logger.critical("cannot open \(device): \(String(cString: strerror(errno)))")
+            await parkForever()
+        }
+        logger.info("agent listening", metadata: ["transport": "virtio-serial", "device": "\(device)"])
+        let carry = RelayCarry()
         while true {
-            guard let device = findSerialPort(named: AgentProtocol.serialPortName) else {
-                logger.critical("no vsock device and no virtio-serial port named \(AgentProtocol.serialPortName); the host cannot reach this agent")
-                await parkForever()
-            }
-            let fd = open(device, O_RDWR | O_CLOEXEC | O_NONBLOCK)
-            guard fd >= 0 else {
-                logger.critical("cannot open \(device): \(String(cString: strerror(errno)))")
-                await parkForever()
-            }
-            if !announced {
-                logger.info("agent listening", metadata: ["transport": "virtio-serial", "device": "\(device)"])
-                announced = true
-            }
-            // Serving a port with no host end would only read EOF at once: wait for a host first.
+            // Serving a port with no host end would only end at once: wait for a host first.
             do {
-                try await waitForHost(port: fd)
+                try await waitForHost(port: port)
             } catch {
                 // Not expected (epoll out of memory or descriptors): serve anyway, at most once a second.
                 logger.error("cannot wait for a host on \(device): \(error)")
                 try? await Task.sleep(for: .seconds(1))
             }
+            var requests: [CInt] = [-1, -1]
+            let replies = fcntl(port, F_DUPFD_CLOEXEC, 3)
+            guard linux_pipe_cloexec(&requests) == 0, replies >= 0 else {
+                logger.critical("cannot create the session's pipe and port descriptor: \(String(cString: strerror(errno)))")
+                for fd in requests + [replies] where fd >= 0 { close(fd) }
+                await parkForever()
+            }
+            let connection: TTRPCConnection
             do {
-                let connection = try await server.serve(streamDescriptor: fd)  // owns and closes fd
-                try? await connection.closeFuture.get()
-                logger.info("host hung up the agent port; reopening", metadata: ["device": "\(device)"])
+                // Owns and closes the pipe's read end and `replies`, a duplicate of the port.
+                connection = try await server.serve(inputDescriptor: requests[0], outputDescriptor: replies)
             } catch {
-                close(fd)
+                for fd in requests + [replies] { close(fd) }
                 logger.critical("cannot serve \(device): \(error)")
                 await parkForever()
             }
+            let requestsOut = requests[1]
+            let ended = await onBlockingThread { carry.relay(port: port, requestsOut: requestsOut) }
+            close(requestsOut)  // the connection reads to its end and closes
+            try? await connection.closeFuture.get()
+            switch Int(ended) {
+            case GUEST_RELAY_HOST_GONE:
+                logger.info("host hung up the agent port; waiting for the next host", metadata: ["device": "\(device)"])
+            case GUEST_RELAY_AGENT_CLOSED:
+                logger.info("agent connection closed; waiting for the next host", metadata: ["device": "\(device)"])
+            case GUEST_RELAY_NEW_HOST:
+                logger.info("a next host's request arrived before the previous host's hang-up", metadata: ["device": "\(device)"])
+            default:
+                logger.error("relaying \(device) failed: \(String(cString: strerror(-ended)))")
+                try? await Task.sleep(for: .seconds(1))
+            }
         }
+    }
+
+    /// The bytes one session of the virtio-serial port hands on to the next (`guest_port_relay`). Used
+    /// by one relay at a time, on its blocking thread.
+    private final class RelayCarry: @unchecked Sendable {
+        private static let capacity = 64 * 1024 + 16
+        private let bytes = UnsafeMutablePointer<UInt8>.allocate(capacity: RelayCarry.capacity)
+        private var length = 0
+
+        func relay(port: CInt, requestsOut: CInt) -> CInt {
+            guest_port_relay(port, requestsOut, bytes, Self.capacity, &length)
+        }
+
+        deinit { bytes.deallocate() }
     }
 
     /// How long one wait for a host lasts before the port is checked again (ms): a safety net that

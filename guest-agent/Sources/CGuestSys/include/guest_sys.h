@@ -23,6 +23,16 @@ int guest_inotify_read_watches(int fd, int *watches, int capacity);
 /// edge-triggered epoll registration sees. Returns 1 when connected, 0 on timeout, or -errno.
 int guest_port_wait_host(int fd, int timeout_ms);
 
+/// guest_port_relay's results (negative: -errno).
+enum { GUEST_RELAY_HOST_GONE = 1, GUEST_RELAY_AGENT_CLOSED = 2, GUEST_RELAY_NEW_HOST = 3 };
+/// Carries one host session's requests: bytes from the virtio-serial `port` go, frame by frame, to
+/// `requests_out` (a pipe the agent's connection reads), after the `carry_length` bytes in `carry`
+/// that the previous session handed on. Returns GUEST_RELAY_HOST_GONE once the port, after a hang-up,
+/// has nothing more to read, GUEST_RELAY_NEW_HOST at a request whose stream id does not follow the session's last
+/// (a next host's first), GUEST_RELAY_AGENT_CLOSED when the connection closed the pipe's other end.
+/// What belongs to the next session is left in `carry` (`carry_capacity` >= 64 KiB + 10). Blocks.
+int guest_port_relay(int port, int requests_out, unsigned char *carry, size_t carry_capacity, size_t *carry_length);
+
 /// When "/" is the initramfs (where pivot_root is refused), copies its files into a fresh tmpfs,
 /// deletes them from the initramfs to free the memory, moves the tmpfs onto "/" and chroots into it.
 /// Returns 1 when it switched, 0 when "/" was not an initramfs, -1 with a message in `error`.
