@@ -13,7 +13,8 @@
 #                         Uncompressed: gunzipping it in a TCG guest cost ≈ 250 ms of boot.
 #
 # Both are cached outside the source tree under ${SWIFTKATA_CACHE:-/var/cache/swiftkata}/image/<key>/,
-# where key = sha256(agent binary, this script, busybox). Prints the root file system's path as the last line.
+# where key = sha256(agent binary, this script, busybox); the 8 most recently used are kept. Prints the
+# root file system's path as the last line.
 #
 # SWIFTKATA_AGENT_SCRATCH=<dir> builds the agent in that SwiftPM scratch path instead of .build.
 # SWIFTKATA_AGENT_PRODUCT=swiftkata-hostile-agent builds the hostile-guest tests' image instead (a
@@ -51,7 +52,20 @@ out="$cache/image/$key"
 image="$out/swiftkata-rootfs.img"
 initrd="$out/swiftkata-initrd.img"
 if [[ "${1:-}" == "--print-path" ]]; then echo "$image"; exit 0; fi
+# Every change to the agent makes a new key; without pruning a developer's cache grew by ≈ 50 MB per
+# build (12 GB seen). The newest images by use stay (a hit marks its directory used); images already
+# installed were copied to /usr/share/swiftkata and do not depend on this cache.
+keep_images=8
+prune_images() {
+    local old
+    while read -r old; do
+        [[ -n "$old" && "$old" != "$out" ]] || continue
+        rm -rf --one-file-system -- "$old"
+    done < <(find "$cache/image" -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p\n' 2>/dev/null |
+        sort -rn | tail -n +$((keep_images + 1)) | cut -d' ' -f2-)
+}
 if [[ -f "$image" && -f "$initrd" ]]; then
+    touch "$out"
     log "cached: $image"
     echo "$image"
     exit 0
@@ -105,6 +119,8 @@ mkfs.ext4 -q -F -d "$stage" -L swiftkata-root -b 4096 -N 128 -m 0 \
     -E root_owner=0:0,hash_seed=6b6a6174-6100-4000-8000-000000000002 "$image.tmp" "${size_kib}K" >&2
 mv "$image.tmp" "$image"
 printf '%s\n' "$(stat -c %s "$image")" > "$out/size"
+touch "$out"
+prune_images
 log "root file system: $image ($(( $(stat -c %s "$image") / 1024 )) KiB; agent $(( $(stat -c %s "$stage/init") / 1024 )) KiB stripped)"
 log "initramfs:        $initrd ($(( $(stat -c %s "$initrd") / 1024 )) KiB)"
 echo "$image"
