@@ -15,7 +15,10 @@ import Synchronization
 /// it (REDIRECT); the port that was dialled comes back with SO_ORIGINAL_DST. Each connection is
 /// carried through the agent to the same port in the guest (its loopback, then its addresses).
 final class PortForwarder: Sendable {
-    private let listener: CInt
+    /// The listening socket, -1 once closed. Only the accept loop closes it; `stop` shuts it down to
+    /// wake that loop, and only while it is open: a number the loop closed may already be another
+    /// descriptor's (a containerd connection, a forwarded one).
+    private let listener: Mutex<CInt>
     private let listenerPort: UInt16
     private let namespacePath: String
     private let agent: GuestAgent
@@ -44,7 +47,7 @@ final class PortForwarder: Sendable {
     }
 
     private init(listener: CInt, port: UInt16, namespacePath: String, agent: GuestAgent, logger: Logger) {
-        self.listener = listener
+        self.listener = Mutex(listener)
         listenerPort = port
         self.namespacePath = namespacePath
         self.agent = agent
@@ -63,18 +66,35 @@ final class PortForwarder: Sendable {
     func stop() {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         _ = try? PodNetwork.run(PodNetworkTools.iptables, rule("-D"), in: namespacePath, what: "")
-        shutdown(listener, Int32(SHUT_RDWR))  // wakes the accept; the loop closes the descriptor
+        listener.withLock { listener in
+            if listener >= 0 { shutdown(listener, Int32(SHUT_RDWR)) }  // wakes the accept; the loop closes it
+        }
     }
 
     private func acceptLoop() async {
-        let listener = listener
+        let listener = listener.withLock { $0 }
+        defer {
+            self.listener.withLock { listener in
+                close(listener)
+                listener = -1
+            }
+        }
         while !stopped.load(ordering: .acquiring) {
             let (fd, error) = await onBlockingThread { () -> (CInt, CInt) in
                 let fd = linux_accept_cloexec(listener)
                 return (fd, fd < 0 ? errno : 0)
             }
             if fd < 0 {
-                if error == EINTR || error == ECONNABORTED || error == EMFILE || error == ENFILE { continue }
+                if error == EINTR || error == ECONNABORTED { continue }
+                if error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM {
+                    // Out of descriptors or memory: the connection stays queued; try again shortly
+                    // instead of spinning on a new thread per attempt.
+                    try? await Task.sleep(for: .milliseconds(100))
+                    continue
+                }
+                if !stopped.load(ordering: .acquiring) {
+                    logger.error("port forwarding stopped: accepting failed", metadata: ["error": "\(String(cString: strerror(error)))"])
+                }
                 break
             }
             let port = linux_original_destination_port(fd)
@@ -84,7 +104,6 @@ final class PortForwarder: Sendable {
             }
             Task { await self.forward(fd, to: UInt32(port)) }
         }
-        close(listener)
     }
 
     /// Carries one connection to `port` in the guest, both ways, until both sides have ended.
