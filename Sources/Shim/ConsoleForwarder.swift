@@ -39,6 +39,7 @@ final class ConsoleForwarder: Sendable {
                 }
                 try? await Task.sleep(for: Self.pollInterval)
             }
+            follower.close()
         }
     }
 
@@ -59,7 +60,7 @@ struct FileFollower {
         var info = stat()
         if stat(path, &info) == 0, info.st_ino != inode || fd < 0 {
             if fd >= 0 { drain(into: &pending) }  // the rotated file's last lines first
-            if fd >= 0 { close(fd) }
+            if fd >= 0 { Glibc.close(fd) }
             fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
             inode = fd >= 0 ? info.st_ino : 0
         }
@@ -74,6 +75,13 @@ struct FileFollower {
             pending.removeAll()
         }
         return lines
+    }
+
+    /// Closes the file: the follow is over.
+    mutating func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+        inode = 0
     }
 
     private func drain(into buffer: inout [UInt8]) {
