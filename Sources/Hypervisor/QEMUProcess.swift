@@ -35,32 +35,42 @@ public enum QEMUProcess {
         return poll(&entry, 1, 0) > 0
     }
 
-    /// Calls `exited` from a helper thread when process `pid` ends (pidfd, so never a reused pid);
-    /// false when the process is already gone.
+    /// What `onExit` could do.
+    public enum ExitWatch: Sendable {
+        /// `exited` will be called when the process ends.
+        case watching
+        /// The process was gone already: `exited` is never called.
+        case alreadyExited
+        /// No thread to be had (resource limits): the exit goes unreported, `exited` is never called.
+        case unwatched
+    }
+
+    /// Calls `exited` from a helper thread when process `pid` ends (pidfd, so never a reused pid).
     @discardableResult
-    public static func onExit(of pid: pid_t, _ exited: @escaping @Sendable () -> Void) -> Bool {
+    public static func onExit(of pid: pid_t, _ exited: @escaping @Sendable () -> Void) -> ExitWatch {
         let pidfd = linux_pidfd_open(pid)
-        guard pidfd >= 0 else { return false }
+        guard pidfd >= 0 else { return .alreadyExited }
         let started = startDetachedThread {
             var entry = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
             while poll(&entry, 1, -1) < 0 && errno == EINTR {}
             close(pidfd)
             exited()
         }
-        // No thread to be had (resource limits): the exit goes unreported, as it always did then.
-        if !started { close(pidfd) }
-        return true
+        guard started else {
+            close(pidfd)
+            return .unwatched
+        }
+        return .watching
     }
 
     /// QEMU's exit as a lifecycle stream: `.stopped(.crashed)` once it is gone (at once if it already is).
     public static func events(pid: pid_t) -> AsyncStream<DomainLifecycleEvent> {
         let (stream, continuation) = AsyncStream.makeStream(of: DomainLifecycleEvent.self)
-        if !onExit(
-            of: pid,
-            {
-                continuation.yield(.stopped(reason: .crashed)); continuation.finish()
-            })
-        {
+        let watch = onExit(of: pid) {
+            continuation.yield(.stopped(reason: .crashed))
+            continuation.finish()
+        }
+        if watch == .alreadyExited {
             continuation.yield(.stopped(reason: .crashed))
             continuation.finish()
         }

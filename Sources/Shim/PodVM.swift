@@ -357,7 +357,7 @@ final class PodVM: PodMachine {
                 ])
             try? control.destroy(name: domain)
         }
-        if !watched { close(qemu) }
+        if watched != .watching { close(qemu) }  // the callback that closes it will never run
     }
 
     /// Destroys the domain (idempotent), closes the agent connection and removes the pod's tap.
