@@ -24,8 +24,21 @@ def image_args(image):
                  "-device", "virtio-blk-pci,drive=guestroot"], " root=/dev/vda ro rootfstype=ext4")
     return ["-initrd", image], ""
 
+def host_tsc_parameter(accel):
+    """The shim tells TCG guests the host's TSC rate (`tsc_early_khz=`, measured once per host boot
+    and kept in its state directory) instead of letting them calibrate it against the emulated PIT,
+    which goes wrong when the host is busy at that moment; the reference boot gets the same, or a
+    busy moment makes it slower than the VMs it is compared with. Empty where no pod ran yet."""
+    if accel != "tcg": return ""
+    try:
+        with open("/run/swiftkata/host-tsc-khz") as f:
+            return f" tsc_early_khz={int(f.read().strip())}"
+    except (OSError, ValueError):
+        return ""
+
 def qemu_args(kernel, image, sock, accel):
     attach, params = image_args(image)
+    params += host_tsc_parameter(accel)
     return ["qemu-system-x86_64", "-machine", "pc", "-accel", accel, "-cpu", "max", "-m", "256", "-smp", "1",
             "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-serial", "stdio",
             "-kernel", kernel] + attach + ["-append", CMDLINE + params,
