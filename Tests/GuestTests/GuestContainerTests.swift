@@ -89,16 +89,28 @@ struct GuestContainerTests {
     /// Creates and starts a busybox container that keeps running (for exec, kill and teardown checks);
     /// returns its guest pid.
     @discardableResult
-    static func createAndStart(_ agent: Swiftkata_Agent_V1_AgentClient, shared: String, id: String, args: [String], spec: Data? = nil) async throws -> UInt32 {
+    static func createAndStart(
+        _ agent: Swiftkata_Agent_V1_AgentClient, shared: String, id: String, args: [String], spec: Data? = nil, stdin: Bool = false
+    ) async throws -> UInt32 {
         try BusyboxRootfs.make(at: "\(shared)/\(id)/rootfs")
         var create = Swiftkata_Agent_V1_CreateContainerRequest()
         create.containerID = id
         create.ociSpec = spec ?? BusyboxRootfs.spec(id: id, args: args)
+        create.stdin = stdin
         let pid = try await agent.createContainer(create, timeout: .seconds(30)).pid
         var start = Swiftkata_Agent_V1_StartContainerRequest()
         start.containerID = id
         _ = try await agent.startContainer(start, timeout: .seconds(30))
         return pid
+    }
+
+    /// Starts exec `execID` of `args` (PATH=/bin, cwd /) in the running container `id`.
+    static func exec(_ agent: Swiftkata_Agent_V1_AgentClient, id: String, execID: String, args: [String]) async throws {
+        var exec = Swiftkata_Agent_V1_ExecProcessRequest()
+        exec.containerID = id
+        exec.execID = execID
+        exec.process = try JSONSerialization.data(withJSONObject: ["args": args, "env": ["PATH=/bin"], "cwd": "/"])
+        _ = try await agent.execProcess(exec, timeout: .seconds(30))
     }
 
     static func readAll(
@@ -182,21 +194,8 @@ struct GuestContainerTests {
         try await Self.withPod { guest, shared in
             let agent = guest.agentClient
             try await Self.createAndStart(agent, shared: shared, id: "first", args: ["sleep", "1000"])
-            var exec = Swiftkata_Agent_V1_ExecProcessRequest()
-            exec.containerID = "first"
-            exec.execID = "probe"
-            exec.process = Data(#"{"args": ["sleep", "1000"], "env": ["PATH=/bin"], "cwd": "/"}"#.utf8)
-            _ = try await agent.execProcess(exec, timeout: .seconds(30))
-
-            try BusyboxRootfs.make(at: "\(shared)/second/rootfs")
-            var create = Swiftkata_Agent_V1_CreateContainerRequest()
-            create.containerID = "second"
-            create.ociSpec = BusyboxRootfs.spec(id: "second", args: ["sh", "-c", "read line; echo got:$line"])
-            create.stdin = true
-            _ = try await agent.createContainer(create, timeout: .seconds(30))
-            var start = Swiftkata_Agent_V1_StartContainerRequest()
-            start.containerID = "second"
-            _ = try await agent.startContainer(start, timeout: .seconds(30))
+            try await Self.exec(agent, id: "first", execID: "probe", args: ["sleep", "1000"])
+            try await Self.createAndStart(agent, shared: shared, id: "second", args: ["sh", "-c", "read line; echo got:$line"], stdin: true)
 
             var remove = Swiftkata_Agent_V1_RemoveContainerRequest()
             remove.containerID = "first"
@@ -222,11 +221,7 @@ struct GuestContainerTests {
             try await Self.createAndStart(agent, shared: shared, id: "sleeper", args: ["sleep", "1000"])
 
             // An exec sees the container's pid namespace: pid 1 there is the sleeper.
-            var exec = Swiftkata_Agent_V1_ExecProcessRequest()
-            exec.containerID = "sleeper"
-            exec.execID = "probe"
-            exec.process = Data(#"{"args": ["cat", "/proc/1/cmdline"], "env": ["PATH=/bin"], "cwd": "/"}"#.utf8)
-            _ = try await agent.execProcess(exec, timeout: .seconds(30))
+            try await Self.exec(agent, id: "sleeper", execID: "probe", args: ["cat", "/proc/1/cmdline"])
             let cmdline = try await Self.readAll(agent, id: "sleeper", execID: "probe", stream: .stdout)
             #expect(cmdline == "sleep\u{0}1000\u{0}")
             var waitExec = Swiftkata_Agent_V1_WaitProcessRequest()
