@@ -69,21 +69,13 @@ public final class TTRPCServer: Sendable {
         return TTRPCConnection(channel: channel)
     }
 
-    /// Serves one connection over two descriptors: requests are read from `input`, replies written to
-    /// `output` (pipes, say). Takes ownership of both.
+    /// Serves one connection over two descriptors that are not sockets: requests are read from
+    /// `input`, replies written to `output` (the agent's relay pipe and its virtio-serial port). Takes
+    /// ownership of both.
     public func serve(inputDescriptor input: CInt, outputDescriptor output: CInt) async throws -> TTRPCConnection {
         let channel = try await NIOPipeBootstrap(group: group)
             .channelInitializer { [self] channel in configure(channel) }
             .takingOwnershipOfDescriptors(input: input, output: output).get()
-        return TTRPCConnection(channel: channel)
-    }
-
-    /// Serves on a stream that is not a socket (a character device, one end of a pipe pair). Not for a
-    /// virtio-serial port: NIO takes its hang-up for end of file (the agent relays its port instead).
-    public func serve(streamDescriptor fd: CInt) async throws -> TTRPCConnection {
-        let channel = try await NIOPipeBootstrap(group: group)
-            .channelInitializer { [self] channel in configure(channel) }
-            .takingOwnershipOfDescriptor(inputOutput: fd).get()
         return TTRPCConnection(channel: channel)
     }
 }

@@ -49,8 +49,8 @@ struct TransportTests {
         let connection: TTRPCConnection
         let client: TTRPCClient
         if asNonSocketStream {
-            // The code path of a virtio-serial port (a character device) on both ends.
-            connection = try await server.serve(streamDescriptor: fds[0])
+            // The agent's code path on virtio-serial: requests and replies on two descriptors.
+            connection = try await server.serve(inputDescriptor: fds[0], outputDescriptor: dup(fds[0]))
             client = try await TTRPCClient.connect(streamDescriptor: fds[1])
         } else {
             connection = try await server.serve(connectedSocket: fds[0])
