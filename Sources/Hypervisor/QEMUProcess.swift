@@ -66,14 +66,11 @@ public enum QEMUProcess {
     /// QEMU's exit as a lifecycle stream: `.stopped(.crashed)` once it is gone (at once if it already is).
     public static func events(pid: pid_t) -> AsyncStream<DomainLifecycleEvent> {
         let (stream, continuation) = AsyncStream.makeStream(of: DomainLifecycleEvent.self)
-        let watch = onExit(of: pid) {
+        let crashed: @Sendable () -> Void = {
             continuation.yield(.stopped(reason: .crashed))
             continuation.finish()
         }
-        if watch == .alreadyExited {
-            continuation.yield(.stopped(reason: .crashed))
-            continuation.finish()
-        }
+        if onExit(of: pid, crashed) == .alreadyExited { crashed() }
         return stream
     }
 }
